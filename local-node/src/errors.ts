@@ -1,0 +1,61 @@
+/**
+ * Typed errors for the local node. Every error has a stable `code`; match on it, not on the message.
+ *
+ * @example
+ * try { Ring.open("agents") } catch (e) { if (e instanceof RingError && e.code === "RING_NOT_FOUND") … }
+ */
+export const RingErrorCode = {
+  /** No segment with that name in /dev/shm. */
+  NOT_FOUND: "RING_NOT_FOUND",
+  /** `create` with `exclusive: true` and the segment exists. */
+  EXISTS: "RING_EXISTS",
+  /** The segment does not start with the Dovetail magic: some other program's file. */
+  FOREIGN: "RING_FOREIGN",
+  /** The segment was made by another layout version of this library. */
+  VERSION: "RING_VERSION",
+  /** Header sizes disagree with the file or with the options asked for. */
+  MISMATCH: "RING_MISMATCH",
+  /** Another live process is the producer (one producer per ring). */
+  HAS_PRODUCER: "RING_HAS_PRODUCER",
+  /** Every consumer slot is held by a live consumer. */
+  NO_SLOT: "RING_NO_SLOT",
+  /** The handle was closed. */
+  CLOSED: "RING_CLOSED",
+  /** A record or batch larger than the ring can ever hold. */
+  TOO_LARGE: "RING_TOO_LARGE",
+  /** Bad name or option. */
+  INVALID: "RING_INVALID",
+} as const;
+export type RingErrorCode = (typeof RingErrorCode)[keyof typeof RingErrorCode];
+
+export class RingError extends Error {
+  readonly code: RingErrorCode;
+  constructor(code: RingErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "RingError";
+    this.code = code;
+  }
+}
+
+export const RelayErrorCode = {
+  /** A frame failed to parse: bad length, version or type. The connection is closed. */
+  BAD_FRAME: "RELAY_BAD_FRAME",
+  /** The relay has no producer handle, so remote publishing is refused. */
+  NOT_PRODUCER: "RELAY_NOT_PRODUCER",
+  /** The ring was full for longer than the relay's publish timeout. */
+  FULL: "RELAY_FULL",
+  /** The client queue passed its limit and the server dropped the connection. */
+  SLOW: "RELAY_SLOW",
+  /** The client was closed. */
+  CLOSED: "RELAY_CLOSED",
+} as const;
+export type RelayErrorCode = (typeof RelayErrorCode)[keyof typeof RelayErrorCode];
+
+export class RelayError extends Error {
+  readonly code: RelayErrorCode;
+  constructor(code: RelayErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "RelayError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * CommitQueue: group commit for a topic.
+ *
+ * Publishes arriving in separate events (WebSocket frames, RPC calls) wait here for a moment and
+ * are written together in one SQLite transaction; each publisher's promise resolves with its
+ * offsets only after that transaction. One write per event commits on its own and tops out near
+ * a thousand messages a second under workerd; one transaction per flush lifts that limit
+ * (docs/decisions/004-group-commit.md).
+ *
+ * It also deduplicates idempotent producers: a (producer id, seq) already stored, or waiting
+ * here, is answered with the offsets of the first copy instead of being stored again.
+ */
+import { DovetailError } from "../sdk/src/errors.ts";
+import type { ProducerStamp } from "../sdk/src/protocol.ts";
+import type { AppendResult, PreparedMessage, TopicLog } from "./log.ts";
+
+export interface PublishResult {
+  offset: number;
+  count: number;
+  /** True when this was a resend of a batch the topic already had. */
+  duplicate?: boolean;
+}
+
+/** What the queue hands to fan-out after each commit: consecutive messages from `first`. */
+export interface CommittedBatch {
+  first: number;
+  time: number;
+  bodies: string[];
+}
+
+export interface CommitQueueOptions {
+  /** How long the first waiting publish may wait for company before the flush. */
+  flushDelayMs: number;
+  /** Flush at once when this many messages wait (bounds memory under a burst). */
+  maxPendingMessages: number;
+}
+
+interface Pending {
+  messages: PreparedMessage[];
+  producer?: ProducerStamp;
+  resolve: (r: PublishResult) => void;
+  reject: (e: unknown) => void;
+}
+
+const producerKey = (id: string, seq: number) => `${id}\u0000${seq}`;
+
+export class CommitQueue {
+  readonly #log: TopicLog;
+  readonly #onCommit: (batch: CommittedBatch) => void;
+  readonly #options: CommitQueueOptions;
+  #pending: Pending[] = [];
+  #pendingMessages = 0;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  /** Highest sequence accepted per producer while its batch waits here; the log knows the rest. */
+  readonly #waitingSeq = new Map<string, number>();
+  /** Promises of waiting producer batches, so a resend of one that has not committed yet can share it. */
+  readonly #waitingBatches = new Map<string, Promise<PublishResult>>();
+
+  constructor(log: TopicLog, onCommit: (batch: CommittedBatch) => void, options: CommitQueueOptions) {
+    this.#log = log;
+    this.#onCommit = onCommit;
+    this.#options = options;
+  }
+
+  get waitingMessages(): number {
+    return this.#pendingMessages;
+  }
+
+  /**
+   * Queue messages for the next commit. Resolves with their offsets once durable. Throws
+   * `sequence_gap` when a producer skips a sequence number, `invalid_field` when a resend is
+   * older than the dedup window.
+   */
+  submit(messages: PreparedMessage[], producer?: ProducerStamp): Promise<PublishResult> {
+    if (producer) {
+      const earlier = this.#checkProducer(producer);
+      if (earlier) return earlier;
+    }
+    const promise = new Promise<PublishResult>((resolve, reject) => {
+      this.#pending.push({ messages, producer, resolve, reject });
+    });
+    if (producer) {
+      this.#waitingSeq.set(producer.id, producer.seq);
+      this.#waitingBatches.set(producerKey(producer.id, producer.seq), promise);
+    }
+    this.#pendingMessages += messages.length;
+    if (this.#pendingMessages >= this.#options.maxPendingMessages) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), this.#options.flushDelayMs);
+    return promise;
+  }
+
+  /** Returns the answer for a resend, throws for a gap, or returns null for a new batch. */
+  #checkProducer(p: ProducerStamp): Promise<PublishResult> | null {
+    const last = this.#waitingSeq.get(p.id) ?? this.#log.lastProducerSeq(p.id);
+    if (last === null || p.seq === last + 1) return null;
+    if (p.seq > last + 1) {
+      throw new DovetailError("sequence_gap", `producer ${p.id} sent seq ${p.seq}; expected ${last + 1}`, { expected: last + 1 });
+    }
+    const waiting = this.#waitingBatches.get(producerKey(p.id, p.seq));
+    if (waiting) return waiting.then((r) => ({ ...r, duplicate: true }));
+    const stored = this.#log.producerBatch(p.id, p.seq);
+    if (stored) return Promise.resolve({ ...stored, duplicate: true });
+    throw new DovetailError(
+      "invalid_field",
+      `producer ${p.id} seq ${p.seq} is older than the deduplication window; it was stored before, not storing it again`,
+    );
+  }
+
+  /** Commit everything waiting, in one transaction. */
+  flush(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
+    this.#pendingMessages = 0;
+    this.#waitingSeq.clear();
+    this.#waitingBatches.clear();
+    let results: AppendResult[];
+    try {
+      results = this.#log.appendGroups(batch, Date.now());
+    } catch (error) {
+      const failure = error instanceof DovetailError ? error : new DovetailError("internal", "the topic failed to store the batch", {}, { cause: error });
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    const bodies: string[] = [];
+    for (const p of batch) for (const m of p.messages) bodies.push(m.body);
+    for (let i = 0; i < batch.length; i++) {
+      const r = results[i]!;
+      batch[i]!.resolve({ offset: r.offset, count: r.count });
+    }
+    this.#onCommit({ first: results[0]!.offset, time: results[0]!.time, bodies });
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Fanout: delivers a topic's messages to its WebSocket subscribers, within the credit each one
+ * granted (docs/decisions/005-flow-control.md).
+ *
+ * - A subscriber that is caught up gets each commit straight from memory; every caught-up
+ *   subscriber with enough credit is sent the very same frame text.
+ * - A subscriber that is behind (it started in the past, or ran out of credit and came back)
+ *   reads from SQLite, one page per turn, round-robin, so catch-up never starves publishers.
+ * - A subscriber without credit costs nothing: nothing is queued for it in memory.
+ *
+ * Subscription state lives in each socket's attachment, so it survives hibernation; the maps
+ * here are a cache rebuilt from `getWebSockets()` when the object wakes.
+ */
+import { DovetailError } from "../sdk/src/errors.ts";
+import { encodeErrorFrame, encodeMessagesFrame, MAX_CREDIT } from "../sdk/src/protocol.ts";
+import type { CommittedBatch } from "./commit-queue.ts";
+import { messageJson, type TopicLog } from "./log.ts";
+
+/** What each socket carries across hibernation. Keep it small: it is written on every delivery. */
+export interface SocketAttachment {
+  /** Attachment format version. */
+  v: 1;
+  sub?: Subscription;
+}
+
+export interface Subscription {
+  /** Correlation id of the `subscribe` frame. */
+  id: number;
+  /** Next offset to deliver. */
+  next: number;
+  /** Messages this subscriber may still be sent. */
+  credit: number;
+}
+
+export interface FanoutOptions {
+  /** Most messages per catch-up page (and per delivered frame). */
+  pageMessages: number;
+  /** Most payload bytes per catch-up page. */
+  pageBytes: number;
+}
+
+export class Fanout {
+  readonly #log: TopicLog;
+  readonly #options: FanoutOptions;
+  readonly #sockets = new Map<WebSocket, SocketAttachment>();
+  readonly #behind = new Set<WebSocket>();
+  #pumpTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(log: TopicLog, sockets: WebSocket[], options: FanoutOptions) {
+    this.#log = log;
+    this.#options = options;
+    for (const ws of sockets) {
+      const attachment = (ws.deserializeAttachment() as SocketAttachment | null) ?? { v: 1 };
+      this.#sockets.set(ws, attachment);
+      if (attachment.sub && attachment.sub.credit > 0 && attachment.sub.next < log.head) this.#markBehind(ws);
+    }
+  }
+
+  get subscriberCount(): number {
+    let n = 0;
+    for (const a of this.#sockets.values()) if (a.sub) n++;
+    return n;
+  }
+
+  add(ws: WebSocket): void {
+    const attachment: SocketAttachment = { v: 1 };
+    ws.serializeAttachment(attachment);
+    this.#sockets.set(ws, attachment);
+  }
+
+  remove(ws: WebSocket): void {
+    this.#sockets.delete(ws);
+    this.#behind.delete(ws);
+  }
+
+  subscription(ws: WebSocket): Subscription | undefined {
+    return this.#sockets.get(ws)?.sub;
+  }
+
+  /** Start a subscription at `next` (already resolved and checked). */
+  subscribe(ws: WebSocket, id: number, next: number, credit: number): void {
+    const attachment = this.#attachment(ws);
+    attachment.sub = { id, next, credit: Math.min(credit, MAX_CREDIT) };
+    ws.serializeAttachment(attachment);
+    if (next < this.#log.head && credit > 0) this.#markBehind(ws);
+  }
+
+  unsubscribe(ws: WebSocket): void {
+    const attachment = this.#attachment(ws);
+    delete attachment.sub;
+    ws.serializeAttachment(attachment);
+    this.#behind.delete(ws);
+  }
+
+  /** Grant more credit; a paused subscriber resumes from the log. */
+  grant(ws: WebSocket, messages: number): void {
+    const attachment = this.#attachment(ws);
+    const sub = attachment.sub;
+    if (!sub) return;
+    sub.credit = Math.min(MAX_CREDIT, sub.credit + messages);
+    ws.serializeAttachment(attachment);
+    if (sub.next < this.#log.head) this.#markBehind(ws);
+  }
+
+  /** Deliver a fresh commit to every caught-up subscriber; the others will read it from the log. */
+  onCommit(batch: CommittedBatch): void {
+    const count = batch.bodies.length;
+    let json: string[] | null = null;
+    let shared: string | null = null;
+    for (const [ws, attachment] of this.#sockets) {
+      const sub = attachment.sub;
+      if (!sub || sub.credit === 0 || this.#behind.has(ws)) continue;
+      if (sub.next !== batch.first || count > this.#options.pageMessages) {
+        this.#markBehind(ws);
+        continue;
+      }
+      json ??= batch.bodies.map((body, i) => messageJson(batch.first + i, batch.time, body));
+      const n = Math.min(sub.credit, count);
+      const frame = n === count ? (shared ??= encodeMessagesFrame(json)) : encodeMessagesFrame(json.slice(0, n));
+      if (!this.#send(ws, frame)) continue;
+      sub.next += n;
+      sub.credit -= n;
+      ws.serializeAttachment(attachment);
+    }
+  }
+
+  #attachment(ws: WebSocket): SocketAttachment {
+    let attachment = this.#sockets.get(ws);
+    if (!attachment) {
+      attachment = (ws.deserializeAttachment() as SocketAttachment | null) ?? { v: 1 };
+      this.#sockets.set(ws, attachment);
+    }
+    return attachment;
+  }
+
+  #markBehind(ws: WebSocket): void {
+    this.#behind.add(ws);
+    this.#pumpTimer ??= setTimeout(() => this.#pump(), 0);
+  }
+
+  /** One catch-up page for each subscriber that is behind, then yield to other events. */
+  #pump(): void {
+    this.#pumpTimer = null;
+    for (const ws of [...this.#behind]) {
+      const attachment = this.#sockets.get(ws);
+      const sub = attachment?.sub;
+      if (!attachment || !sub || sub.credit === 0 || sub.next >= this.#log.head) {
+        this.#behind.delete(ws);
+        continue;
+      }
+      let rows;
+      try {
+        rows = this.#log.read(sub.next, Math.min(sub.credit, this.#options.pageMessages), this.#options.pageBytes);
+      } catch (error) {
+        // Retention removed what this subscriber had not read yet: tell it where the log starts
+        // now and end the subscription; it may subscribe again from `earliest`.
+        const failure = error instanceof DovetailError ? error : new DovetailError("internal", "catch-up read failed", {}, { cause: error });
+        this.#send(ws, encodeErrorFrame(failure, sub.id));
+        this.unsubscribe(ws);
+        continue;
+      }
+      if (rows.length === 0) {
+        this.#behind.delete(ws);
+        continue;
+      }
+      const frame = encodeMessagesFrame(rows.map((r) => messageJson(r.offset, r.time, r.body)));
+      if (!this.#send(ws, frame)) continue;
+      sub.next += rows.length;
+      sub.credit -= rows.length;
+      ws.serializeAttachment(attachment);
+      if (sub.credit === 0 || sub.next >= this.#log.head) this.#behind.delete(ws);
+    }
+    if (this.#behind.size > 0) this.#pumpTimer = setTimeout(() => this.#pump(), 0);
+  }
+
+  /** Send, dropping the socket from fan-out if it is already gone. */
+  #send(ws: WebSocket, frame: string): boolean {
+    try {
+      ws.send(frame);
+      return true;
+    } catch {
+      this.remove(ws);
+      return false;
+    }
+  }
+}

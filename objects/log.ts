@@ -1,0 +1,407 @@
+/**
+ * TopicLog: the ordered, append-only message log of one topic, over SQLite.
+ *
+ * A plain class that takes only a SQL handle (`exec`) and a transaction runner, so it can be
+ * tested without a Durable Object and knows nothing of sockets. The Topic object owns one.
+ *
+ * Offsets start at 0 and grow by one per message, never reused, never skipped: `head` (the next
+ * offset to assign) is stored in the same transaction as the rows it covers.
+ *
+ * Storage layout (docs/decisions/003-storage-layout.md): one row per message, holding the
+ * message's JSON body (everything but offset and time) ready to be sent, so delivery never
+ * re-encodes a payload.
+ */
+import { DovetailError } from "../sdk/src/errors.ts";
+import type { PublishMessage, ProducerStamp, SubscribeFrom } from "../sdk/src/protocol.ts";
+import { base64ByteLength, utf8ByteLength } from "./bytes.ts";
+
+/** The part of SqlStorage the log uses. */
+export interface SqlHandle {
+  exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): SqlStorageCursor<T>;
+}
+
+/** Runs `fn` in one transaction: all of its writes commit together or not at all. */
+export type TransactionRunner = <T>(fn: () => T) => T;
+
+export const SCHEMA_VERSION = 1;
+/** Idempotent-producer window: the last this-many sequence numbers per producer are remembered. */
+export const PRODUCER_WINDOW = 64;
+/** A producer unseen for this long is forgotten. */
+export const PRODUCER_IDLE_MS = 7 * 24 * 60 * 60 * 1000;
+/** Rows per INSERT statement; 4 bound values per row and SQLite-in-DO allows 100 per query. */
+const ROWS_PER_INSERT = 25;
+
+/** A message checked and encoded, waiting for its offset. */
+export interface PreparedMessage {
+  /** JSON members after offset and time, e.g. `"key":"k","data":{"a":1}`. */
+  body: string;
+  /** Payload size in bytes (UTF-8 JSON text, or decoded bytes). */
+  size: number;
+}
+
+export interface Retention {
+  /** Drop messages older than this; 0 keeps them. */
+  maxAgeMs: number;
+  /** Keep at most this many messages; 0 for no limit. */
+  maxMessages: number;
+  /** Keep at most this many payload bytes; 0 for no limit. */
+  maxBytes: number;
+}
+
+export interface LogState {
+  head: number;
+  earliest: number;
+  bytes: number;
+  lastTime: number;
+}
+
+export interface LogInfo {
+  topic: string;
+  head: number;
+  earliest: number;
+  messages: number;
+  bytes: number;
+  lastTime: number;
+  retention: Retention;
+}
+
+export interface AppendResult {
+  offset: number;
+  count: number;
+  time: number;
+}
+
+export interface StoredRow {
+  offset: number;
+  time: number;
+  body: string;
+}
+
+/** Answer for a publish whose producer sequence was seen before. */
+export interface DuplicateResult {
+  offset: number;
+  count: number;
+}
+
+/** Build the JSON of one delivered message from its row. */
+export function messageJson(offset: number, time: number, body: string): string {
+  return `{"offset":${offset},"time":${time},${body}}`;
+}
+
+/**
+ * Check one message against the size limit and encode its body. Throws `message_too_large`.
+ */
+export function prepareMessage(message: PublishMessage, maxMessageBytes: number, index = 0): PreparedMessage {
+  let body = "";
+  if (message.key !== undefined) body += `"key":${JSON.stringify(message.key)},`;
+  if (message.headers !== undefined) body += `"headers":${JSON.stringify(message.headers)},`;
+  let size: number;
+  if (message.bytes !== undefined) {
+    size = base64ByteLength(message.bytes);
+    body += `"bytes":"${message.bytes}"`;
+  } else {
+    const text = JSON.stringify(message.data);
+    size = utf8ByteLength(text);
+    body += `"data":${text}`;
+  }
+  if (size > maxMessageBytes) {
+    throw new DovetailError("message_too_large", `message ${index} is ${size} bytes; the limit is ${maxMessageBytes}`);
+  }
+  return { body, size };
+}
+
+export class TopicLog {
+  readonly #sql: SqlHandle;
+  readonly #transaction: TransactionRunner;
+  #state: LogState;
+  #retention: Retention;
+  #topic: string;
+  readonly #insertStatements = new Map<number, string>();
+
+  constructor(sql: SqlHandle, transaction: TransactionRunner, defaults: { topic: string; retention: Retention }) {
+    this.#sql = sql;
+    this.#transaction = transaction;
+    this.#ensureSchema();
+    this.#topic = this.#meta("topic") ?? defaults.topic;
+    const retention = this.#meta("retention");
+    this.#retention = retention ? (JSON.parse(retention) as Retention) : defaults.retention;
+    const row = sql
+      .exec<{ head: number; earliest: number; bytes: number; last_time: number }>(
+        "SELECT head, earliest, bytes, last_time FROM dt_state WHERE id = 1",
+      )
+      .toArray()[0];
+    this.#state = row
+      ? { head: row.head, earliest: row.earliest, bytes: row.bytes, lastTime: row.last_time }
+      : { head: 0, earliest: 0, bytes: 0, lastTime: 0 };
+  }
+
+  #ensureSchema(): void {
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    const version = this.#meta("schema_version");
+    if (version !== null && Number(version) > SCHEMA_VERSION) {
+      throw new DovetailError("internal", `topic storage has schema ${version}; this build knows ${SCHEMA_VERSION}`);
+    }
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dt_log (
+      off INTEGER PRIMARY KEY, time INTEGER NOT NULL, size INTEGER NOT NULL, body TEXT NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dt_state (
+      id INTEGER PRIMARY KEY CHECK (id = 1), head INTEGER NOT NULL, earliest INTEGER NOT NULL,
+      bytes INTEGER NOT NULL, last_time INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dt_producers (
+      id TEXT NOT NULL, seq INTEGER NOT NULL, off INTEGER NOT NULL, count INTEGER NOT NULL,
+      time INTEGER NOT NULL, PRIMARY KEY (id, seq)) WITHOUT ROWID`);
+    if (version === null) this.#setMeta("schema_version", String(SCHEMA_VERSION));
+  }
+
+  #meta(key: string): string | null {
+    const row = this.#sql.exec<{ value: string }>("SELECT value FROM dt_meta WHERE key = ?", key).toArray()[0];
+    return row ? row.value : null;
+  }
+
+  #setMeta(key: string, value: string): void {
+    this.#sql.exec("INSERT INTO dt_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
+  }
+
+  get topic(): string {
+    return this.#topic;
+  }
+
+  /** Remember the topic's name the first time it is used (the object has no other way to know). */
+  nameTopic(topic: string): void {
+    if (this.#meta("topic") === topic) return;
+    this.#topic = topic;
+    this.#setMeta("topic", topic);
+  }
+
+  get head(): number {
+    return this.#state.head;
+  }
+
+  get earliest(): number {
+    return this.#state.earliest;
+  }
+
+  get retention(): Retention {
+    return this.#retention;
+  }
+
+  setRetention(retention: Retention): void {
+    this.#retention = retention;
+    this.#setMeta("retention", JSON.stringify(retention));
+  }
+
+  info(): LogInfo {
+    const s = this.#state;
+    return {
+      topic: this.#topic,
+      head: s.head,
+      earliest: s.earliest,
+      messages: s.head - s.earliest,
+      bytes: s.bytes,
+      lastTime: s.lastTime,
+      retention: this.#retention,
+    };
+  }
+
+  /**
+   * Append groups of messages in one transaction (group commit). Each group gets consecutive
+   * offsets; groups are stored in the order given. Producer stamps are recorded in the same
+   * transaction, so a stored batch and its dedup record are never apart.
+   */
+  appendGroups(groups: readonly { messages: readonly PreparedMessage[]; producer?: ProducerStamp }[], now: number): AppendResult[] {
+    const time = Math.max(now, this.#state.lastTime);
+    return this.#transaction(() => {
+      let head = this.#state.head;
+      let bytes = this.#state.bytes;
+      const results: AppendResult[] = [];
+      const rows: PreparedMessage[] = [];
+      for (const group of groups) {
+        results.push({ offset: head, count: group.messages.length, time });
+        if (group.producer) {
+          this.#sql.exec(
+            "INSERT INTO dt_producers (id, seq, off, count, time) VALUES (?, ?, ?, ?, ?)",
+            group.producer.id, group.producer.seq, head, group.messages.length, time,
+          );
+          this.#sql.exec("DELETE FROM dt_producers WHERE id = ? AND seq <= ?", group.producer.id, group.producer.seq - PRODUCER_WINDOW);
+        }
+        for (const m of group.messages) {
+          rows.push(m);
+          bytes += m.size;
+        }
+        head += group.messages.length;
+      }
+      this.#insertRows(this.#state.head, time, rows);
+      this.#sql.exec(
+        `INSERT INTO dt_state (id, head, earliest, bytes, last_time) VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET head = excluded.head, bytes = excluded.bytes, last_time = excluded.last_time`,
+        head, this.#state.earliest, bytes, time,
+      );
+      this.#state = { ...this.#state, head, bytes, lastTime: time };
+      return results;
+    });
+  }
+
+  #insertRows(first: number, time: number, rows: readonly PreparedMessage[]): void {
+    let i = 0;
+    while (i < rows.length) {
+      const n = Math.min(ROWS_PER_INSERT, rows.length - i);
+      const values: unknown[] = new Array(n * 4);
+      for (let j = 0; j < n; j++) {
+        const row = rows[i + j]!;
+        values[j * 4] = first + i + j;
+        values[j * 4 + 1] = time;
+        values[j * 4 + 2] = row.size;
+        values[j * 4 + 3] = row.body;
+      }
+      this.#sql.exec(this.#insertStatement(n), ...values);
+      i += n;
+    }
+  }
+
+  #insertStatement(rows: number): string {
+    let text = this.#insertStatements.get(rows);
+    if (!text) {
+      text = `INSERT INTO dt_log (off, time, size, body) VALUES ${new Array(rows).fill("(?,?,?,?)").join(",")}`;
+      this.#insertStatements.set(rows, text);
+    }
+    return text;
+  }
+
+  /** The latest stored sequence number of a producer, or null when it is unknown. */
+  lastProducerSeq(id: string): number | null {
+    const row = this.#sql.exec<{ seq: number }>("SELECT seq FROM dt_producers WHERE id = ? ORDER BY seq DESC LIMIT 1", id).toArray()[0];
+    return row ? row.seq : null;
+  }
+
+  /** Where a producer's earlier batch was stored, if it is still in the window. */
+  producerBatch(id: string, seq: number): DuplicateResult | null {
+    const row = this.#sql.exec<{ off: number; count: number }>("SELECT off, count FROM dt_producers WHERE id = ? AND seq = ?", id, seq).toArray()[0];
+    return row ? { offset: row.off, count: row.count } : null;
+  }
+
+  /**
+   * Read up to `limit` messages from `from`, stopping early once `maxBytes` of payload is
+   * reached (always at least one message). Throws `offset_trimmed` below the earliest offset.
+   */
+  read(from: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): StoredRow[] {
+    this.checkReadable(from);
+    const rows = this.#sql
+      .exec<{ off: number; time: number; size: number; body: string }>(
+        "SELECT off, time, size, body FROM dt_log WHERE off >= ? ORDER BY off LIMIT ?",
+        from, limit,
+      )
+      .toArray();
+    const out: StoredRow[] = [];
+    let bytes = 0;
+    for (const r of rows) {
+      if (out.length > 0 && bytes + r.size > maxBytes) break;
+      bytes += r.size;
+      out.push({ offset: r.off, time: r.time, body: r.body });
+    }
+    return out;
+  }
+
+  /** Throws the error a reader at `offset` should get, if any. `head` itself is readable (empty). */
+  checkReadable(offset: number): void {
+    if (offset < this.#state.earliest) {
+      throw new DovetailError(
+        "offset_trimmed",
+        `offset ${offset} was removed by retention; the earliest available is ${this.#state.earliest}`,
+        { earliest: this.#state.earliest },
+      );
+    }
+    if (offset > this.#state.head) {
+      throw new DovetailError("offset_out_of_range", `offset ${offset} is past the end of the log (next offset is ${this.#state.head})`, {
+        head: this.#state.head,
+      });
+    }
+  }
+
+  /** Resolve a subscription start to an offset. */
+  resolveFrom(from: SubscribeFrom): number {
+    if (from === "earliest") return this.#state.earliest;
+    if (from === "latest") return this.#state.head;
+    if (typeof from === "number") {
+      this.checkReadable(from);
+      return from;
+    }
+    return this.firstAtOrAfter(from.time);
+  }
+
+  /**
+   * The first offset stored at or after `time` (head if none). Times never decrease along the
+   * log, so this is a binary search over primary-key lookups rather than an index on time,
+   * which would slow every insert.
+   */
+  firstAtOrAfter(time: number): number {
+    let lo = this.#state.earliest;
+    let hi = this.#state.head; // answer is in [lo, hi]
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const row = this.#sql.exec<{ time: number }>("SELECT time FROM dt_log WHERE off = ?", mid).toArray()[0];
+      if (row && row.time >= time) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /**
+   * Apply retention now. Returns the new earliest offset. Trims whole messages from the front;
+   * never touches `head`, so offsets stay monotonic after any trim.
+   */
+  enforceRetention(now: number): number {
+    const { maxAgeMs, maxMessages, maxBytes } = this.#retention;
+    const s = this.#state;
+    let cut = s.earliest;
+    if (maxMessages > 0) cut = Math.max(cut, s.head - maxMessages);
+    if (maxAgeMs > 0) cut = Math.max(cut, this.firstAtOrAfter(now - maxAgeMs + 1));
+    if (maxBytes > 0 && s.bytes > maxBytes) {
+      let held = s.bytes - this.#bytesBefore(cut);
+      let at = cut;
+      while (held > maxBytes && at < s.head) {
+        const rows = this.#sql
+          .exec<{ off: number; size: number }>("SELECT off, size FROM dt_log WHERE off >= ? ORDER BY off LIMIT 1000", at)
+          .toArray();
+        if (rows.length === 0) break;
+        for (const r of rows) {
+          if (held <= maxBytes) break;
+          held -= r.size;
+          at = r.off + 1;
+        }
+      }
+      cut = at;
+    }
+    cut = Math.min(cut, s.head);
+    if (cut <= s.earliest) return s.earliest;
+    this.#transaction(() => {
+      const freed = this.#bytesBefore(cut);
+      this.#sql.exec("DELETE FROM dt_log WHERE off < ?", cut);
+      const bytes = s.bytes - freed;
+      this.#sql.exec(
+        `INSERT INTO dt_state (id, head, earliest, bytes, last_time) VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET earliest = excluded.earliest, bytes = excluded.bytes`,
+        s.head, cut, bytes, s.lastTime,
+      );
+      this.#state = { ...s, earliest: cut, bytes };
+    });
+    return cut;
+  }
+
+  /** Payload bytes stored below `offset`. */
+  #bytesBefore(offset: number): number {
+    return this.#sql.exec<{ total: number | null }>("SELECT SUM(size) AS total FROM dt_log WHERE off < ?", offset).one().total ?? 0;
+  }
+
+  /** Forget producers idle for longer than {@link PRODUCER_IDLE_MS}. */
+  expireProducers(now: number): void {
+    this.#sql.exec(
+      "DELETE FROM dt_producers WHERE id IN (SELECT id FROM dt_producers GROUP BY id HAVING MAX(time) < ?)",
+      now - PRODUCER_IDLE_MS,
+    );
+  }
+
+  /** Whether retention would trim anything now or later (so the object knows to set an alarm). */
+  hasRetention(): boolean {
+    const r = this.#retention;
+    return r.maxAgeMs > 0 || r.maxMessages > 0 || r.maxBytes > 0;
+  }
+}

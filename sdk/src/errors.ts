@@ -1,0 +1,121 @@
+/**
+ * Error codes shared by the bus and its clients. Every code listed here is documented in
+ * docs/protocol.md and produced by at least one test. Codes are stable: a code is never reused
+ * for a different meaning; new codes may be added in a minor protocol revision.
+ *
+ * `status` is the HTTP status the gateway answers with; WebSocket error frames carry the same
+ * code (and no status).
+ */
+export const ERROR_CODES = {
+  /** The frame or body is not valid JSON, or not an object. */
+  bad_frame: { status: 400 },
+  /** A frame `type` this protocol version does not know. */
+  unknown_type: { status: 400 },
+  /** A field is missing, has the wrong type, or is out of range. `message` names the field. */
+  invalid_field: { status: 400 },
+  /** The topic name breaks the naming rules (see docs/protocol.md, "Topic names"). */
+  invalid_topic: { status: 400 },
+  /** One message is larger than the topic's maximum message size. */
+  message_too_large: { status: 413 },
+  /** A publish frame or request carries more messages, or more bytes, than allowed at once. */
+  batch_too_large: { status: 413 },
+  /** The requested offset was removed by retention; `earliest` names the first one available. */
+  offset_trimmed: { status: 410 },
+  /** The requested offset is past the end of the log (`head` is the next offset to be written). */
+  offset_out_of_range: { status: 416 },
+  /** A `subscribe` on a socket that already has a subscription. */
+  already_subscribed: { status: 409 },
+  /** `credit` or `unsubscribe` on a socket without a subscription. */
+  not_subscribed: { status: 409 },
+  /** An idempotent producer skipped a sequence number; `expected` names the one the topic wants. */
+  sequence_gap: { status: 409 },
+  /** Too many requests or frames; retry after `retryAfterMs`. */
+  rate_limited: { status: 429 },
+  /** The topic, route or resource does not exist. */
+  not_found: { status: 404 },
+  /** The route exists but not for this HTTP method. */
+  method_not_allowed: { status: 405 },
+  /** A WebSocket route was called without `Upgrade: websocket`. */
+  upgrade_required: { status: 426 },
+  /** The client asked for a protocol version the server does not speak. */
+  unsupported_version: { status: 400 },
+  /** No or bad credentials. */
+  unauthorized: { status: 401 },
+  /** Valid credentials that do not allow this action on this topic. */
+  forbidden: { status: 403 },
+  /** The server failed; nothing the client sent was stored unless it was acknowledged. */
+  internal: { status: 500 },
+  /** Client side only: the client was closed, or the connection is gone and will not return. */
+  closed: { status: 0 },
+  /** Client side only: no answer within the configured time. */
+  timeout: { status: 0 },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Extra facts an error may carry, by code. All optional on the wire. */
+export interface ErrorDetails {
+  /** `rate_limited`: how long to wait before retrying. */
+  retryAfterMs?: number;
+  /** `offset_trimmed`: the earliest offset still stored. */
+  earliest?: number;
+  /** `offset_out_of_range`: the next offset the topic will assign. */
+  head?: number;
+  /** `sequence_gap`: the producer sequence number the topic expects next. */
+  expected?: number;
+}
+
+/** The JSON shape of every error the gateway returns: `{ "error": { code, message, ...details } }`. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string } & ErrorDetails;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.hasOwn(ERROR_CODES, value);
+}
+
+/**
+ * Every error raised by Dovetail, on the server or in a client, is a DovetailError with a stable
+ * `code`.
+ *
+ * @example
+ * try { await bus.publish("t", big) } catch (e) {
+ *   if (e instanceof DovetailError && e.code === "message_too_large") shrink();
+ * }
+ */
+export class DovetailError extends Error {
+  override readonly name: string = "DovetailError";
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+
+  /** HTTP status for this error (0 for client-only codes). */
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  /** The body the gateway sends for this error. */
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message, ...this.details } };
+  }
+
+  /**
+   * The one place that turns a server's error (an error frame or an HTTP error body) back into
+   * an error object. Unknown codes become `internal` so old clients keep working with new servers.
+   */
+  static fromWire(raw: unknown, fallbackMessage = "unknown error"): DovetailError {
+    const obj = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+    const code = isErrorCode(obj.code) ? obj.code : "internal";
+    const message = typeof obj.message === "string" ? obj.message : fallbackMessage;
+    const details: ErrorDetails = {};
+    for (const key of ["retryAfterMs", "earliest", "head", "expected"] as const) {
+      if (typeof obj[key] === "number") details[key] = obj[key];
+    }
+    return new DovetailError(code, message, details);
+  }
+}

@@ -1,0 +1,12 @@
+// Tests that touch the gateway or topic objects run inside workerd (@cloudflare/vitest-plugin),
+// against the same wrangler.toml that `npm run dev` and `wrangler deploy` use.
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+  test: {
+    include: ["test/workers/**/*.test.ts"],
+    testTimeout: 60_000,
+  },
+});

@@ -1,0 +1,6 @@
+/** Worker entry point: the gateway app, and the Durable Object classes wrangler binds. */
+import { createApp } from "./app.ts";
+
+export { Topic } from "../objects/topic.ts";
+
+export default createApp();

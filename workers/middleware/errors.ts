@@ -1,0 +1,40 @@
+/**
+ * The gateway's one error shape: every failure leaves as `{ "error": { code, message, ... } }`
+ * with the status of its code (sdk/src/errors.ts). A failed WebSocket upgrade is answered the
+ * way a browser can read it: the upgrade succeeds, one `error` frame explains, and the socket is
+ * closed with code 4000 + the HTTP status (4400, 4401, 4403, 4404, 4429, 4500).
+ */
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { DovetailError } from "../../sdk/src/errors.ts";
+import { encodeErrorFrame } from "../../sdk/src/protocol.ts";
+
+/** WebSocket close code for a refused upgrade with this HTTP status. */
+export function upgradeRefusalCloseCode(status: number): number {
+  return 4000 + status;
+}
+
+export function errorResponse(c: Context, error: DovetailError): Response {
+  const isUpgrade = c.req.header("Upgrade")?.toLowerCase() === "websocket";
+  if (isUpgrade && error.code !== "upgrade_required") return refuseUpgrade(error);
+  const headers: Record<string, string> = {};
+  if (error.details.retryAfterMs !== undefined) headers["Retry-After"] = String(Math.max(1, Math.ceil(error.details.retryAfterMs / 1000)));
+  return c.json(error.toBody(), error.status as 400, headers);
+}
+
+function refuseUpgrade(error: DovetailError): Response {
+  const pair = new WebSocketPair();
+  const server = pair[1];
+  server.accept();
+  server.send(encodeErrorFrame(error));
+  server.close(upgradeRefusalCloseCode(error.status), error.message.slice(0, 120));
+  return new Response(null, { status: 101, webSocket: pair[0] });
+}
+
+/** Hono error handler: typed errors keep their code; anything else is `internal` and logged. */
+export const onError: ErrorHandler = (err, c) => {
+  if (err instanceof DovetailError) return errorResponse(c, err);
+  console.error("gateway: unexpected error", err);
+  return errorResponse(c, new DovetailError("internal", "internal error"));
+};
+
+export const notFound: NotFoundHandler = (c) => errorResponse(c, new DovetailError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));

@@ -1,0 +1,157 @@
+/**
+ * /v1/topics/{topic}: the WebSocket endpoint and the plain HTTP API (publish, read, info,
+ * retention). Every input is checked here, at the edge, before a topic object is touched.
+ * A topic name holding `/` is sent percent-encoded (`%2F`) in these routes.
+ */
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { DovetailError } from "../../sdk/src/errors.ts";
+import {
+  parsePublishMessages,
+  producerSchema,
+  publishMessageSchema,
+  type PublishMessage,
+  type SubscribeFrom,
+} from "../../sdk/src/protocol.ts";
+import { topicNameProblem } from "../../sdk/src/topic-name.ts";
+import { settingsFromEnv } from "../../objects/limits.ts";
+import { unwrap } from "../../objects/rpc-result.ts";
+import { TOPIC_NAME_HEADER } from "../../objects/topic.ts";
+import type { GatewayEnv } from "../gateway-env.ts";
+import { topicStub } from "../topic-stub.ts";
+
+/** Default and largest `limit` for an HTTP read. */
+export const DEFAULT_READ_LIMIT = 100;
+export const MAX_READ_LIMIT = 1000;
+
+const retentionBodySchema = z.object({
+  retention: z.object({
+    maxAgeMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+    maxMessages: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+    maxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  }),
+});
+
+const publishBodySchema = z.union([
+  z.object({ messages: z.array(z.unknown()).min(1), producer: producerSchema.optional() }),
+  publishMessageSchema,
+]);
+
+function topicParam(c: Context<GatewayEnv>): string {
+  const topic = c.req.param("topic");
+  const problem = topicNameProblem(topic);
+  if (problem) throw new DovetailError("invalid_topic", problem);
+  return topic as string;
+}
+
+function stubFor(c: Context<GatewayEnv>) {
+  const topic = topicParam(c);
+  return { topic, stub: topicStub(c.env, c.get("tenant"), topic) };
+}
+
+async function jsonBody(c: Context<GatewayEnv>, maxBytes: number): Promise<unknown> {
+  const declared = Number(c.req.header("Content-Length") ?? "0");
+  if (declared > maxBytes) throw new DovetailError("batch_too_large", `request body is ${declared} bytes; the limit is ${maxBytes}`);
+  const text = await c.req.text();
+  if (text.length > maxBytes) throw new DovetailError("batch_too_large", `request body is over ${maxBytes} bytes`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new DovetailError("bad_frame", "request body is not valid JSON");
+  }
+}
+
+function invalid(error: z.ZodError): DovetailError {
+  const issue = error.issues[0];
+  const path = issue?.path.join(".");
+  return new DovetailError("invalid_field", path ? `${path}: ${issue?.message}` : (issue?.message ?? "invalid body"));
+}
+
+/** `from` query: an offset, `earliest`, `latest`; or `since` (ms since the epoch, or an ISO date). */
+function readStart(c: Context<GatewayEnv>): SubscribeFrom {
+  const since = c.req.query("since");
+  if (since !== undefined) {
+    const time = /^\d+$/.test(since) ? Number(since) : Date.parse(since);
+    if (!Number.isSafeInteger(time) || time < 0) throw new DovetailError("invalid_field", "since: expected milliseconds since the epoch or an ISO 8601 date");
+    return { time };
+  }
+  const from = c.req.query("from") ?? "earliest";
+  if (from === "earliest" || from === "latest") return from;
+  if (!/^\d{1,16}$/.test(from) || !Number.isSafeInteger(Number(from))) {
+    throw new DovetailError("invalid_field", "from: expected a non-negative integer offset, earliest or latest");
+  }
+  return Number(from);
+}
+
+function readLimit(c: Context<GatewayEnv>): number {
+  const raw = c.req.query("limit");
+  if (raw === undefined) return DEFAULT_READ_LIMIT;
+  const limit = Number(raw);
+  if (!/^\d+$/.test(raw) || limit < 1 || limit > MAX_READ_LIMIT) {
+    throw new DovetailError("invalid_field", `limit: expected an integer from 1 to ${MAX_READ_LIMIT}`);
+  }
+  return limit;
+}
+
+export function topicRoutes(): Hono<GatewayEnv> {
+  const topics = new Hono<GatewayEnv>();
+
+  /** WebSocket: the topic object takes the socket over (hibernation API). */
+  topics.get("/:topic/ws", async (c) => {
+    const { topic, stub } = stubFor(c);
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+      throw new DovetailError("upgrade_required", "this route takes a WebSocket upgrade (Upgrade: websocket)");
+    }
+    const headers = new Headers(c.req.raw.headers);
+    headers.set(TOPIC_NAME_HEADER, topic);
+    return stub.fetch(new Request(c.req.raw.url, { headers }));
+  });
+
+  /** Publish one message (`{data|bytes, key?, headers?}`) or a batch (`{messages:[...], producer?}`). */
+  topics.post("/:topic/messages", async (c) => {
+    const { topic, stub } = stubFor(c);
+    const { limits } = settingsFromEnv(c.env);
+    // base64 and JSON escaping can make the body larger than the payload bytes it carries.
+    const body = publishBodySchema.safeParse(await jsonBody(c, limits.maxBatchBytes * 2 + 64 * 1024));
+    if (!body.success) throw invalid(body.error);
+    const raw = "messages" in body.data ? body.data.messages : [body.data];
+    const producer = "messages" in body.data ? body.data.producer : undefined;
+    const messages = parsePublishMessages(raw);
+    if (!messages.ok) throw messages.error;
+    const result = unwrap(await stub.publish(topic, messages.frame as PublishMessage[], producer));
+    return c.json(result, result.duplicate ? 200 : 201);
+  });
+
+  /** Read from an offset: `?from=N|earliest|latest` or `?since=ms|ISO`, `&limit=1..1000`. */
+  topics.get("/:topic/messages", async (c) => {
+    const { topic, stub } = stubFor(c);
+    const from = readStart(c);
+    const limit = readLimit(c);
+    const r = unwrap(await stub.read(topic, from, limit));
+    return c.body(`{"messages":${r.messagesJson},"next":${r.next},"head":${r.head},"earliest":${r.earliest}}`, 200, {
+      "Content-Type": "application/json",
+    });
+  });
+
+  /** Topic info: head, earliest, counts, subscribers, retention. */
+  topics.get("/:topic", async (c) => {
+    const { topic, stub } = stubFor(c);
+    return c.json(await stub.info(topic));
+  });
+
+  /** Change retention: `{ "retention": { maxAgeMs?, maxMessages?, maxBytes? } }` (0 = no limit). */
+  topics.patch("/:topic", async (c) => {
+    const { topic, stub } = stubFor(c);
+    const body = retentionBodySchema.safeParse(await jsonBody(c, 64 * 1024));
+    if (!body.success) throw invalid(body.error);
+    return c.json(await stub.configure(topic, body.data.retention));
+  });
+
+  const notAllowed = (c: Context<GatewayEnv>) => {
+    throw new DovetailError("method_not_allowed", `${c.req.method} is not allowed on ${new URL(c.req.url).pathname}`);
+  };
+  topics.all("/:topic/ws", notAllowed);
+  topics.all("/:topic/messages", notAllowed);
+  topics.all("/:topic", notAllowed);
+  return topics;
+}
