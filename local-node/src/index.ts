@@ -1,0 +1,15 @@
+/**
+ * @dovetail/local-node: a shared-memory ring for agents on one host and a TCP relay for hosts on
+ * one network. Node only (Linux: /dev/shm and futex).
+ *
+ * @example
+ * import { Ring } from "@dovetail/local-node";
+ * const w = Ring.create("agents");
+ * const r = Ring.open("agents");
+ * w.publish(new TextEncoder().encode("hi"));
+ * r.poll();
+ */
+export { Ring, RingReader, RingWriter, FULL, ringPath, shmDir } from "./ring.ts";
+export type { RingRecord, RingGap, CreateOptions, OpenOptions, RingStat, ConsumerStat } from "./ring.ts";
+export { RingError, RingErrorCode, RelayError, RelayErrorCode } from "./errors.ts";
+export { crc32c, crc32cUpdate } from "./crc32c.ts";
