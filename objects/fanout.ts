@@ -44,6 +44,8 @@ export class Fanout {
   readonly #options: FanoutOptions;
   readonly #sockets = new Map<WebSocket, SocketAttachment>();
   readonly #behind = new Set<WebSocket>();
+  /** Sockets accepted with the hibernation API; only these carry their state in attachments. */
+  readonly #hibernatable = new WeakSet<WebSocket>();
   #pumpTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(log: TopicLog, sockets: WebSocket[], options: FanoutOptions) {
@@ -52,6 +54,7 @@ export class Fanout {
     for (const ws of sockets) {
       const attachment = (ws.deserializeAttachment() as SocketAttachment | null) ?? { v: 1 };
       this.#sockets.set(ws, attachment);
+      this.#hibernatable.add(ws);
       if (attachment.sub && attachment.sub.credit > 0 && attachment.sub.next < log.head) this.#markBehind(ws);
     }
   }
@@ -62,10 +65,19 @@ export class Fanout {
     return n;
   }
 
-  add(ws: WebSocket): void {
+  /**
+   * Track a new socket. `hibernatable` sockets keep their state in attachments; the others
+   * (accepted with `accept()`, which keep the object awake) only in memory.
+   */
+  add(ws: WebSocket, hibernatable: boolean): void {
     const attachment: SocketAttachment = { v: 1 };
-    ws.serializeAttachment(attachment);
+    if (hibernatable) this.#hibernatable.add(ws);
     this.#sockets.set(ws, attachment);
+    this.#persist(ws, attachment);
+  }
+
+  #persist(ws: WebSocket, attachment: SocketAttachment): void {
+    if (this.#hibernatable.has(ws)) ws.serializeAttachment(attachment);
   }
 
   remove(ws: WebSocket): void {
@@ -81,14 +93,14 @@ export class Fanout {
   subscribe(ws: WebSocket, id: number, next: number, credit: number): void {
     const attachment = this.#attachment(ws);
     attachment.sub = { id, next, credit: Math.min(credit, MAX_CREDIT) };
-    ws.serializeAttachment(attachment);
+    this.#persist(ws, attachment);
     if (next < this.#log.head && credit > 0) this.#markBehind(ws);
   }
 
   unsubscribe(ws: WebSocket): void {
     const attachment = this.#attachment(ws);
     delete attachment.sub;
-    ws.serializeAttachment(attachment);
+    this.#persist(ws, attachment);
     this.#behind.delete(ws);
   }
 
@@ -98,7 +110,7 @@ export class Fanout {
     const sub = attachment.sub;
     if (!sub) return;
     sub.credit = Math.min(MAX_CREDIT, sub.credit + messages);
-    ws.serializeAttachment(attachment);
+    this.#persist(ws, attachment);
     if (sub.next < this.#log.head) this.#markBehind(ws);
   }
 
@@ -120,14 +132,14 @@ export class Fanout {
       if (!this.#send(ws, frame)) continue;
       sub.next += n;
       sub.credit -= n;
-      ws.serializeAttachment(attachment);
+      this.#persist(ws, attachment);
     }
   }
 
   #attachment(ws: WebSocket): SocketAttachment {
     let attachment = this.#sockets.get(ws);
     if (!attachment) {
-      attachment = (ws.deserializeAttachment() as SocketAttachment | null) ?? { v: 1 };
+      attachment = { v: 1 };
       this.#sockets.set(ws, attachment);
     }
     return attachment;
@@ -167,7 +179,7 @@ export class Fanout {
       if (!this.#send(ws, frame)) continue;
       sub.next += rows.length;
       sub.credit -= rows.length;
-      ws.serializeAttachment(attachment);
+      this.#persist(ws, attachment);
       if (sub.credit === 0 || sub.next >= this.#log.head) this.#behind.delete(ws);
     }
     if (this.#behind.size > 0) this.#pumpTimer = setTimeout(() => this.#pump(), 0);

@@ -1,0 +1,168 @@
+/**
+ * Durable Streams (HTTP) wire helpers shared by the gateway (workers/routes/streams.ts) and the
+ * topic object: offsets, content types, JSON-mode flattening, and how stored messages become the
+ * bytes of a read. Pure functions, no runtime imports, so they are unit-testable anywhere.
+ *
+ * Offsets (docs/decisions/007-streams-offsets.md): the DS offset of a position is the Dovetail
+ * offset of the next message there, as 16 zero-padded decimal digits, then `_`, then 16 zeros
+ * (a reserved sub-position, kept so the token has the same shape as the reference server's).
+ * `0000000000000042_0000000000000000` is "after message 41, before message 42" on both paths.
+ */
+
+/** Width of each half of an offset token; 16 digits cover every safe JavaScript integer. */
+export const OFFSET_DIGITS = 16;
+const ZERO_HALF = "0".repeat(OFFSET_DIGITS);
+const OFFSET_TOKEN = /^(\d{16})_(\d{16})$/;
+
+/** The DS offset token for the position before Dovetail message `next`. */
+export function encodeOffset(next: number): string {
+  return `${String(next).padStart(OFFSET_DIGITS, "0")}_${ZERO_HALF}`;
+}
+
+/** A parsed `offset` query value: the stream start, the tail, or a Dovetail offset. */
+export type ParsedOffset = { kind: "start" } | { kind: "now" } | { kind: "at"; next: number };
+
+/**
+ * Parse an offset token from a request. Returns `null` for anything malformed (the caller answers
+ * 400): tokens this server did not mint, a non-zero reserved half, or a value past 2^53.
+ *
+ * @example
+ * parseOffset("-1")                                  // { kind: "start" }
+ * parseOffset("0000000000000003_0000000000000000")   // { kind: "at", next: 3 }
+ */
+export function parseOffset(raw: string): ParsedOffset | null {
+  if (raw === "-1") return { kind: "start" };
+  if (raw === "now") return { kind: "now" };
+  const m = OFFSET_TOKEN.exec(raw);
+  if (!m || m[2] !== ZERO_HALF) return null;
+  const next = Number(m[1]);
+  return Number.isSafeInteger(next) ? { kind: "at", next } : null;
+}
+
+/** Media type without parameters, lower-cased: `Application/JSON; charset=utf-8` → `application/json`. */
+export function normalizeContentType(contentType: string): string {
+  return (contentType.split(";")[0] ?? "").trim().toLowerCase();
+}
+
+/** JSON mode (protocol section 9.1): message boundaries kept, reads return a JSON array. */
+export function isJsonContentType(contentType: string): boolean {
+  return normalizeContentType(contentType) === "application/json";
+}
+
+/** SSE sends these as UTF-8 text; everything else is base64 (protocol section 5.8). */
+export function isTextContentType(contentType: string): boolean {
+  const t = normalizeContentType(contentType);
+  return t.startsWith("text/") || t === "application/json";
+}
+
+/** A syntactically plausible media type (`type/subtype`), as the reference server checks it. */
+export function isValidContentType(contentType: string): boolean {
+  return /^[\w.+-]+\/[\w.+-]+/.test(contentType.trim());
+}
+
+/**
+ * Split a JSON-mode append body into one JSON text per message: a top-level array is flattened
+ * one level (protocol 9.1.2), any other value is one message. Returns `null` for invalid JSON.
+ * `allowEmpty` is true for PUT (an empty array creates an empty stream) and false for POST.
+ */
+export function flattenJsonBody(text: string): { messages: string[] } | { error: "invalid_json" | "empty_array" } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { error: "invalid_json" };
+  }
+  if (!Array.isArray(value)) return { messages: [JSON.stringify(value)] };
+  if (value.length === 0) return { error: "empty_array" };
+  return { messages: value.map((v) => JSON.stringify(v === undefined ? null : v)) };
+}
+
+/**
+ * The JSON text of one stored message body for a JSON-mode read. Bodies are the JSON members a
+ * topic stores (`"data":…` or `"key":…,"bytes":"…"`): a `data` message yields its value; a
+ * `bytes` message (published over WebSocket) yields its base64 text as a JSON string.
+ */
+export function bodyAsJson(body: string): string {
+  if (body.startsWith('"data":')) return body.slice(7);
+  const parsed = JSON.parse(`{${body}}`) as { data?: unknown; bytes?: string };
+  return "bytes" in parsed ? JSON.stringify(parsed.bytes) : JSON.stringify(parsed.data ?? null);
+}
+
+/**
+ * The raw bytes of one stored message body for a byte-stream read: a `bytes` message yields its
+ * decoded bytes; a `data` message yields the UTF-8 of its JSON text.
+ */
+export function bodyAsBytes(body: string): Uint8Array {
+  if (body.startsWith('"bytes":"')) return base64ToBytes(body.slice(9, -1));
+  if (body.startsWith('"data":')) return utf8.encode(body.slice(7));
+  const parsed = JSON.parse(`{${body}}`) as { data?: unknown; bytes?: string };
+  return parsed.bytes !== undefined ? base64ToBytes(parsed.bytes) : utf8.encode(JSON.stringify(parsed.data ?? null));
+}
+
+const utf8 = new TextEncoder();
+
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Standard padded base64 (RFC 4648), without Node's Buffer. */
+export function bytesToBase64(bytes: Uint8Array): string {
+  let binary = "";
+  const CHUNK = 0x8000;
+  for (let i = 0; i < bytes.length; i += CHUNK) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
+  }
+  return btoa(binary);
+}
+
+export function base64ToBytes(b64: string): Uint8Array {
+  const binary = atob(b64);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
+/** `Stream-TTL`: a non-negative decimal integer without sign, leading zeros or fraction. */
+export function parseTtlSeconds(raw: string): number | null {
+  if (!/^(0|[1-9]\d*)$/.test(raw)) return null;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** A producer header value: a non-negative decimal integer ≤ 2^53-1. */
+export function parseProducerInt(raw: string): number | null {
+  if (!/^(0|[1-9]\d*)$/.test(raw)) return null;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** Cursor epoch and interval of protocol section 10.1 (the reference server's defaults). */
+export const CURSOR_EPOCH_MS = Date.UTC(2024, 9, 9);
+export const CURSOR_INTERVAL_MS = 20_000;
+
+/**
+ * The `Stream-Cursor` for a live response: the current 20 s interval number, or, when the client
+ * echoed a cursor at or ahead of that, the client's plus 1-180 intervals (1-3600 s of jitter) so
+ * cursors never go backwards and a CDN never loops on one cached answer.
+ */
+export function nextCursor(clientCursor: string | undefined, now = Date.now()): string {
+  const current = Math.floor((now - CURSOR_EPOCH_MS) / CURSOR_INTERVAL_MS);
+  if (!clientCursor || !/^\d{1,15}$/.test(clientCursor)) return String(current);
+  const client = Number(clientCursor);
+  if (client < current) return String(current);
+  const jitterSeconds = 1 + Math.floor(Math.random() * 3600);
+  return String(client + Math.max(1, Math.ceil((jitterSeconds * 1000) / CURSOR_INTERVAL_MS)));
+}
+
+/** SSE `data:` lines for a payload: every line terminator starts a new `data:` line. */
+export function sseData(payload: string): string {
+  return `data:${payload.split(/\r\n|\r|\n/).join("\ndata:")}\n\n`;
+}
