@@ -147,4 +147,14 @@ describe("HTTP errors", () => {
     await s.until(() => s.closed !== null, "close");
     expect(s.closed?.code).toBe(4400);
   });
+
+  it("refuses a protocol version it does not speak", async () => {
+    const topic = freshTopic();
+    const s = await openSocket(topic, `/v1/topics/${topic}/ws?v=2`);
+    expect(await s.frame("error")).toMatchObject({ code: "unsupported_version" });
+    await s.until(() => s.closed !== null, "close");
+    expect(s.closed?.code).toBe(4400);
+    const ok = await openSocket(topic, `/v1/topics/${topic}/ws?v=1`);
+    expect(await ok.frame("welcome")).toMatchObject({ version: 1 });
+  });
 });

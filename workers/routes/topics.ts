@@ -9,6 +9,7 @@ import { DovetailError } from "../../sdk/src/errors.ts";
 import {
   parsePublishMessages,
   producerSchema,
+  PROTOCOL_VERSION,
   publishMessageSchema,
   type PublishMessage,
   type SubscribeFrom,
@@ -101,6 +102,10 @@ export function topicRoutes(): Hono<GatewayEnv> {
     const { topic, stub } = stubFor(c);
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
       throw new DovetailError("upgrade_required", "this route takes a WebSocket upgrade (Upgrade: websocket)");
+    }
+    const version = c.req.query("v");
+    if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
+      throw new DovetailError("unsupported_version", `this server speaks protocol version ${PROTOCOL_VERSION}; asked for ${JSON.stringify(version)}`);
     }
     const headers = new Headers(c.req.raw.headers);
     headers.set(TOPIC_NAME_HEADER, topic);
