@@ -15,12 +15,18 @@ import { DovetailError } from "../sdk/src/errors.ts";
 import { encodeErrorFrame, encodeMessagesFrame, MAX_CREDIT } from "../sdk/src/protocol.ts";
 import type { CommittedBatch } from "./commit-queue.ts";
 import { messageJson, type TopicLog } from "./log.ts";
+import type { SocketGrant } from "../workers/auth/socket-grant.ts";
+import type { FrameLimitState } from "./frame-limiter.ts";
 
 /** What each socket carries across hibernation. Keep it small: it is written on every delivery. */
 export interface SocketAttachment {
   /** Attachment format version. */
   v: 1;
   sub?: Subscription;
+  /** Who opened the socket and what it may do (set by the gateway; workers/auth/socket-grant.ts). */
+  grant?: SocketGrant;
+  /** Per-connection frame and byte buckets (objects/frame-limiter.ts). */
+  limit?: FrameLimitState;
 }
 
 export interface Subscription {
@@ -69,11 +75,26 @@ export class Fanout {
    * Track a new socket. `hibernatable` sockets keep their state in attachments; the others
    * (accepted with `accept()`, which keep the object awake) only in memory.
    */
-  add(ws: WebSocket, hibernatable: boolean): void {
-    const attachment: SocketAttachment = { v: 1 };
+  add(ws: WebSocket, hibernatable: boolean, init: Omit<SocketAttachment, "v" | "sub"> = {}): void {
+    const attachment: SocketAttachment = { v: 1, ...init };
     if (hibernatable) this.#hibernatable.add(ws);
     this.#sockets.set(ws, attachment);
     this.#persist(ws, attachment);
+  }
+
+  /** The live attachment of a socket (security hooks read and update `grant` and `limit`). */
+  attachment(ws: WebSocket): SocketAttachment {
+    return this.#attachment(ws);
+  }
+
+  /** Write a socket's attachment after a change made through {@link attachment}. */
+  persist(ws: WebSocket): void {
+    this.#persist(ws, this.#attachment(ws));
+  }
+
+  /** Every socket this fan-out knows, with its attachment. */
+  sockets(): IterableIterator<[WebSocket, SocketAttachment]> {
+    return this.#sockets.entries();
   }
 
   #persist(ws: WebSocket, attachment: SocketAttachment): void {

@@ -68,13 +68,16 @@ function toRecord(row: Row): KeyRecord {
   };
 }
 
-export class Keys extends DurableObject {
+/** Keys reads no bindings; a concrete Env type here would make Cloudflare.Env circular. */
+type KeysEnv = Record<string, unknown>;
+
+export class Keys extends DurableObject<KeysEnv> {
   readonly #sql: SqlStorage;
   /** Request buckets by key id. In memory only: after an eviction every key starts with a full bucket. */
   readonly #buckets = new Map<string, Bucket>();
 
-  constructor(ctx: DurableObjectState, env: unknown) {
-    super(ctx, env as never);
+  constructor(ctx: DurableObjectState, env: KeysEnv) {
+    super(ctx, env);
     this.#sql = ctx.storage.sql;
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dk_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dk_keys (

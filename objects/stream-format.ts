@@ -62,8 +62,11 @@ export function isValidContentType(contentType: string): boolean {
 
 /**
  * Split a JSON-mode append body into one JSON text per message: a top-level array is flattened
- * one level (protocol 9.1.2), any other value is one message. Returns `null` for invalid JSON.
- * `allowEmpty` is true for PUT (an empty array creates an empty stream) and false for POST.
+ * one level (protocol 9.1.2), any other value is one message. An empty array is reported, not
+ * refused: it is an error on POST but creates an empty stream on PUT (protocol 9.1.3).
+ *
+ * @example
+ * flattenJsonBody('[{"a":1},[2]]') // { messages: ['{"a":1}', '[2]'] }
  */
 export function flattenJsonBody(text: string): { messages: string[] } | { error: "invalid_json" | "empty_array" } {
   let value: unknown;

@@ -184,7 +184,11 @@ export class StreamState {
     this.#dirtyProducers.clear();
     this.#dirtyRecord = false;
     this.#sql.exec("DELETE FROM ds_producers");
-    this.#sql.exec("UPDATE ds_stream SET deleted = 1, base = ?, refs = 0, soft_deleted = 0 WHERE id = 1", head);
+    this.#sql.exec(
+      `INSERT OR REPLACE INTO ds_stream (id, content_type, base, closed, last_access, refs, soft_deleted, deleted)
+       VALUES (1, '', ?, 0, 0, 0, 0, 1)`,
+      head,
+    );
   }
 
   #writeRecord(r: StreamRecord, deleted: boolean): void {

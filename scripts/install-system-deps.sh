@@ -3,10 +3,14 @@
 # nats-server (benchmark peers). Installs what is missing when run as root; otherwise says what
 # is missing and carries on (the tests that need a package say so when it is absent).
 set -uo pipefail
+# With arguments (e.g. `install-system-deps.sh redis-server nats-server`, as bench/run.ts does),
+# only those packages are checked; each package's command has the package's name.
+wanted=("$@")
+[ ${#wanted[@]} -eq 0 ] && wanted=(chromium redis-server nats-server)
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+for pkg in "${wanted[@]}"; do
+  command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != "0" ]; then
   echo "install-system-deps: not root; missing Debian packages: ${need[*]}" >&2

@@ -6,7 +6,10 @@ import { Hono } from "hono";
 import { PROTOCOL_VERSION } from "../sdk/src/protocol.ts";
 import type { GatewayEnv } from "./gateway-env.ts";
 import { notFound, onError } from "./middleware/errors.ts";
-import { tenant } from "./middleware/tenant.ts";
+import { auth, authIsOff, permissions } from "./middleware/auth.ts";
+import { rateLimit } from "./middleware/rate-limit.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { streamRoutes } from "./routes/streams.ts";
 import { topicRoutes } from "./routes/topics.ts";
 
 export const VERSION = "0.1.0";
@@ -16,7 +19,11 @@ export function createApp(): Hono<GatewayEnv> {
   app.onError(onError);
   app.notFound(notFound);
 
-  app.get("/healthz", (c) => c.json({ ok: true, version: VERSION, protocol: PROTOCOL_VERSION }));
+  // `auth: "off"` (and the X-Dovetail-Auth header) tell anyone probing that this bus is open.
+  app.get("/healthz", (c) => {
+    const authMode = authIsOff(c.env) ? "off" : "on";
+    return c.json({ ok: true, version: VERSION, protocol: PROTOCOL_VERSION, auth: authMode }, 200, { "X-Dovetail-Auth": authMode });
+  });
   app.get("/", (c) =>
     c.json({
       name: "dovetail",
@@ -31,7 +38,12 @@ export function createApp(): Hono<GatewayEnv> {
     }),
   );
 
-  app.use("/v1/*", tenant());
+  // Who (401), how often (429), may they (403); see docs/security.md.
+  app.use("/v1/*", auth());
+  app.use("/v1/*", rateLimit());
+  app.use("/v1/*", permissions());
+  app.route("/v1/admin", adminRoutes());
   app.route("/v1/topics", topicRoutes());
+  app.route("/v1/stream", streamRoutes()); // Durable Streams HTTP protocol (docs/streams.md)
   return app;
 }

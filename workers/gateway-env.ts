@@ -1,10 +1,15 @@
 /** Hono's type parameters for the gateway: bindings and per-request variables. */
 import type { Env } from "./env.ts";
+import type { Credential } from "./auth/credential.ts";
 
 export interface GatewayEnv {
   Bindings: Env;
   Variables: {
     /** The tenant this request acts for; topics are namespaced by it. */
     tenant: string;
+    /** Who is calling (workers/middleware/auth.ts). */
+    credential: Credential;
+    /** Set by auth() when an API key's request bucket is empty; rateLimit() answers 429. */
+    throttledMs: number;
   };
 }

@@ -2,5 +2,6 @@
 import { createApp } from "./app.ts";
 
 export { Topic } from "../objects/topic.ts";
+export { Keys } from "../objects/keys.ts";
 
 export default createApp();

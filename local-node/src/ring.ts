@@ -37,6 +37,7 @@ const HEARTBEAT_EVERY_CALLS = 16;
 const WAIT_SLICE_MS = 250;
 /** How long open() waits for a creator that has sized the file but not yet written the magic. */
 const INIT_WAIT_MS = 1000;
+const STALE_CHECK_INTERVAL_MS = 5;
 const FUTEX_WAKE_ALL = 0x7fffffff;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
@@ -340,6 +341,7 @@ export class RingWriter {
   private limit: number;
   private unpublished = 0;
   private closed = false;
+  private nextStaleCheckMs = 0;
   /** Consumers this producer skipped as stale, for stats. */
   evictions = 0;
 
@@ -536,7 +538,7 @@ export class RingWriter {
       let lag = ((published | 0) - Atomics.load(i32, (base + L.S_TAIL) >> 2)) >>> 0;
       if (lag > this.capacity) lag = 0; // tail at or past the head (can only be transient)
       const tail = published - lag;
-      if (this.head + need > tail + this.capacity && this.isStale(base, (now ||= nowMs32()))) {
+      if (this.head + need > tail + this.capacity && this.mayCheckStale((now ||= Date.now())) && this.isStale(base, now % TWO_POW_32 | 0)) {
         // SYNC POINT: seq-cst CAS LIVE -> EVICTED before we write over the consumer's records; the
         // consumer loads its state after reading, so it either sees EVICTED or read intact data.
         if (Atomics.compareExchange(i32, (base + L.S_STATE) >> 2, L.SlotState.LIVE, L.SlotState.EVICTED) === L.SlotState.LIVE) {
@@ -547,6 +549,17 @@ export class RingWriter {
       if (tail < min) min = tail;
     }
     this.limit = min + this.capacity;
+  }
+
+  /**
+   * Staleness checks cost a kill(pid, 0) syscall per blocking consumer; a producer spinning on FULL
+   * would make one per attempt and slow the very consumer it waits for. At most one round per
+   * STALE_CHECK_INTERVAL_MS.
+   */
+  private mayCheckStale(now: number): boolean {
+    if (now < this.nextStaleCheckMs) return false;
+    this.nextStaleCheckMs = now + STALE_CHECK_INTERVAL_MS;
+    return true;
   }
 
   private isStale(base: number, now: number): boolean {
@@ -701,6 +714,7 @@ export class RingReader {
   /**
    * Allocation-free fast path: calls `handler(bytes, start, length, type, offset)` for up to `max`
    * records, where `bytes` is the whole data region and the payload is `bytes[start, start+length)`.
+   * The bytes are valid only inside the handler: drain releases its records before returning.
    * Returns the number of records, or -1 if the consumer turned out to be evicted during the call,
    * in which case whatever the handler saw in this call must be discarded (it may be overwritten).
    *
@@ -750,6 +764,8 @@ export class RingReader {
       this.recoverEviction(start);
       return -1;
     }
+    // The handler saw the records inside this call only, so release them now, not on the next call.
+    if (count !== 0) this.commitTo(this.pos);
     return count;
   }
 

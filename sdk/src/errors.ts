@@ -29,6 +29,14 @@ export const ERROR_CODES = {
   not_subscribed: { status: 409 },
   /** An idempotent producer skipped a sequence number; `expected` names the one the topic wants. */
   sequence_gap: { status: 409 },
+  /** HTTP streams: the request conflicts with the stream's state (different configuration on create, content type mismatch, `Stream-Seq` not increasing). */
+  conflict: { status: 409 },
+  /** HTTP streams: the stream is closed; nothing more can be appended. */
+  stream_closed: { status: 409 },
+  /** HTTP streams: the stream was deleted but its forks still read its data. */
+  stream_gone: { status: 410 },
+  /** HTTP streams: an idempotent producer's epoch is older than the stream's (fenced). */
+  stale_epoch: { status: 403 },
   /** Too many requests or frames; retry after `retryAfterMs`. */
   rate_limited: { status: 429 },
   /** The topic, route or resource does not exist. */

@@ -7,9 +7,14 @@
  * await fetch(`${bus.url}/healthz`);
  * await bus.restart();   // kill -9 and start again on the same port and state
  * await bus.stop();
+ *
+ * Auth: by default the bus runs OPEN (`DOVETAIL_AUTH=off`), so tests that do not care about
+ * credentials need none. `startBus({ auth: true })` runs it as deployed, with auth on, and
+ * `bus.token` is the development JWT (tenant `default`, every scope) that scripts/dev.mjs
+ * minted: send it as `Authorization: Bearer ${bus.token}` or `?token=` on WebSocket URLs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -26,12 +31,16 @@ export interface BusOptions {
   vars?: Record<string, string>;
   /** Print the bus's output (for debugging). */
   verbose?: boolean;
+  /** Require credentials, as deployed (default false: the bus runs with DOVETAIL_AUTH=off). */
+  auth?: boolean;
 }
 
 export interface BusProcess {
   url: string;
   port: number;
   state: string;
+  /** With `auth: true`: a development token with every scope in tenant `default`. */
+  token: string | undefined;
   /** Kill the process hard (SIGKILL) and start it again on the same port and state. */
   restart(): Promise<void>;
   /** Kill the process hard without restarting. */
@@ -59,7 +68,8 @@ export async function startBus(options: BusOptions = {}): Promise<BusProcess> {
   let child: ChildProcess | null = null;
 
   async function start(): Promise<void> {
-    const vars = Object.entries(options.vars ?? {}).map(([k, v]) => `${k}:${v}`).join(" ");
+    const allVars = options.auth ? { ...options.vars } : { DOVETAIL_AUTH: "off", ...options.vars };
+    const vars = Object.entries(allVars).map(([k, v]) => `${k}:${v}`).join(" ");
     const proc = spawn(process.execPath, [path.join(ROOT, "scripts/dev.mjs")], {
       cwd: ROOT,
       env: { ...process.env, PORT: String(port), DOVETAIL_STATE: state, DOVETAIL_VARS: vars },
@@ -115,6 +125,9 @@ export async function startBus(options: BusOptions = {}): Promise<BusProcess> {
     url,
     port,
     state,
+    get token() {
+      return options.auth ? readFileSync(path.join(state, "dev-token"), "utf8").trim() : undefined;
+    },
     start,
     kill,
     async restart() {

@@ -1,8 +1,16 @@
 /**
  * Test helpers: real WebSockets to real topic objects through the real gateway, inside workerd.
  */
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import { KEYS_OBJECT_NAME } from "../../objects/keys.ts";
+import type { Env } from "../../workers/env.ts";
 import { parseServerFrame, type ClientFrame, type DeliveredMessage, type ServerFrame } from "../../sdk/src/protocol.ts";
+
+/**
+ * This Worker's bindings, typed. (`Cloudflare.Env` from test/workers/env.d.ts stops resolving to
+ * our Env once the RPC types of every bound class join the cycle, so tests take it from here.)
+ */
+export const bindings = env as unknown as Env;
 
 let counter = 0;
 /** A topic name no other test uses. */
@@ -11,8 +19,38 @@ export function freshTopic(prefix = "t"): string {
   return `${prefix}.${Date.now().toString(36)}.${counter}.${Math.random().toString(36).slice(2, 8)}`;
 }
 
-export function gatewayFetch(path: string, init?: RequestInit): Promise<Response> {
+let testKey: Promise<string> | null = null;
+/**
+ * The credential every helper request carries unless told otherwise: an API key of tenant
+ * `default` with every scope and limits no test reaches, created once per test file in the
+ * Keys object. Tests thus run with auth ON, as deployed (docs/security.md, "Tests").
+ */
+export function testCredential(): Promise<string> {
+  const keys = bindings.KEYS;
+  testKey ??= keys.get(keys.idFromName(KEYS_OBJECT_NAME))
+    .create({
+      name: "workers-tests",
+      tenant: "default",
+      scopes: ["publish:>", "subscribe:>", "admin:>"],
+      rate: {
+        requestsPerSecond: 1e9, burst: 1e9, framesPerSecond: 1e9, frameBurst: 1e9,
+        bytesPerSecond: 1e9, byteBurst: 1e9, topicMessagesPerSecond: 1e9, topicMessageBurst: 1e9,
+      },
+    })
+    .then((r: { key: string }) => r.key);
+  return testKey;
+}
+
+/** A request to the gateway with no credential added (security tests). */
+export function anonymousFetch(path: string, init?: RequestInit): Promise<Response> {
   return exports.default.fetch(new Request(`http://bus.test${path}`, init));
+}
+
+/** A request to the gateway; carries {@link testCredential} unless `init` sets Authorization. */
+export async function gatewayFetch(path: string, init?: RequestInit): Promise<Response> {
+  const headers = new Headers(init?.headers);
+  if (!headers.has("Authorization")) headers.set("Authorization", `Bearer ${await testCredential()}`);
+  return exports.default.fetch(new Request(`http://bus.test${path}`, { ...init, headers }));
 }
 
 /** A connected client socket that queues every frame it receives for the test to await. */
@@ -21,6 +59,8 @@ export class TestSocket {
   readonly frames: (ServerFrame | { type: "pong" })[] = [];
   readonly raw: string[] = [];
   closed: { code: number; reason: string } | null = null;
+  /** When true, every `messages` frame is answered with a `credit` frame for as many messages. */
+  autoCredit = false;
   #waiters: (() => void)[] = [];
   #nextId = 1;
 
@@ -32,6 +72,7 @@ export class TestSocket {
       const parsed = parseServerFrame(text);
       if (!parsed.ok) throw parsed.error;
       this.frames.push(parsed.frame);
+      if (this.autoCredit && parsed.frame.type === "messages") this.send({ type: "credit", messages: parsed.frame.messages.length });
       this.#wake();
     });
     ws.addEventListener("close", (e) => {
@@ -129,8 +170,16 @@ export class TestSocket {
 }
 
 /** Open a WebSocket to a topic through the gateway. */
-export async function openSocket(topic: string, path = `/v1/topics/${encodeURIComponent(topic)}/ws`): Promise<TestSocket> {
-  const res = await gatewayFetch(path, { headers: { Upgrade: "websocket" } });
+export async function openSocket(
+  topic: string,
+  path = `/v1/topics/${encodeURIComponent(topic)}/ws`,
+  /** `token`: the credential to send (`null`: none); the test credential by default. */
+  options: { token?: string | null } = {},
+): Promise<TestSocket> {
+  const headers: Record<string, string> = { Upgrade: "websocket" };
+  const token = options.token === undefined ? await testCredential() : options.token;
+  if (token !== null) headers.Authorization = `Bearer ${token}`;
+  const res = await anonymousFetch(path, { headers });
   const ws = res.webSocket;
   if (!ws) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`);
   ws.accept();

@@ -1,14 +1,13 @@
-import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_TENANT } from "../../workers/middleware/tenant.ts";
 import { topicStub } from "../../workers/topic-stub.ts";
-import { freshTopic, gatewayFetch, numbered, openSocket } from "./helpers.ts";
+import { bindings, freshTopic, gatewayFetch, numbered, openSocket } from "./helpers.ts";
 
 async function setRetention(topic: string, retention: Record<string, number>) {
   const res = await gatewayFetch(`/v1/topics/${topic}`, { method: "PATCH", body: JSON.stringify({ retention }) });
   expect(res.status).toBe(200);
-  await runDurableObjectAlarm(topicStub(env, DEFAULT_TENANT, topic));
+  await runDurableObjectAlarm(topicStub(bindings, DEFAULT_TENANT, topic));
 }
 
 async function info(topic: string) {

@@ -123,7 +123,10 @@ export function topicRoutes(): Hono<GatewayEnv> {
     const producer = "messages" in body.data ? body.data.producer : undefined;
     const messages = parsePublishMessages(raw);
     if (!messages.ok) throw messages.error;
-    const result = unwrap(await stub.publish(topic, messages.frame as PublishMessage[], producer));
+    // The topic applies its per-credential publish limit (the same as for WebSocket frames).
+    const credential = c.get("credential");
+    const publisher = credential.rate ? { cred: credential.id, rate: credential.rate } : { cred: credential.id };
+    const result = unwrap(await stub.publish(topic, messages.frame as PublishMessage[], producer, publisher));
     return c.json(result, result.duplicate ? 200 : 201);
   });
 

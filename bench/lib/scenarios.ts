@@ -1,0 +1,173 @@
+/**
+ * The workloads of issue 7 (and issue 2's edge-core targets) as data: which systems run, which
+ * cases, how big. `quick` keeps the whole suite within a minute or two for CI; the full sizes
+ * are for the figures we publish. Every system gets the same message counts in a case.
+ */
+import type { CaseSpec } from "./runner.ts";
+import type { SystemName } from "./systems.ts";
+
+export interface Row {
+  metric: string;
+  label: string;
+  unit: string;
+  higherIsBetter: boolean;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  description: string;
+  systems: SystemName[];
+  cases: CaseSpec[];
+  /** Rows of the markdown table: each case × each of these metrics. */
+  rows: Row[];
+  /** Chart kind: throughput bars of the first row's metric, or latency percentile curves. */
+  chart: "bars" | "latency";
+}
+
+export const ALL_SYSTEMS: SystemName[] = ["dovetail", "redis-pubsub", "redis-streams", "redis-streams-aof", "nats"];
+
+const MSG_S: Row = { metric: "deliveriesPerSec", label: "throughput", unit: "msg/s", higherIsBetter: true };
+const DELIVERIES: Row = { metric: "deliveriesPerSec", label: "deliveries/s", unit: "/s", higherIsBetter: true };
+const PUB_RATE: Row = { metric: "publishMsgPerSec", label: "publish rate", unit: "msg/s", higherIsBetter: true };
+const US_PER_DELIVERY: Row = { metric: "usPerDelivery", label: "µs per delivery", unit: "µs", higherIsBetter: false };
+const P50: Row = { metric: "p50Ms", label: "p50", unit: "ms", higherIsBetter: false };
+const P90: Row = { metric: "p90Ms", label: "p90", unit: "ms", higherIsBetter: false };
+const P99: Row = { metric: "p99Ms", label: "p99", unit: "ms", higherIsBetter: false };
+const P999: Row = { metric: "p999Ms", label: "p99.9", unit: "ms", higherIsBetter: false };
+const MAX: Row = { metric: "maxMs", label: "max", unit: "ms", higherIsBetter: false };
+const MEM: Row = { metric: "serverRssGrowthMB", label: "server memory growth", unit: "MB", higherIsBetter: false };
+const SLOW_RECEIVED: Row = { metric: "slowReceived", label: "slow consumer received", unit: "messages", higherIsBetter: true };
+
+function base(id: string, label: string): CaseSpec {
+  return { id, label, topics: 1, pubsPerTopic: 1, subsPerTopic: 1, pubProcs: 1, subProcs: 1, warmup: 0, count: 0, batch: 1, window: 1000, timeoutMs: 60_000 };
+}
+
+export function scenarios(quick: boolean): Scenario[] {
+  const q = <T>(quickValue: T, fullValue: T) => (quick ? quickValue : fullValue);
+  const throughputCount = q(10_000, 100_000);
+  const throughputWarmup = q(1_000, 10_000);
+  const latencySeconds = q(2, 10);
+  const latencyWarmupSeconds = q(0.5, 2);
+  const fanoutDeliveries = q(100_000, 1_000_000);
+  const fanoutSubs = q([10, 100], [10, 100, 1000]);
+
+  const latencyCase = (rate: number): CaseSpec => ({
+    ...base(`rate-${rate}`, `${rate.toLocaleString("en-US")} msg/s`),
+    warmup: Math.round(rate * latencyWarmupSeconds),
+    count: Math.round(rate * latencySeconds),
+    ratePerSec: rate,
+    window: 100_000,
+    timeoutMs: (latencySeconds + latencyWarmupSeconds) * 1000 + 30_000,
+  });
+
+  return [
+    {
+      id: "throughput",
+      title: "1. Throughput, 1 publisher → 1 subscriber",
+      description:
+        "As fast as the system takes them: unbatched = one API call per message with up to 1,000 calls in flight; batched = 100 messages per call (Dovetail publish frame, Redis pipeline; core NATS has no batch API and coalesces publishes itself), 10 calls in flight. msg/s = measured messages ÷ (last delivery − first measured send).",
+      systems: ALL_SYSTEMS,
+      cases: [
+        { ...base("unbatched", "unbatched"), warmup: throughputWarmup, count: throughputCount, batch: 1, window: 1000 },
+        { ...base("batched", "batched ×100"), warmup: throughputWarmup, count: throughputCount, batch: 100, window: 10 },
+      ],
+      rows: [MSG_S, P50, P99],
+      chart: "bars",
+    },
+    {
+      id: "fanout",
+      title: "2. Fan-out, 1 publisher → N subscribers",
+      description:
+        "One publisher, batched ×100; every subscriber must get every message in order. Subscribers share a few processes (2, or 4 for 1,000). The message count per case is chosen so each case makes the same number of deliveries.",
+      systems: ALL_SYSTEMS,
+      cases: fanoutSubs.map((n) => ({
+        ...base(`subs-${n}`, `${n.toLocaleString("en-US")} subscribers`),
+        subsPerTopic: n,
+        subProcs: n >= 1000 ? 4 : 2,
+        warmup: Math.max(100, Math.round(fanoutDeliveries / n / 10)),
+        count: Math.round(fanoutDeliveries / n),
+        batch: 100,
+        window: 10,
+        timeoutMs: q(60_000, 180_000),
+      })),
+      rows: [DELIVERIES, US_PER_DELIVERY, P99],
+      chart: "bars",
+    },
+    {
+      id: "latency",
+      title: "3. Latency at fixed rates, 1 publisher → 1 subscriber",
+      description: `Unbatched, one API call per message at a fixed rate for ${latencySeconds} s after ${latencyWarmupSeconds} s of warm-up. Latency is publish-to-delivery measured from each message's intended send time (coordinated-omission aware; the publisher's timer tick is ~1 ms, so sub-millisecond figures carry up to that much scheduling delay for every system alike). HDR histogram, 3 significant digits.`,
+      systems: ALL_SYSTEMS,
+      cases: [latencyCase(1_000), latencyCase(10_000)],
+      rows: [P50, P90, P99, P999, MAX],
+      chart: "latency",
+    },
+    {
+      id: "agent-bus",
+      title: "4. Agent bus: 10 topics × 10 publishers, 10 subscribers each",
+      description:
+        "The reference documents' workload: 100 publishers, 100 subscribers, 10 topics, 100-byte messages. Unbatched publishes, 100 calls in flight per publisher; publishers over 2 processes, subscribers over 2.",
+      systems: ALL_SYSTEMS,
+      cases: [
+        {
+          ...base("10x10", "10 topics × 10 pubs × 10 subs"),
+          topics: 10,
+          pubsPerTopic: 10,
+          subsPerTopic: 10,
+          pubProcs: 2,
+          subProcs: 2,
+          warmup: q(50, 200),
+          count: q(200, 2_000),
+          batch: 1,
+          window: 100,
+          timeoutMs: q(90_000, 240_000),
+        },
+      ],
+      rows: [PUB_RATE, DELIVERIES, P50, P99],
+      chart: "bars",
+    },
+    {
+      id: "slow-consumer",
+      title: "5. Slow consumer beside fast ones",
+      description: `One publisher at 2,000 msg/s (unbatched) for ${q(3, 15)} s, 3 fast subscribers, with and without one more subscriber that reads 10 msg/s (credit 1 at a time on Dovetail; XREAD COUNT 1 on Redis Streams; a raw TCP client that stops reading on Redis pub/sub and NATS, so the server has to hold or drop what it does not read). The fast subscribers' latency, the publisher's rate and the server's memory growth should not change.`,
+      systems: ALL_SYSTEMS,
+      cases: [false, true].map((slow) => ({
+        ...base(slow ? "with-slow" : "without-slow", slow ? "with a 10 msg/s consumer" : "without"),
+        subsPerTopic: 3,
+        warmup: 1_000,
+        count: q(6_000, 30_000),
+        ratePerSec: 2_000,
+        window: 100_000,
+        timeoutMs: q(40_000, 60_000),
+        ...(slow ? { slow: { perTopic: 1, ratePerSec: 10 } } : {}),
+      })),
+      rows: [PUB_RATE, P50, P99, MEM, SLOW_RECEIVED],
+      chart: "bars",
+    },
+    {
+      id: "edge-core",
+      title: "Edge core targets (issue 2), Dovetail only",
+      description:
+        "Single topic, 100-byte messages, local workerd: durable ingest with batched frames (1,000 messages per frame, 4 in flight, one subscriber); one message per frame (1,000 frames in flight, group commit doing the work); deliveries/s with 10 subscribers; publish-to-delivery latency at a steady 10,000 msg/s.",
+      systems: ["dovetail"],
+      cases: [
+        { ...base("ingest-batched", "batched ingest, 1 subscriber"), warmup: q(5_000, 50_000), count: q(50_000, 500_000), batch: 1000, window: 4 },
+        { ...base("ingest-unbatched", "one message per frame"), warmup: throughputWarmup, count: throughputCount, batch: 1, window: 1000 },
+        { ...base("deliveries-10", "10 subscribers"), subsPerTopic: 10, subProcs: 2, warmup: q(2_000, 10_000), count: q(20_000, 200_000), batch: 1000, window: 4, timeoutMs: q(60_000, 180_000) },
+        latencyCase(10_000),
+      ],
+      rows: [MSG_S, P50, P99],
+      chart: "bars",
+    },
+  ];
+}
+
+/** Issue 2's targets, checked against the edge-core figures. */
+export const EDGE_TARGETS = [
+  { case: "ingest-batched", metric: "deliveriesPerSec", label: "durable ingest, batched frames, 1 subscriber", target: 100_000, higherIsBetter: true, unit: "msg/s" },
+  { case: "ingest-unbatched", metric: "deliveriesPerSec", label: "one message per frame", target: 20_000, higherIsBetter: true, unit: "msg/s" },
+  { case: "deliveries-10", metric: "deliveriesPerSec", label: "deliveries/s with 10 subscribers", target: 1_000_000, higherIsBetter: true, unit: "/s" },
+  { case: "rate-10000", metric: "p50Ms", label: "p50 at 10,000 msg/s", target: 2, higherIsBetter: false, unit: "ms" },
+  { case: "rate-10000", metric: "p99Ms", label: "p99 at 10,000 msg/s", target: 10, higherIsBetter: false, unit: "ms" },
+] as const;

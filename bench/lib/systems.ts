@@ -1,0 +1,371 @@
+/**
+ * Client adapters, one per system, behind the same two small interfaces, so every workload runs
+ * the same code against every system. Used inside the worker processes (bench/worker.ts).
+ *
+ * - `dovetail`: raw WebSocket speaking protocol v1 (sdk/src/protocol.ts): `publish` frames,
+ *   acked once durable; `subscribe` with credit, granting more as messages are consumed.
+ * - `redis-pubsub`: PUBLISH / SUBSCRIBE (not durable).
+ * - `redis-streams`, `redis-streams-aof`: XADD, read with XREAD BLOCK (aof: appendonly yes,
+ *   appendfsync everysec, the durable variant).
+ * - `nats`: core NATS publish / subscribe (not durable).
+ *
+ * "Batched" means the system's batch API: a publish frame with many messages (Dovetail), a
+ * pipeline (Redis). Core NATS has no batch API: its client already coalesces publishes into
+ * one buffer, so batched and unbatched are the same calls there (flush every batch).
+ *
+ * @example
+ * const pub = await createPublisher("redis-pubsub", { url: "redis://127.0.0.1:6390", topic: "t" });
+ * await pub.send(["...100 bytes..."], false);
+ */
+import net from "node:net";
+import { Redis } from "ioredis";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+
+export type SystemName = "dovetail" | "redis-pubsub" | "redis-streams" | "redis-streams-aof" | "nats";
+
+export interface Endpoint {
+  /** Base URL of the system (http://…, redis://…, nats://…). */
+  url: string;
+  /** Topic / channel / stream / subject. */
+  topic: string;
+}
+
+export interface Publisher {
+  /**
+   * Send `payloads`: one API call each (unbatched) or one batch call. Resolves when the system
+   * has taken them (acked by Dovetail, replied by Redis, flushed to NATS).
+   */
+  send(payloads: string[], batched: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SubscriberOptions {
+  /** Deliver at most this many messages per second to the application (slow consumer). */
+  slowRatePerSec?: number;
+}
+
+export interface Subscriber {
+  close(): Promise<void>;
+}
+
+export type OnMessage = (payload: string) => void;
+
+export async function createPublisher(system: SystemName, ep: Endpoint): Promise<Publisher> {
+  switch (system) {
+    case "dovetail":
+      return dovetailPublisher(ep);
+    case "redis-pubsub":
+    case "redis-streams":
+    case "redis-streams-aof":
+      return redisPublisher(system, ep);
+    case "nats":
+      return natsPublisher(ep);
+  }
+}
+
+export async function createSubscriber(system: SystemName, ep: Endpoint, onMessage: OnMessage, options: SubscriberOptions = {}): Promise<Subscriber> {
+  switch (system) {
+    case "dovetail":
+      return dovetailSubscriber(ep, onMessage, options);
+    case "redis-pubsub":
+      return options.slowRatePerSec ? slowRawSubscriber(system, ep, onMessage, options.slowRatePerSec) : redisPubSubSubscriber(ep, onMessage);
+    case "redis-streams":
+    case "redis-streams-aof":
+      return redisStreamSubscriber(ep, onMessage, options);
+    case "nats":
+      return options.slowRatePerSec ? slowRawSubscriber(system, ep, onMessage, options.slowRatePerSec) : natsSubscriber(ep, onMessage);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dovetail (raw protocol v1)
+
+/** Initial credit a benchmark subscriber grants; it tops up when half is used. */
+const DOVETAIL_CREDIT = 100_000;
+const CONNECT_TIMEOUT_MS = 15_000;
+
+function wsUrl(ep: Endpoint): string {
+  return `${ep.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(ep.topic)}/ws`;
+}
+
+interface RawFrame {
+  type: string;
+  id?: number;
+  count?: number;
+  code?: string;
+  message?: string;
+  messages?: { offset: number; data?: unknown }[];
+}
+
+/** Open a socket and wait for `welcome`; `onFrame` then gets every later frame. */
+async function openDovetail(ep: Endpoint, onFrame: (f: RawFrame) => void): Promise<WebSocket> {
+  const ws = new WebSocket(wsUrl(ep));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dovetail: no welcome from ${wsUrl(ep)} in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+    let welcomed = false;
+    ws.addEventListener("message", (ev) => {
+      const frame = JSON.parse(String(ev.data)) as RawFrame;
+      if (!welcomed) {
+        welcomed = true;
+        clearTimeout(timer);
+        if (frame.type !== "welcome") reject(new Error(`dovetail: expected welcome, got ${String(ev.data).slice(0, 200)}`));
+        else resolve();
+        return;
+      }
+      onFrame(frame);
+    });
+    ws.addEventListener("error", () => {
+      clearTimeout(timer);
+      reject(new Error(`dovetail: WebSocket error on ${wsUrl(ep)}`));
+    });
+    ws.addEventListener("close", (ev) => {
+      clearTimeout(timer);
+      if (!welcomed) reject(new Error(`dovetail: socket closed before welcome (code ${ev.code} ${ev.reason})`));
+    });
+  });
+  return ws;
+}
+
+async function dovetailPublisher(ep: Endpoint): Promise<Publisher> {
+  const pending = new Map<number, { n: number; resolve: () => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  const ws = await openDovetail(ep, (f) => {
+    if ((f.type !== "ack" && f.type !== "error") || f.id === undefined) return;
+    const p = pending.get(f.id);
+    if (!p) return;
+    pending.delete(f.id);
+    if (f.type === "error") p.reject(new Error(`dovetail: publish ${f.id} failed: ${f.code} ${f.message}`));
+    else if (f.count !== p.n) p.reject(new Error(`dovetail: publish ${f.id} acked ${f.count} of ${p.n} messages`));
+    else p.resolve();
+  });
+  ws.addEventListener("close", () => {
+    for (const p of pending.values()) p.reject(new Error("dovetail: socket closed with publishes in flight"));
+    pending.clear();
+  });
+  const sendFrame = (payloads: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { n: payloads.length, resolve, reject });
+      // Payloads are plain ASCII, so JSON.stringify is only needed for the quotes.
+      ws.send(`{"type":"publish","id":${id},"messages":[${payloads.map((p) => `{"data":"${p}"}`).join(",")}]}`);
+    });
+  return {
+    async send(payloads, batched) {
+      if (batched) return sendFrame(payloads);
+      await Promise.all(payloads.map((p) => sendFrame([p])));
+    },
+    async close() {
+      ws.close();
+    },
+  };
+}
+
+async function dovetailSubscriber(ep: Endpoint, onMessage: OnMessage, options: SubscriberOptions): Promise<Subscriber> {
+  const slow = options.slowRatePerSec;
+  let expectOffset = -1;
+  let consumed = 0;
+  let ws: WebSocket | null = null;
+  let failure: string | null = null;
+  const queue: string[] = [];
+  ws = await openDovetail(ep, (f) => {
+    if (f.type === "error") failure = `${f.code}: ${f.message}`;
+    if (f.type !== "messages" || !f.messages) return;
+    for (const m of f.messages) {
+      // Offsets must be consecutive: a hole here is a delivery bug, counted by the payload check.
+      if (expectOffset >= 0 && m.offset !== expectOffset) failure ??= `offset ${m.offset} after ${expectOffset - 1}`;
+      expectOffset = m.offset + 1;
+      if (slow) queue.push(m.data as string);
+      else onMessage(m.data as string);
+    }
+    if (!slow) {
+      consumed += f.messages.length;
+      if (consumed >= DOVETAIL_CREDIT / 2) {
+        ws!.send(`{"type":"credit","messages":${consumed}}`);
+        consumed = 0;
+      }
+    }
+  });
+  let timer: ReturnType<typeof setInterval> | null = null;
+  if (slow) {
+    // Credit one message at a time at the slow rate: the topic holds the rest in its log.
+    ws.send(`{"type":"subscribe","id":1,"from":0,"credit":1}`);
+    timer = setInterval(() => {
+      const m = queue.shift();
+      if (m !== undefined) onMessage(m);
+      ws!.send(`{"type":"credit","messages":1}`);
+    }, 1000 / slow);
+  } else {
+    ws.send(`{"type":"subscribe","id":1,"from":0,"credit":${DOVETAIL_CREDIT}}`);
+  }
+  return {
+    async close() {
+      if (timer) clearInterval(timer);
+      ws!.close();
+      if (failure) throw new Error(`dovetail subscriber: ${failure}`);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+
+/** Messages per XREAD. */
+const XREAD_COUNT = 1000;
+
+function redisClient(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: false, enableOfflineQueue: true });
+}
+
+async function redisPublisher(system: SystemName, ep: Endpoint): Promise<Publisher> {
+  const r = redisClient(ep.url);
+  const streams = system !== "redis-pubsub";
+  const one = (p: string) => (streams ? r.xadd(ep.topic, "*", "d", p) : r.publish(ep.topic, p));
+  return {
+    async send(payloads, batched) {
+      if (!batched) {
+        await Promise.all(payloads.map(one));
+        return;
+      }
+      const pipe = r.pipeline();
+      for (const p of payloads) {
+        if (streams) pipe.xadd(ep.topic, "*", "d", p);
+        else pipe.publish(ep.topic, p);
+      }
+      const results = await pipe.exec();
+      for (const [err] of results ?? []) if (err) throw err;
+    },
+    async close() {
+      r.disconnect();
+    },
+  };
+}
+
+async function redisPubSubSubscriber(ep: Endpoint, onMessage: OnMessage): Promise<Subscriber> {
+  const r = redisClient(ep.url);
+  r.on("message", (_channel: string, message: string) => onMessage(message));
+  await r.subscribe(ep.topic);
+  return {
+    async close() {
+      r.disconnect();
+    },
+  };
+}
+
+async function redisStreamSubscriber(ep: Endpoint, onMessage: OnMessage, options: SubscriberOptions): Promise<Subscriber> {
+  const r = redisClient(ep.url);
+  let last = "0-0";
+  let stopped = false;
+  const count = options.slowRatePerSec ? 1 : XREAD_COUNT;
+  const pauseMs = options.slowRatePerSec ? 1000 / options.slowRatePerSec : 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const res = (await r.xread("COUNT", count, "BLOCK", 1000, "STREAMS", ep.topic, last).catch((e: unknown) => {
+        if (stopped) return null;
+        throw e;
+      })) as [string, [string, string[]][]][] | null;
+      if (!res) continue;
+      for (const [, entries] of res) {
+        for (const [id, fields] of entries) {
+          last = id;
+          onMessage(fields[1]!);
+        }
+      }
+      if (pauseMs) await new Promise((r2) => setTimeout(r2, pauseMs));
+    }
+  })();
+  // Make sure the connection is up before the publisher starts.
+  await r.ping();
+  return {
+    async close() {
+      stopped = true;
+      r.disconnect();
+      await loop.catch(() => {});
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// NATS
+
+/** Publishes between flushes, so the client's buffer (and the server's view) stays bounded. */
+const NATS_FLUSH_EVERY = 1000;
+
+async function natsPublisher(ep: Endpoint): Promise<Publisher> {
+  const nc: NatsConnection = await connect({ servers: ep.url.replace(/^nats:\/\//, "") });
+  let sinceFlush = 0;
+  return {
+    async send(payloads) {
+      for (const p of payloads) nc.publish(ep.topic, p);
+      sinceFlush += payloads.length;
+      if (sinceFlush >= NATS_FLUSH_EVERY) {
+        sinceFlush = 0;
+        await nc.flush();
+      }
+    },
+    async close() {
+      await nc.flush();
+      await nc.close();
+    },
+  };
+}
+
+async function natsSubscriber(ep: Endpoint, onMessage: OnMessage): Promise<Subscriber> {
+  const nc = await connect({ servers: ep.url.replace(/^nats:\/\//, "") });
+  nc.subscribe(ep.topic, { callback: (_err, msg) => onMessage(msg.string()) });
+  await nc.flush();
+  return {
+    async close() {
+      await nc.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slow consumers for push systems (Redis pub/sub, NATS): a raw TCP client that takes at most
+// `rate` messages a second off its socket and stops reading (TCP backpressure) when it holds
+// more than SLOW_BUFFER_BYTES, so the server, not this process, has to hold what is unread.
+
+const SLOW_BUFFER_BYTES = 64 * 1024;
+
+async function slowRawSubscriber(system: SystemName, ep: Endpoint, onMessage: OnMessage, rate: number): Promise<Subscriber> {
+  const u = new URL(ep.url);
+  const sock = net.connect({ host: u.hostname, port: Number(u.port) });
+  await new Promise<void>((resolve, reject) => {
+    sock.once("connect", resolve);
+    sock.once("error", reject);
+  });
+  sock.setEncoding("latin1");
+  let buf = "";
+  sock.on("data", (chunk: string) => {
+    buf += chunk;
+    if (buf.length > SLOW_BUFFER_BYTES) sock.pause();
+  });
+  sock.on("error", () => {});
+  // Payloads start with "<pub>.<seq>." and are exactly 100 bytes: find them in the raw stream.
+  const payloadRe = /(\d+\.\d+\.\d+\.x*)/;
+  if (system === "nats") sock.write(`CONNECT {"verbose":false,"pedantic":false}\r\nSUB ${ep.topic} 1\r\nPING\r\n`);
+  else sock.write(`*2\r\n$9\r\nSUBSCRIBE\r\n$${Buffer.byteLength(ep.topic)}\r\n${ep.topic}\r\n`);
+  // Wait for the server to confirm the subscription (PONG / subscribe reply).
+  await new Promise<void>((resolve) => {
+    const check = () => (/PONG|subscribe/.test(buf) ? resolve() : setTimeout(check, 10));
+    check();
+  });
+  buf = "";
+  const timer = setInterval(() => {
+    const m = payloadRe.exec(buf);
+    if (!m) {
+      if (sock.isPaused()) sock.resume();
+      return;
+    }
+    buf = buf.slice(m.index + m[0].length);
+    if (system === "nats" && buf.startsWith("\r\nPING")) sock.write("PONG\r\n");
+    onMessage(m[0].slice(0, 100));
+    if (buf.length < SLOW_BUFFER_BYTES / 2 && sock.isPaused()) sock.resume();
+  }, 1000 / rate);
+  return {
+    async close() {
+      clearInterval(timer);
+      sock.destroy();
+    },
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * SDK benchmark (issue 4's speed note), through @dovetail/sdk against a running bus:
+ *   1. `publisher().send` in a loop: confirmed messages per second (100-byte messages);
+ *   2. `publish()` awaited one at a time: p50 / p99 ms;
+ *   3. end-to-end latency (send → delivered) at a steady rate with 10 subscribers: p50 / p99 ms.
+ *
+ * Run: node bench/sdk-bench.ts --url http://127.0.0.1:8787 [--token T] [--quick]
+ * Without --url it starts a local bus (test/support/bus-process.ts) and stops it after.
+ * The last stdout line is one JSON object with every figure; progress goes to stderr.
+ */
+import { parseArgs } from "node:util";
+import * as hdr from "hdr-histogram-js";
+import { connect, type Bus } from "../sdk/src/index.ts";
+import { startBus, type BusProcess } from "../test/support/bus-process.ts";
+
+const { values } = parseArgs({
+  options: {
+    url: { type: "string" },
+    token: { type: "string" },
+    quick: { type: "boolean" },
+    rate: { type: "string" },
+    subs: { type: "string" },
+  },
+});
+const QUICK = values.quick ?? false;
+const SIZE_BYTES = 100;
+const LOOP_MESSAGES = QUICK ? 50_000 : 300_000;
+const AWAITED_PUBLISHES = QUICK ? 500 : 3000;
+const E2E_RATE = Number(values.rate ?? 10_000);
+const E2E_SUBSCRIBERS = Number(values.subs ?? 10);
+const E2E_DURATION_MS = QUICK ? 3000 : 10_000;
+const E2E_WARMUP_MS = QUICK ? 500 : 2000;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const topicName = (what: string) => `bench.sdk.${what}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 6)}`;
+/** A 100-byte JSON payload (as the topic measures it: the JSON text of `data`). */
+function payload(extra: Record<string, number>): Record<string, unknown> {
+  const base = JSON.stringify({ ...extra, pad: "" }).length;
+  return { ...extra, pad: "x".repeat(Math.max(0, SIZE_BYTES - base)) };
+}
+function histogram() {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
+}
+const ms = (h: ReturnType<typeof histogram>, p: number) => Math.round(h.getValueAtPercentile(p) / 10) / 100; // µs → ms, 2 decimals
+
+async function sendLoop(bus: Bus) {
+  const topic = topicName("loop");
+  const pub = bus.publisher(topic, { lingerMs: 1, maxBatch: 1000, maxInFlight: 16, maxQueued: 50_000 });
+  await pub.send(payload({ n: -1 })); // connect first
+  const message = payload({ n: 0 });
+  const start = performance.now();
+  let confirmed = 0;
+  for (let i = 0; i < LOOP_MESSAGES; i++) {
+    if (pub.queued >= 50_000) await pub.ready();
+    pub.send(message).then(() => confirmed++, () => {});
+  }
+  await pub.flush();
+  const seconds = (performance.now() - start) / 1000;
+  const rate = Math.round(confirmed / seconds);
+  log(`publisher().send loop: ${confirmed} confirmed in ${seconds.toFixed(2)} s = ${rate} msg/s`);
+  return { messages: confirmed, seconds: Math.round(seconds * 1000) / 1000, msgPerSec: rate };
+}
+
+async function awaitedPublish(bus: Bus) {
+  const topic = topicName("awaited");
+  await bus.publish(topic, payload({ n: -1 }));
+  const h = histogram();
+  for (let i = 0; i < AWAITED_PUBLISHES; i++) {
+    const t = performance.now();
+    await bus.publish(topic, payload({ n: i }));
+    h.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
+  }
+  const out = { count: AWAITED_PUBLISHES, p50Ms: ms(h, 50), p99Ms: ms(h, 99), maxMs: ms(h, 100) };
+  log(`publish() awaited: p50 ${out.p50Ms} ms, p99 ${out.p99Ms} ms`);
+  return out;
+}
+
+async function endToEnd(url: string, token: string | undefined) {
+  const topic = topicName("e2e");
+  const publisherBus = connect(url, token ? { token } : {});
+  const subscriberBus = connect(url, token ? { token } : {});
+  await publisherBus.publish(topic, payload({ t: 0 }));
+  const h = histogram();
+  let received = 0;
+  let measuring = false;
+  const subs = Array.from({ length: E2E_SUBSCRIBERS }, () => subscriberBus.subscribe<{ t: number }>(topic, { from: 1, buffer: 5000 }));
+  const reading = subs.map(async (s) => {
+    for await (const m of s) {
+      received++;
+      if (measuring && m.data.t > 0) h.recordValue(Math.max(1, Math.round((performance.now() - m.data.t) * 1000)));
+    }
+  });
+  const pub = publisherBus.publisher(topic, { lingerMs: 0, maxBatch: 1000, maxInFlight: 16 });
+  const start = performance.now();
+  let sent = 0;
+  const total = E2E_DURATION_MS + E2E_WARMUP_MS;
+  while (performance.now() - start < total) {
+    const elapsed = performance.now() - start;
+    measuring = elapsed >= E2E_WARMUP_MS;
+    const due = Math.floor((elapsed * E2E_RATE) / 1000);
+    while (sent < due) {
+      pub.send(payload({ t: performance.now() })).catch(() => {});
+      sent++;
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await pub.flush();
+  const deadline = performance.now() + 15_000;
+  while (received < sent * E2E_SUBSCRIBERS && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  for (const s of subs) s.close();
+  await Promise.allSettled(reading);
+  await publisherBus.close({ force: true });
+  await subscriberBus.close({ force: true });
+  const out = {
+    rate: E2E_RATE,
+    subscribers: E2E_SUBSCRIBERS,
+    seconds: E2E_DURATION_MS / 1000,
+    sent,
+    delivered: received,
+    expected: sent * E2E_SUBSCRIBERS,
+    p50Ms: ms(h, 50),
+    p99Ms: ms(h, 99),
+    maxMs: ms(h, 100),
+  };
+  log(`end-to-end at ${E2E_RATE} msg/s x ${E2E_SUBSCRIBERS} subscribers: p50 ${out.p50Ms} ms, p99 ${out.p99Ms} ms (${received}/${sent * E2E_SUBSCRIBERS} delivered)`);
+  return out;
+}
+
+let local: BusProcess | null = null;
+let url = values.url;
+if (!url) {
+  log("no --url: starting a local bus");
+  local = await startBus();
+  url = local.url;
+}
+const token = values.token ?? process.env.DOVETAIL_TOKEN ?? undefined;
+try {
+  const bus = connect(url, token ? { token } : {});
+  const loop = await sendLoop(bus);
+  const awaited = await awaitedPublish(bus);
+  await bus.close({ force: true });
+  const e2e = await endToEnd(url, token);
+  const result = {
+    bench: "sdk",
+    quick: QUICK,
+    url,
+    messageBytes: SIZE_BYTES,
+    publisherSendLoop: loop,
+    publishAwaited: awaited,
+    endToEnd: e2e,
+    targets: { sendLoopMsgPerSec: 100_000, publishAwaitedP50Ms: 2, endToEndP99Ms: 10 },
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} finally {
+  await local?.stop();
+}

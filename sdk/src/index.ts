@@ -1,0 +1,24 @@
+/**
+ * @dovetail/sdk: the TypeScript client for the Dovetail agent message bus. Runs unchanged in
+ * Node >= 22, browsers and Workers.
+ *
+ * @example
+ * import { connect } from "@dovetail/sdk";
+ * const bus = connect("http://127.0.0.1:8787", { token });
+ * await bus.publish("agents.events", { hello: 1 });
+ * for await (const msg of bus.subscribe("agents.events", { from: 0 })) console.log(msg.data);
+ */
+export { connect, Bus } from "./client.ts";
+export type { ConnectOptions, TopicInfo, ReadOptions, ReadResult } from "./client.ts";
+export { Publisher } from "./publisher.ts";
+export type { PublisherOptions } from "./publisher.ts";
+export { Subscription } from "./subscription.ts";
+export type { SubscribeOptions } from "./subscription.ts";
+export type { Message, PublishOptions } from "./message.ts";
+export type { StatusEvent } from "./status.ts";
+export type { ReconnectOptions } from "./backoff.ts";
+export { webSocketTransport, fetchTransport, webSocketUrlWithToken } from "./transport.ts";
+export type { Transport, TransportTarget, SocketLike } from "./transport.ts";
+export { DovetailError, ERROR_CODES, isErrorCode } from "./errors.ts";
+export type { ErrorCode, ErrorDetails } from "./errors.ts";
+export { isTopicName, topicNameProblem } from "./topic-name.ts";

@@ -1,0 +1,67 @@
+/** Connection events, as `bus.status()` yields them. */
+import type { DovetailError } from "./errors.ts";
+
+export type StatusEvent =
+  /** A socket for `topic` is being opened (`attempt` 0 is the first try). */
+  | { type: "connecting"; topic: string; role: "publish" | "subscribe"; attempt: number }
+  /** The socket is open and the topic said welcome. */
+  | { type: "connected"; topic: string; role: "publish" | "subscribe" }
+  /** The socket went away; the SDK will retry unless the error is final. */
+  | { type: "disconnected"; topic: string; role: "publish" | "subscribe"; error: DovetailError }
+  /** Waiting `delayMs` before attempt `attempt`. */
+  | { type: "reconnecting"; topic: string; role: "publish" | "subscribe"; attempt: number; delayMs: number }
+  /** The connection gave up (auth refused, too many attempts); operations on it fail with `error`. */
+  | { type: "failed"; topic: string; role: "publish" | "subscribe"; error: DovetailError }
+  /** A server error frame that answered no request (for example a rate-limit warning). */
+  | { type: "server_error"; topic: string; error: DovetailError }
+  /** `bus.close()` finished; the iterable ends after this event. */
+  | { type: "closed" };
+
+/** Most events buffered per `status()` reader; older ones are dropped if it stops reading. */
+export const STATUS_BUFFER_EVENTS = 1000;
+
+/** Fans status events out to every open `status()` iterable. */
+export class StatusHub {
+  readonly #readers = new Set<{ queue: StatusEvent[]; wake: (() => void) | null }>();
+  #ended = false;
+
+  emit(event: StatusEvent): void {
+    for (const r of this.#readers) {
+      r.queue.push(event);
+      if (r.queue.length > STATUS_BUFFER_EVENTS) r.queue.shift();
+      r.wake?.();
+    }
+    if (event.type === "closed") this.#ended = true;
+  }
+
+  iterate(): AsyncIterableIterator<StatusEvent> {
+    const reader: { queue: StatusEvent[]; wake: (() => void) | null } = { queue: [], wake: null };
+    if (this.#ended) reader.queue.push({ type: "closed" });
+    this.#readers.add(reader);
+    const readers = this.#readers;
+    const iterator: AsyncIterableIterator<StatusEvent> = {
+      async next(): Promise<IteratorResult<StatusEvent>> {
+        for (;;) {
+          const event = reader.queue.shift();
+          if (event) {
+            if (event.type === "closed") readers.delete(reader);
+            return { value: event, done: false };
+          }
+          if (!readers.has(reader)) return { value: undefined, done: true };
+          await new Promise<void>((resolve) => (reader.wake = resolve));
+          reader.wake = null;
+        }
+      },
+      async return(): Promise<IteratorResult<StatusEvent>> {
+        readers.delete(reader);
+        reader.queue.length = 0;
+        reader.wake?.();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Scopes and topic patterns: the ONE matcher that decides whether a credential may act on a
+ * topic. The gateway (HTTP routes, WebSocket upgrades, the admin API) and the docs
+ * (docs/security.md, "Scopes and topic patterns") all use this file.
+ *
+ * A scope is `action:pattern` (or a bare `action`, which means `action:>`), where action is
+ * `publish`, `subscribe` or `admin`.
+ *
+ * A pattern is a topic name whose segments may be wildcards. Segments are separated by `.` or
+ * `/` exactly as in topic names (sdk/src/topic-name.ts), and separators must match literally:
+ * - a literal segment matches itself (case-sensitive);
+ * - `*` matches exactly one segment;
+ * - `>` as the LAST segment matches one or more remaining segments, whatever separates them.
+ *
+ * @example
+ * topicMatches("agents.*", "agents.planner")      // true
+ * topicMatches("agents.*", "agents.planner.logs") // false
+ * topicMatches("team-a.>", "team-a.jobs/done")    // true
+ * topicMatches("team-a.>", "team-a")              // false (`>` needs at least one segment)
+ * topicMatches(">", "anything.at/all")            // true
+ */
+export const SCOPE_ACTIONS = ["publish", "subscribe", "admin"] as const;
+export type ScopeAction = (typeof SCOPE_ACTIONS)[number];
+
+export interface Scope {
+  action: ScopeAction;
+  pattern: string;
+}
+
+/** Longest pattern accepted (a topic name is at most 200 characters). */
+export const MAX_PATTERN_LENGTH = 200;
+/** Most scopes one credential may carry. */
+export const MAX_SCOPES = 64;
+
+const LITERAL_SEGMENT = /^[A-Za-z0-9_~-]+$/;
+
+/** Why `pattern` is not a valid topic pattern, or `null` when it is. */
+export function patternProblem(pattern: unknown): string | null {
+  if (typeof pattern !== "string" || pattern.length === 0) return "a topic pattern must be a non-empty string";
+  if (pattern.length > MAX_PATTERN_LENGTH) return `a topic pattern is at most ${MAX_PATTERN_LENGTH} characters`;
+  const parts = pattern.split(/([./])/);
+  for (let k = 0; k < parts.length; k += 2) {
+    const segment = parts[k]!;
+    if (segment === "*") continue;
+    if (segment === ">") {
+      if (k !== parts.length - 1) return "`>` may only be the last segment of a pattern";
+      continue;
+    }
+    if (!LITERAL_SEGMENT.test(segment)) {
+      return `pattern segment ${JSON.stringify(segment).slice(0, 40)} must be *, > or a topic name segment (A-Z a-z 0-9 _ - ~)`;
+    }
+  }
+  return null;
+}
+
+/** Does `pattern` (already valid) match the topic name `topic`? */
+export function topicMatches(pattern: string, topic: string): boolean {
+  if (pattern === ">") return topic.length > 0;
+  const p = pattern.split(/([./])/);
+  const t = topic.split(/([./])/);
+  for (let k = 0; k < p.length; k++) {
+    const part = p[k]!;
+    if (k % 2 === 0 && part === ">") return t.length > k; // one or more segments remain
+    if (k >= t.length) return false;
+    if (k % 2 === 0 && part === "*") continue;
+    if (part !== t[k]) return false;
+  }
+  return p.length === t.length;
+}
+
+/**
+ * Parse one scope string (`publish:agents.*`, `subscribe:>`, `admin`).
+ * Returns the scope or a message saying what is wrong with it.
+ */
+export function parseScope(text: unknown): Scope | string {
+  if (typeof text !== "string") return "a scope must be a string";
+  const colon = text.indexOf(":");
+  const action = colon < 0 ? text : text.slice(0, colon);
+  const pattern = colon < 0 ? ">" : text.slice(colon + 1);
+  if (!(SCOPE_ACTIONS as readonly string[]).includes(action)) {
+    return `scope ${JSON.stringify(text).slice(0, 60)}: action must be one of ${SCOPE_ACTIONS.join(", ")}`;
+  }
+  const problem = patternProblem(pattern);
+  if (problem) return `scope ${JSON.stringify(text).slice(0, 60)}: ${problem}`;
+  return { action: action as ScopeAction, pattern };
+}
+
+/** Parse a list of scope strings; the first bad one is reported. */
+export function parseScopes(texts: readonly unknown[]): Scope[] | string {
+  if (texts.length > MAX_SCOPES) return `at most ${MAX_SCOPES} scopes`;
+  const out: Scope[] = [];
+  for (const t of texts) {
+    const s = parseScope(t);
+    if (typeof s === "string") return s;
+    out.push(s);
+  }
+  return out;
+}
+
+/** The canonical text of a scope (`action:pattern`). */
+export function formatScope(scope: Scope): string {
+  return `${scope.action}:${scope.pattern}`;
+}
+
+/**
+ * May a holder of `scopes` perform `action` on `topic`? `topic` undefined means "on every
+ * topic": only a scope whose pattern is `>` allows that (used by the admin API).
+ */
+export function allows(scopes: readonly Scope[], action: ScopeAction, topic?: string): boolean {
+  for (const s of scopes) {
+    if (s.action !== action) continue;
+    if (topic === undefined ? s.pattern === ">" : topicMatches(s.pattern, topic)) return true;
+  }
+  return false;
+}

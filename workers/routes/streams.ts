@@ -1,0 +1,418 @@
+/**
+ * /v1/stream/{topic}: the Durable Streams HTTP protocol (docs/streams.md) on every topic.
+ *
+ * The gateway checks and decodes each request (headers, offsets, JSON flattening, size limits),
+ * then one RPC to the topic object does the work and answers with a ready HTTP reply
+ * (objects/stream-service.ts). Live reads are held here, in the gateway: a reader at the tail
+ * waits on a hibernatable WebSocket to the topic that the topic closes when data arrives, so a
+ * waiting reader keeps no topic awake (docs/decisions/008-streams-state-and-waiting.md).
+ *
+ * Topic names may hold `/` here as they are (`/v1/stream/team-a/jobs`), unlike /v1/topics.
+ */
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { DovetailError } from "../../sdk/src/errors.ts";
+import { topicNameProblem } from "../../sdk/src/topic-name.ts";
+import { utf8ByteLength } from "../../objects/bytes.ts";
+import type { PreparedMessage } from "../../objects/log.ts";
+import { settingsFromEnv } from "../../objects/limits.ts";
+import {
+  bytesToBase64,
+  encodeOffset,
+  flattenJsonBody,
+  isJsonContentType,
+  isTextContentType,
+  isValidContentType,
+  nextCursor,
+  parseOffset,
+  parseProducerInt,
+  parseTtlSeconds,
+  sseData,
+  type ParsedOffset,
+} from "../../objects/stream-format.ts";
+import type { DsPayload, DsProducer, DsReadReply, DsReply } from "../../objects/stream-service.ts";
+import { DS_WAIT_HEADER, TOPIC_NAME_HEADER } from "../../objects/topic.ts";
+import type { GatewayEnv } from "../gateway-env.ts";
+import { topicStub } from "../topic-stub.ts";
+
+/** Where the routes are mounted; `Stream-Forked-From` may name a source with this prefix. */
+export const STREAM_ROUTE_PREFIX = "/v1/stream/";
+/** How long a long-poll waits for data before answering 204 (override: `STREAM_LONG_POLL_MS`). */
+export const DEFAULT_LONG_POLL_MS = 20_000;
+/** An SSE response ends after this long so CDNs can collapse readers (protocol 10.2). */
+export const SSE_MAX_MS = 60_000;
+
+/** Optional Worker variables read by these routes. */
+interface StreamsEnv {
+  STREAM_LONG_POLL_MS?: string;
+}
+
+const CORS_HEADERS: Record<string, string> = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, POST, PUT, DELETE, HEAD, OPTIONS",
+  "access-control-allow-headers":
+    "content-type, authorization, if-none-match, Stream-Seq, Stream-TTL, Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, Producer-Seq, Stream-Forked-From, Stream-Fork-Offset, Stream-Fork-Sub-Offset",
+  "access-control-expose-headers":
+    "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, Stream-Expires-At, Stream-SSE-Data-Encoding, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, etag, content-type, location",
+  // Browser security headers (protocol 12.7).
+  "x-content-type-options": "nosniff",
+  "cross-origin-resource-policy": "cross-origin",
+};
+
+/** Adds CORS and security headers to every answer under /v1/stream, errors included. */
+export function streamHeaders(): MiddlewareHandler<GatewayEnv> {
+  return async function streamHeaders(c, next) {
+    await next();
+    for (const [k, v] of Object.entries(CORS_HEADERS)) {
+      if (!c.res.headers.has(k)) c.res.headers.set(k, v);
+    }
+  };
+}
+
+function fail(status: number, code: ConstructorParameters<typeof DovetailError>[0], message: string): Response {
+  return new Response(JSON.stringify(new DovetailError(code, message).toBody()), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+function send(reply: DsReply, extra: Record<string, string> = {}): Response {
+  const nullBody = reply.status === 204 || reply.status === 304 || reply.body === undefined;
+  return new Response(nullBody ? null : reply.body, { status: reply.status, headers: { ...reply.headers, ...extra } });
+}
+
+/** The topic a stream path names, or a 400/404 answer. */
+function streamTopic(path: string): { topic: string } | { error: Response } {
+  let topic: string;
+  try {
+    topic = decodeURIComponent(path);
+  } catch {
+    return { error: fail(400, "invalid_topic", "stream path is not valid percent-encoding") };
+  }
+  if (topic === "__ds" || topic.startsWith("__ds/")) {
+    return { error: fail(404, "not_found", "the __ds subscription APIs are not supported by this server") };
+  }
+  const problem = topicNameProblem(topic);
+  if (problem) return { error: fail(400, "invalid_topic", problem) };
+  return { topic };
+}
+
+function header(c: Context<GatewayEnv>, name: string): string | undefined {
+  return c.req.header(name) ?? undefined;
+}
+
+/** `Stream-Closed` counts only when it is exactly `true`, any case (protocol 4.1). */
+function closedHeader(c: Context<GatewayEnv>): boolean {
+  return header(c, "Stream-Closed")?.toLowerCase() === "true";
+}
+
+/** Encode an append body as messages: one `data` per JSON value, or one `bytes` message. */
+function encodePayload(
+  c: Context<GatewayEnv>,
+  body: Uint8Array,
+  contentType: string,
+  forCreate: boolean,
+): { payload: DsPayload | null } | { error: Response } {
+  if (body.length === 0) return { payload: null };
+  const { limits } = settingsFromEnv(c.env);
+  const json = isJsonContentType(contentType);
+  let messages: PreparedMessage[];
+  try {
+    if (json) {
+      const flat = flattenJsonBody(new TextDecoder().decode(body));
+      if ("error" in flat) {
+        if (flat.error === "empty_array" && forCreate) return { payload: null };
+        return { error: fail(400, "invalid_field", flat.error === "empty_array" ? "an append may not be an empty JSON array" : "body is not valid JSON") };
+      }
+      let total = 0;
+      // Each text is JSON.stringify output already: store it as the message's `data` as it is.
+      messages = flat.messages.map((text, i) => {
+        const size = utf8ByteLength(text);
+        if (size > limits.maxMessageBytes) {
+          throw new DovetailError("message_too_large", `message ${i} is ${size} bytes; the limit is ${limits.maxMessageBytes}`);
+        }
+        total += size;
+        return { body: `"data":${text}`, size };
+      });
+      if (total > limits.maxBatchBytes) throw new DovetailError("batch_too_large", `an append may carry at most ${limits.maxBatchBytes} bytes`);
+    } else {
+      if (body.length > limits.maxMessageBytes) {
+        throw new DovetailError("message_too_large", `an append is ${body.length} bytes; the limit is ${limits.maxMessageBytes}`);
+      }
+      messages = [{ body: `"bytes":"${bytesToBase64(body)}"`, size: body.length }];
+    }
+  } catch (error) {
+    if (error instanceof DovetailError) return { error: fail(error.status, error.code, error.message) };
+    throw error;
+  }
+  return { payload: { json, messages } };
+}
+
+/**
+ * Wait until the topic has data after `after` (or closes, or is deleted), up to `timeoutMs`.
+ * Resolves true on a change, false on timeout. The topic holds our socket with the hibernation
+ * API and closes it on the commit that passes `after`; the topic may sleep meanwhile.
+ */
+async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, after: number, timeoutMs: number): Promise<boolean> {
+  if (timeoutMs <= 0) return false;
+  const res = await stub.fetch("https://topic/ds-wait", {
+    headers: { Upgrade: "websocket", [TOPIC_NAME_HEADER]: topic, [DS_WAIT_HEADER]: String(after) },
+  });
+  const ws = res.webSocket;
+  if (!ws) return true;
+  ws.accept();
+  return new Promise<boolean>((resolve) => {
+    const finish = (changed: boolean) => {
+      clearTimeout(timer);
+      try {
+        ws.close(1000, changed ? "done" : "timeout");
+      } catch {
+        // Already closed by the topic.
+      }
+      resolve(changed);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    ws.addEventListener("close", () => finish(true));
+    ws.addEventListener("error", () => finish(true));
+    ws.addEventListener("message", () => finish(true));
+  });
+}
+
+function longPollMs(c: Context<GatewayEnv>): number {
+  const raw = (c.env as unknown as StreamsEnv).STREAM_LONG_POLL_MS;
+  const n = raw === undefined || raw === "" ? DEFAULT_LONG_POLL_MS : Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`STREAM_LONG_POLL_MS must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function streamRoutes(): Hono<GatewayEnv> {
+  const streams = new Hono<GatewayEnv>();
+  streams.use("*", streamHeaders());
+
+  streams.on(["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"], "/*", async (c) => {
+    const method = c.req.method;
+    if (method === "OPTIONS") return new Response(null, { status: 204 });
+    const url = new URL(c.req.url);
+    const found = streamTopic(url.pathname.slice(STREAM_ROUTE_PREFIX.length));
+    if ("error" in found) return found.error;
+    const { topic } = found;
+    const stub = topicStub(c.env, c.get("tenant"), topic);
+    switch (method) {
+      case "PUT":
+        return create(c, topic, stub);
+      case "POST":
+        return append(c, topic, stub);
+      case "HEAD":
+        return send({ ...(await stub.dsHead(topic)), body: undefined });
+      case "DELETE": {
+        const { reply, releaseSource } = await stub.dsDelete(topic);
+        // Cascade: a deleted fork releases its source, which may go away and release its own.
+        let source = releaseSource;
+        for (let hops = 0; source !== null && hops < 100; hops++) {
+          source = await topicStub(c.env, c.get("tenant"), source).dsForkRef(source, -1);
+        }
+        return send(reply);
+      }
+      default:
+        return read(c, topic, stub, url);
+    }
+  });
+  return streams;
+}
+
+async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>): Promise<Response> {
+  const rawType = header(c, "Content-Type");
+  let contentType = rawType !== undefined && isValidContentType(rawType) ? rawType.trim() : null;
+  const ttlRaw = header(c, "Stream-TTL");
+  const expiresRaw = header(c, "Stream-Expires-At");
+  if (ttlRaw !== undefined && expiresRaw !== undefined) return fail(400, "invalid_field", "send Stream-TTL or Stream-Expires-At, not both");
+  const ttlSeconds = ttlRaw === undefined ? null : parseTtlSeconds(ttlRaw);
+  if (ttlRaw !== undefined && ttlSeconds === null) return fail(400, "invalid_field", "Stream-TTL: expected a non-negative integer of seconds");
+  if (expiresRaw !== undefined && !Number.isFinite(Date.parse(expiresRaw))) {
+    return fail(400, "invalid_field", "Stream-Expires-At: expected an RFC 3339 timestamp");
+  }
+  const forkedFrom = header(c, "Stream-Forked-From");
+  const forkOffsetRaw = header(c, "Stream-Fork-Offset");
+  const subRaw = c.req.raw.headers.has("Stream-Fork-Sub-Offset") ? (c.req.raw.headers.get("Stream-Fork-Sub-Offset") ?? "") : undefined;
+  if (forkedFrom === undefined && (forkOffsetRaw !== undefined || subRaw !== undefined)) {
+    return fail(400, "invalid_field", "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From");
+  }
+  let forkOffset: number | null = null;
+  if (forkOffsetRaw !== undefined) {
+    const parsed = parseOffset(forkOffsetRaw);
+    if (!parsed || parsed.kind !== "at") return fail(400, "invalid_field", "Stream-Fork-Offset: not an offset of this server");
+    forkOffset = parsed.next;
+  }
+  const subOffset = subRaw === undefined ? 0 : parseTtlSeconds(subRaw);
+  if (subOffset === null) return fail(400, "invalid_field", "Stream-Fork-Sub-Offset: expected a non-negative integer");
+  if (subOffset > 0 && forkOffset === null) return fail(400, "invalid_field", "Stream-Fork-Sub-Offset needs Stream-Fork-Offset");
+  const body = new Uint8Array(await c.req.arrayBuffer());
+
+  let fork = null;
+  let source: { topic: string; stub: ReturnType<typeof topicStub> } | null = null;
+  if (forkedFrom !== undefined) {
+    const sourcePath = forkedFrom.startsWith(STREAM_ROUTE_PREFIX) ? forkedFrom.slice(STREAM_ROUTE_PREFIX.length) : forkedFrom.replace(/^\/+/, "");
+    const src = streamTopic(sourcePath);
+    if ("error" in src) return src.error;
+    if (src.topic === topic) return fail(409, "conflict", "a stream cannot fork itself");
+    source = { topic: src.topic, stub: topicStub(c.env, c.get("tenant"), src.topic) };
+    const copy = await source.stub.dsForkSource(src.topic, forkOffset, subOffset);
+    if (!copy.ok) return send(copy.reply);
+    fork = { ...copy.copy, from: src.topic };
+    contentType ??= copy.copy.contentType;
+  }
+  const encoded = encodePayload(c, body, contentType ?? "application/octet-stream", true);
+  if ("error" in encoded) return encoded.error;
+  const reply = await stub.dsCreate(topic, {
+    contentType,
+    ttlSeconds,
+    expiresAt: expiresRaw ?? null,
+    closed: closedHeader(c),
+    payload: encoded.payload,
+    fork,
+  });
+  if (reply.status === 201 && source) await source.stub.dsForkRef(source.topic, 1);
+  return send(reply, reply.status === 201 ? { location: c.req.url.split("?")[0]! } : {});
+}
+
+async function append(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>): Promise<Response> {
+  const close = closedHeader(c);
+  const pid = header(c, "Producer-Id");
+  const pepoch = header(c, "Producer-Epoch");
+  const pseq = header(c, "Producer-Seq");
+  let producer: DsProducer | null = null;
+  if (pid !== undefined || pepoch !== undefined || pseq !== undefined) {
+    if (pid === undefined || pepoch === undefined || pseq === undefined) {
+      return fail(400, "invalid_field", "Producer-Id, Producer-Epoch and Producer-Seq go together");
+    }
+    const epoch = parseProducerInt(pepoch);
+    const seq = parseProducerInt(pseq);
+    if (pid === "" || epoch === null || seq === null) return fail(400, "invalid_field", "invalid producer headers");
+    producer = { id: pid, epoch, seq };
+  }
+  const declared = Number(header(c, "Content-Length") ?? "0");
+  const { limits } = settingsFromEnv(c.env);
+  if (declared > limits.maxBatchBytes * 2) return fail(413, "batch_too_large", `request body is ${declared} bytes; the limit is ${limits.maxBatchBytes}`);
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  if (body.length === 0 && !close) return fail(400, "invalid_field", "an append needs a body (or Stream-Closed: true)");
+  const rawType = header(c, "Content-Type");
+  if (body.length > 0 && (rawType === undefined || !isValidContentType(rawType))) {
+    return fail(400, "invalid_field", "an append with a body needs a Content-Type");
+  }
+  const encoded = encodePayload(c, body, rawType ?? "application/octet-stream", false);
+  if ("error" in encoded) return encoded.error;
+  const reply = await stub.dsAppend(topic, {
+    contentType: body.length > 0 ? rawType!.trim() : null,
+    payload: encoded.payload,
+    close,
+    streamSeq: header(c, "Stream-Seq") ?? null,
+    producer,
+  });
+  return send(reply);
+}
+
+async function read(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>, url: URL): Promise<Response> {
+  const offsets = url.searchParams.getAll("offset");
+  if (offsets.length > 1) return fail(400, "invalid_field", "give one offset");
+  let offset: ParsedOffset = { kind: "start" };
+  if (offsets.length === 1) {
+    const parsed = parseOffset(offsets[0]!);
+    if (!parsed) return fail(400, "invalid_field", "offset: not an offset of this server, -1 or now");
+    offset = parsed;
+  }
+  const live = url.searchParams.get("live");
+  const cursor = url.searchParams.get("cursor") ?? undefined;
+  if ((live === "long-poll" || live === "sse") && offsets.length === 0) {
+    return fail(400, "invalid_field", `live=${live} needs an offset`);
+  }
+  if (live === "sse") return sse(c, topic, stub, offset, cursor);
+  if (live !== "long-poll") {
+    return send(await stub.dsRead(topic, { offset, live: false, ifNoneMatch: header(c, "If-None-Match") ?? null }));
+  }
+  const deadline = Date.now() + longPollMs(c);
+  let reply: DsReadReply = await stub.dsRead(topic, { offset, live: true, ifNoneMatch: null });
+  while (reply.wait) {
+    const changed = await waitForData(stub, topic, reply.next, deadline - Date.now());
+    if (!changed) {
+      return send({
+        status: 204,
+        headers: { "stream-next-offset": encodeOffset(reply.next), "stream-up-to-date": "true", "stream-cursor": nextCursor(cursor) },
+      });
+    }
+    reply = await stub.dsRead(topic, { offset: { kind: "at", next: reply.next }, live: true, ifNoneMatch: null });
+  }
+  const closed = reply.headers["stream-closed"] === "true";
+  return send(reply, reply.status < 300 && !closed ? { "stream-cursor": nextCursor(cursor) } : {});
+}
+
+/** Server-sent events: one `data` event per page read, each followed by a `control` event. */
+async function sse(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>, start: ParsedOffset, cursor: string | undefined): Promise<Response> {
+  const first = await stub.dsRead(topic, { offset: start, live: true, ifNoneMatch: null });
+  if (first.status >= 400) return send(first);
+  const contentType = first.contentType;
+  const base64 = !isTextContentType(contentType);
+  const waitMs = longPollMs(c);
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = writable.getWriter();
+  const utf8 = new TextEncoder();
+  const text = new TextDecoder();
+  const deadline = Date.now() + SSE_MAX_MS;
+  const control = (next: number, upToDate: boolean, closed: boolean): string => {
+    const body: Record<string, unknown> = { streamNextOffset: encodeOffset(next) };
+    if (closed) body.streamClosed = true;
+    else {
+      body.streamCursor = nextCursor(cursor);
+      if (upToDate) body.upToDate = true;
+    }
+    return `event: control\n${sseData(JSON.stringify(body))}`;
+  };
+  const pump = async () => {
+    let reply = first;
+    let announced = -1; // offset of the last upToDate control sent
+    for (;;) {
+      if (reply.status >= 400) break;
+      if (reply.wait) {
+        if (announced !== reply.next) {
+          await writer.write(utf8.encode(control(reply.next, true, false)));
+          announced = reply.next;
+        }
+        const left = Math.min(waitMs, deadline - Date.now());
+        if (left <= 0) break;
+        const changed = await waitForData(stub, topic, reply.next, left);
+        if (!changed) {
+          if (Date.now() >= deadline) break;
+          await writer.write(utf8.encode(control(reply.next, true, false)));
+          continue;
+        }
+      } else {
+        const closed = reply.headers["stream-closed"] === "true";
+        const upToDate = reply.headers["stream-up-to-date"] === "true";
+        let events = "";
+        if (reply.status === 200 && reply.body !== undefined) {
+          const payload =
+            typeof reply.body === "string" ? reply.body : base64 ? bytesToBase64(reply.body) : text.decode(reply.body);
+          const empty = typeof reply.body === "string" ? reply.body === "[]" || reply.body === "" : reply.body.length === 0;
+          if (!empty) events = `event: data\n${sseData(payload)}`;
+        }
+        // One write per data + control pair, so a reader never sees a data event without its control.
+        await writer.write(utf8.encode(events + control(reply.next, upToDate, closed)));
+        if (upToDate) announced = reply.next;
+        if (closed) break;
+        if (Date.now() >= deadline) break;
+      }
+      reply = await stub.dsRead(topic, { offset: { kind: "at", next: reply.next }, live: true, ifNoneMatch: null });
+    }
+  };
+  c.executionCtx.waitUntil(
+    pump()
+      .catch(() => {
+        // The reader went away (write failed) or the topic failed; end the response either way.
+      })
+      .finally(() => writer.close().catch(() => {})),
+  );
+  const headers: Record<string, string> = {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+  };
+  if (base64) headers["stream-sse-data-encoding"] = "base64";
+  return new Response(readable, { status: 200, headers });
+}
