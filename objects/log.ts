@@ -15,9 +15,21 @@ import { DovetailError } from "../sdk/src/errors.ts";
 import type { PublishMessage, ProducerStamp, SubscribeFrom } from "../sdk/src/protocol.ts";
 import { base64ByteLength, utf8ByteLength } from "./bytes.ts";
 
-/** The part of SqlStorage the log uses. */
+/** A value SQLite hands back. */
+export type SqlValue = ArrayBuffer | string | number | null;
+
+/** The part of a query cursor the log uses. */
+export interface SqlCursor<T> {
+  toArray(): T[];
+  one(): T;
+}
+
+/**
+ * The part of a Durable Object's `SqlStorage` the log uses. Declared here, not taken from the
+ * Workers types, so the log also runs over other SQLite bindings (its unit tests use node:sqlite).
+ */
 export interface SqlHandle {
-  exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): SqlStorageCursor<T>;
+  exec<T extends Record<string, SqlValue>>(query: string, ...bindings: unknown[]): SqlCursor<T>;
 }
 
 /** Runs `fn` in one transaction: all of its writes commit together or not at all. */

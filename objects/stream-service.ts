@@ -12,7 +12,9 @@ import { DovetailError, type ErrorCode } from "../sdk/src/errors.ts";
 import type { PublishResult } from "./commit-queue.ts";
 import type { PreparedMessage, TopicLog } from "./log.ts";
 import {
+  base64ToBytes,
   bodyAsBytes,
+  bytesToBase64,
   bodyAsJson,
   concatBytes,
   encodeOffset,
@@ -88,6 +90,31 @@ export interface DsReadReply extends DsReply {
   wait: boolean;
   /** The stream's content type ("" when it does not exist). */
   contentType: string;
+}
+
+/**
+ * A read reply as one WebSocket text message: how a topic hands a woken waiter its data directly,
+ * saving the gateway a second call. Byte bodies travel as base64.
+ */
+export function encodeReadReply(reply: DsReadReply): string {
+  const { body, ...rest } = reply;
+  return JSON.stringify(body instanceof Uint8Array ? { ...rest, b64: bytesToBase64(body) } : { ...rest, text: body });
+}
+
+/** The reply {@link encodeReadReply} encoded, or null for anything else. */
+export function decodeReadReply(raw: unknown): DsReadReply | null {
+  if (typeof raw !== "string") return null;
+  let value: (DsReadReply & { text?: string; b64?: string }) | null;
+  try {
+    value = JSON.parse(raw) as (DsReadReply & { text?: string; b64?: string }) | null;
+  } catch {
+    return null;
+  }
+  if (!value || typeof value.status !== "number" || typeof value.next !== "number" || typeof value.headers !== "object") return null;
+  const { text, b64, ...reply } = value;
+  if (b64 !== undefined) reply.body = base64ToBytes(b64);
+  else if (text !== undefined) reply.body = text;
+  return reply;
 }
 
 /** Largest copy a fork makes of its source (an RPC message is limited to 32 MiB). */

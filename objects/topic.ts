@@ -30,7 +30,7 @@ import { rpcResult, type RpcResult } from "./rpc-result.ts";
 import { credentialTag } from "../workers/auth/credential.ts";
 import { CREDENTIAL_CLOSE_CODE, readGrant, type SocketGrant } from "../workers/auth/socket-grant.ts";
 import { ABUSE_CLOSE_CODE, admitFrame, fullBucket, newFrameLimitState, takeTokens, type Bucket } from "./frame-limiter.ts";
-import { StreamService, type DsAppendRequest, type DsCreateRequest, type DsReadReply, type DsReadRequest, type DsReply } from "./stream-service.ts";
+import { encodeReadReply, StreamService, type DsAppendRequest, type DsCreateRequest, type DsReadReply, type DsReadRequest, type DsReply } from "./stream-service.ts";
 import { StreamState } from "./stream-state.ts";
 
 /** Durable Streams: on an upgrade, marks a gateway waiting for data after this offset (not a subscriber). */
@@ -470,14 +470,26 @@ export class Topic extends DurableObject<Env> {
     if (this.#dsWaiterCount !== 0) this.#dsWake(false);
   }
 
-  /** Close waiter sockets whose offset now has data (or all of them: closed, deleted). */
+  /**
+   * Close waiter sockets whose offset now has data, first sending each the read it would make
+   * (one read per distinct offset), or close all of them (stream closed or deleted).
+   */
   #dsWake(all: boolean): void {
     const waiters = this.ctx.getWebSockets(DS_WAIT_TAG);
     let left = 0;
+    const replies = new Map<number, string>();
     for (const ws of waiters) {
       const at = (ws.deserializeAttachment() as { dsWait?: number } | null)?.dsWait ?? -1;
       if (all || this.#log.head > at) {
         try {
+          if (!all && at >= 0) {
+            let reply = replies.get(at);
+            if (reply === undefined) {
+              reply = encodeReadReply(this.#ds().read({ offset: { kind: "at", next: at }, live: true, ifNoneMatch: null }, Date.now()));
+              replies.set(at, reply);
+            }
+            ws.send(reply);
+          }
           ws.close(1000, "wake");
         } catch {
           // Already closing.

@@ -566,7 +566,8 @@ export class RingWriter {
     const m = this.m;
     if (!pidAlive(m.u32[(base + L.S_PID) >> 2]!)) return true;
     if (m.stalenessMs === 0) return false;
-    const age = (now - Atomics.load(m.i32, (base + L.S_HEARTBEAT_MS) >> 2)) >>> 0;
+    // Signed difference: the consumer may beat after we read the clock (a negative age is fresh).
+    const age = (now - Atomics.load(m.i32, (base + L.S_HEARTBEAT_MS) >> 2)) | 0;
     return age > m.stalenessMs;
   }
 
@@ -1155,7 +1156,7 @@ export class Ring {
         if (state === L.SlotState.FREE) continue;
         const pid = Atomics.load(i32, (base + L.S_PID) >> 2);
         const tail = m.readU64(base + L.S_TAIL);
-        const heartbeatAgeMs = (now - Atomics.load(i32, (base + L.S_HEARTBEAT_MS) >> 2)) >>> 0;
+        const heartbeatAgeMs = Math.max(0, (now - Atomics.load(i32, (base + L.S_HEARTBEAT_MS) >> 2)) | 0);
         const alive = pidAlive(pid);
         consumers.push({
           slot,

@@ -29,7 +29,7 @@ import {
   sseData,
   type ParsedOffset,
 } from "../../objects/stream-format.ts";
-import type { DsPayload, DsProducer, DsReadReply, DsReply } from "../../objects/stream-service.ts";
+import { decodeReadReply, type DsPayload, type DsProducer, type DsReadReply, type DsReply } from "../../objects/stream-service.ts";
 import { DS_WAIT_HEADER, TOPIC_NAME_HEADER } from "../../objects/topic.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 import { topicStub } from "../topic-stub.ts";
@@ -149,10 +149,11 @@ function encodePayload(
 
 /**
  * Wait until the topic has data after `after` (or closes, or is deleted), up to `timeoutMs`.
- * Resolves true on a change, false on timeout. The topic holds our socket with the hibernation
- * API and closes it on the commit that passes `after`; the topic may sleep meanwhile.
+ * Resolves with the read the topic sent on waking us (or true when it sent none: read again),
+ * false on timeout. The topic holds our socket with the hibernation API and closes it on the
+ * commit that passes `after`; the topic may sleep meanwhile.
  */
-async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, after: number, timeoutMs: number): Promise<boolean> {
+async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, after: number, timeoutMs: number): Promise<DsReadReply | boolean> {
   if (timeoutMs <= 0) return false;
   const res = await stub.fetch("https://topic/ds-wait", {
     headers: { Upgrade: "websocket", [TOPIC_NAME_HEADER]: topic, [DS_WAIT_HEADER]: String(after) },
@@ -160,8 +161,8 @@ async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, af
   const ws = res.webSocket;
   if (!ws) return true;
   ws.accept();
-  return new Promise<boolean>((resolve) => {
-    const finish = (changed: boolean) => {
+  return new Promise<DsReadReply | boolean>((resolve) => {
+    const finish = (changed: DsReadReply | boolean) => {
       clearTimeout(timer);
       try {
         ws.close(1000, changed ? "done" : "timeout");
@@ -173,7 +174,7 @@ async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, af
     const timer = setTimeout(() => finish(false), timeoutMs);
     ws.addEventListener("close", () => finish(true));
     ws.addEventListener("error", () => finish(true));
-    ws.addEventListener("message", () => finish(true));
+    ws.addEventListener("message", (e) => finish(decodeReadReply(e.data) ?? true));
   });
 }
 
@@ -338,7 +339,7 @@ async function read(c: Context<GatewayEnv>, topic: string, stub: ReturnType<type
         headers: { "stream-next-offset": encodeOffset(reply.next), "stream-up-to-date": "true", "stream-cursor": nextCursor(cursor) },
       });
     }
-    reply = await stub.dsRead(topic, { offset: { kind: "at", next: reply.next }, live: true, ifNoneMatch: null });
+    reply = changed !== true ? changed : await stub.dsRead(topic, { offset: { kind: "at", next: reply.next }, live: true, ifNoneMatch: null });
   }
   const closed = reply.headers["stream-closed"] === "true";
   return send(reply, reply.status < 300 && !closed ? { "stream-cursor": nextCursor(cursor) } : {});
@@ -366,7 +367,7 @@ async function sse(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeo
     return `event: control\n${sseData(JSON.stringify(body))}`;
   };
   const pump = async () => {
-    let reply = first;
+    let reply: DsReadReply = first;
     let announced = -1; // offset of the last upToDate control sent
     for (;;) {
       if (reply.status >= 400) break;
@@ -381,6 +382,10 @@ async function sse(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeo
         if (!changed) {
           if (Date.now() >= deadline) break;
           await writer.write(utf8.encode(control(reply.next, true, false)));
+          continue;
+        }
+        if (changed !== true) {
+          reply = changed;
           continue;
         }
       } else {
