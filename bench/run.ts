@@ -5,7 +5,8 @@
  * bench/results/<timestamp>.json, latest.json, latest.md and one SVG chart per scenario.
  *
  * Options: --quick; --runs N (runs per case, median reported); --only a,b (scenario ids, plus
- * `cold-start` and `external`); --systems a,b; --out DIR.
+ * `cold-start` and `external`); --systems a,b; --out DIR; --render FILE.json (only rewrite
+ * latest.md and the charts from an existing results file, measuring nothing).
  *
  * @example
  * npm run bench -- --quick --only throughput,latency
@@ -43,6 +44,7 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     systems: { type: "string" },
     out: { type: "string", default: path.join(ROOT, "bench/results") },
+    render: { type: "string" },
   },
 });
 const quick = args.quick!;
@@ -152,7 +154,18 @@ async function runExternal(file: string, url: string | null, env: Record<string,
   });
 }
 
+function writeReport(results: BenchResults): void {
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, "latest.md"), renderMarkdown(results));
+  for (const chart of renderCharts(results)) writeFileSync(path.join(outDir, chart.file), chart.svg);
+}
+
 async function main(): Promise<void> {
+  if (args.render) {
+    writeReport(JSON.parse(readFileSync(args.render, "utf8")) as BenchResults);
+    log(`rewrote latest.md and charts in ${path.relative(ROOT, outDir)} from ${args.render}`);
+    return;
+  }
   const started = new Date();
   const machine = machineInfo();
   log(`${quick ? "quick" : "full"} run, ${runsPerCase} run(s) per case, ${machine.cpus} cores, load ${machine.loadAverage}`);
@@ -208,7 +221,7 @@ async function main(): Promise<void> {
 
   try {
     let runCounter = 0;
-    for (const scenario of scenarios(quick)) {
+    for (const scenario of scenarios(quick, only)) {
       if (!wants(scenario.id)) continue;
       const live = scenario.systems.filter((s) => systems[s]?.status === "ok");
       const sr: ScenarioResult = { id: scenario.id, title: scenario.title, description: scenario.description, systems: live, rows: scenario.rows, chart: scenario.chart, cases: [] };
@@ -234,13 +247,14 @@ async function main(): Promise<void> {
         sr.cases.push(cr);
       }
       results.scenarios.push(sr);
-      if (scenario.id === "edge-core") {
-        results.edgeTargets = EDGE_TARGETS.map((t) => {
-          const r = sr.cases.find((c) => c.id === t.case)?.results.dovetail;
+    }
+    if (results.scenarios.some((s) => s.id === "edge-core")) {
+      const cases = results.scenarios.filter((s) => s.id === "edge-core" || s.id === "latency").flatMap((s) => s.cases);
+      results.edgeTargets = EDGE_TARGETS.map((t) => {
+        const r = cases.find((c) => c.id === t.case)?.results.dovetail;
           const value = r?.ok ? (r.median[t.metric] ?? null) : null;
-          return { label: t.label, target: t.target, unit: t.unit, higherIsBetter: t.higherIsBetter, value, met: value === null ? null : t.higherIsBetter ? value >= t.target : value <= t.target };
-        });
-      }
+        return { label: t.label, target: t.target, unit: t.unit, higherIsBetter: t.higherIsBetter, value, met: value === null ? null : t.higherIsBetter ? value >= t.target : value <= t.target };
+      });
     }
 
     if (wants("external")) {
@@ -275,8 +289,7 @@ async function main(): Promise<void> {
   const json = `${JSON.stringify(results, null, 2)}\n`;
   writeFileSync(path.join(outDir, `${stamp}.json`), json);
   writeFileSync(path.join(outDir, "latest.json"), json);
-  writeFileSync(path.join(outDir, "latest.md"), renderMarkdown(results));
-  for (const chart of renderCharts(results)) writeFileSync(path.join(outDir, chart.file), chart.svg);
+  writeReport(results);
   const failed = results.scenarios.flatMap((s) => s.cases.flatMap((c) => Object.entries(c.results).filter(([, r]) => !r.ok).map(([sys]) => `${s.id}/${c.id}/${sys}`)));
   log(`wrote ${path.relative(ROOT, path.join(outDir, `${stamp}.json`))}, latest.json, latest.md and ${results.scenarios.length} charts in ${Math.round((Date.now() - started.getTime()) / 1000)} s`);
   if (failed.length) {

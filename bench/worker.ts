@@ -173,7 +173,7 @@ async function runSubscribers(cfg: SubscriberConfig): Promise<void> {
   const finish = async () => {
     if (finished) return;
     finished = true;
-    for (const s of subscribers) await s.close().catch((e: unknown) => (error ??= e instanceof Error ? e.message : String(e)));
+    await Promise.all(subscribers.map((s) => s.close().catch((e: unknown) => (error ??= e instanceof Error ? e.message : String(e)))));
     const result: SubscriberDone = {
       type: "done",
       role: "sub",

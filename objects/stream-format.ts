@@ -133,15 +133,15 @@ export function base64ToBytes(b64: string): Uint8Array {
   return out;
 }
 
-/** `Stream-TTL`: a non-negative decimal integer without sign, leading zeros or fraction. */
-export function parseTtlSeconds(raw: string): number | null {
-  if (!/^(0|[1-9]\d*)$/.test(raw)) return null;
-  const n = Number(raw);
-  return Number.isSafeInteger(n) ? n : null;
-}
-
-/** A producer header value: a non-negative decimal integer ≤ 2^53-1. */
-export function parseProducerInt(raw: string): number | null {
+/**
+ * The protocol's integer headers (`Stream-TTL`, `Stream-Fork-Sub-Offset`, `Producer-Epoch`,
+ * `Producer-Seq`): decimal, no sign, no leading zeros, no fraction or exponent, at most 2^53-1.
+ *
+ * @example
+ * parseNonNegativeInt("3600")  // 3600
+ * parseNonNegativeInt("03600") // null
+ */
+export function parseNonNegativeInt(raw: string): number | null {
   if (!/^(0|[1-9]\d*)$/.test(raw)) return null;
   const n = Number(raw);
   return Number.isSafeInteger(n) ? n : null;

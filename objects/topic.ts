@@ -467,6 +467,7 @@ export class Topic extends DurableObject<Env> {
 
   #dsAfterCommit(): void {
     this.#dsStateInstance?.persist();
+    this.#dsServiceInstance?.committed(Date.now());
     if (this.#dsWaiterCount !== 0) this.#dsWake(false);
   }
 

@@ -55,6 +55,7 @@ export interface BenchResults {
 /** 1234567 → "1.23 M", 0.000123 → "0.000123"; three significant digits. */
 export function fmt(value: number | undefined, unit = ""): string {
   if (value === undefined || !Number.isFinite(value)) return "–";
+  if (value === 0) return unit === "ms" || unit === "µs" || unit === "MB" ? `0 ${unit}` : "0";
   const abs = Math.abs(value);
   let text: string;
   if (abs >= 1e6) text = `${(value / 1e6).toPrecision(3)} M`;
@@ -122,7 +123,8 @@ export function renderMarkdown(res: BenchResults): string {
     out.push("| target | goal | measured | met |");
     out.push("|---|---|---|---|");
     for (const t of res.edgeTargets) {
-      out.push(`| ${t.label} | ${t.higherIsBetter ? "≥" : "≤"} ${fmt(t.target, t.unit)} ${t.unit === "ms" ? "" : t.unit} | ${t.value === null ? "–" : `${fmt(t.value, t.unit)} ${t.unit === "ms" ? "" : t.unit}`} | ${t.met === null ? "–" : t.met ? "yes" : "**no**"} |`);
+      const withUnit = (v: number) => (t.unit === "ms" ? fmt(v, "ms") : `${fmt(v)} ${t.unit}`);
+      out.push(`| ${t.label} | ${t.higherIsBetter ? "≥" : "≤"} ${withUnit(t.target)} | ${t.value === null ? "–" : withUnit(t.value)} | ${t.met === null ? "–" : t.met ? "yes" : "**no**"} |`);
     }
     out.push("");
   }
@@ -143,9 +145,10 @@ export function renderMarkdown(res: BenchResults): string {
         let ratio = "";
         if (withRatio) {
           const r = ratioToBest(c, row);
-          ratio = r ? ` | ${r.ratio.toFixed(2)}× ${r.peer}` : " | –";
+          ratio = r && row.ratio !== false ? ` | ${r.ratio >= 100 ? r.ratio.toFixed(0) : r.ratio.toPrecision(3)}× ${r.peer}` : " | –";
         }
-        out.push(`| ${c.label} | ${row.label}${row.unit && !["ms", "µs", "MB"].includes(row.unit) ? ` (${row.unit})` : ""} | ${cells.join(" | ")}${ratio} |`);
+        const unit = row.unit && !["ms", "µs", "MB"].includes(row.unit) && !row.label.includes(row.unit) ? ` (${row.unit})` : "";
+        out.push(`| ${c.label} | ${row.label}${unit} | ${cells.join(" | ")}${ratio} |`);
       }
     }
     out.push("");
@@ -296,7 +299,7 @@ function legend(parts: string[], systems: string[], x0: number, y0: number): voi
 export function latencyChart(s: ScenarioResult): string {
   const panelW = 370;
   const panelH = 260;
-  const top = 56;
+  const top = 80;
   const left = 60;
   const gap = 50;
   const W = left + s.cases.length * (panelW + gap);

@@ -194,7 +194,8 @@ export async function runCase(system: SystemName, url: string, spec: CaseSpec, c
   }
 }
 
-function summarize(
+/** Turn what the worker processes reported into figures, after checking counts and order. */
+export function summarize(
   spec: CaseSpec,
   pubs: PublisherDone[],
   subs: SubscriberDone[],

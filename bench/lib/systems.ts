@@ -138,8 +138,8 @@ async function dovetailPublisher(ep: Endpoint): Promise<Publisher> {
     else if (f.count !== p.n) p.reject(new Error(`dovetail: publish ${f.id} acked ${f.count} of ${p.n} messages`));
     else p.resolve();
   });
-  ws.addEventListener("close", () => {
-    for (const p of pending.values()) p.reject(new Error("dovetail: socket closed with publishes in flight"));
+  ws.addEventListener("close", (ev) => {
+    for (const p of pending.values()) p.reject(new Error(`dovetail: socket closed (code ${ev.code} ${ev.reason}) with ${pending.size} publishes in flight`));
     pending.clear();
   });
   const sendFrame = (payloads: string[]) =>
@@ -185,6 +185,10 @@ async function dovetailSubscriber(ep: Endpoint, onMessage: OnMessage, options: S
       }
     }
   });
+  let closing = false;
+  ws.addEventListener("close", (ev) => {
+    if (!closing) failure ??= `socket closed by the server (code ${ev.code} ${ev.reason})`;
+  });
   let timer: ReturnType<typeof setInterval> | null = null;
   if (slow) {
     // Credit one message at a time at the slow rate: the topic holds the rest in its log.
@@ -200,6 +204,7 @@ async function dovetailSubscriber(ep: Endpoint, onMessage: OnMessage, options: S
   return {
     async close() {
       if (timer) clearInterval(timer);
+      closing = true;
       ws!.close();
       if (failure) throw new Error(`dovetail subscriber: ${failure}`);
     },
@@ -257,6 +262,8 @@ async function redisStreamSubscriber(ep: Endpoint, onMessage: OnMessage, options
   let stopped = false;
   const count = options.slowRatePerSec ? 1 : XREAD_COUNT;
   const pauseMs = options.slowRatePerSec ? 1000 / options.slowRatePerSec : 0;
+  // Connected before the publisher starts (a PING behind a blocked XREAD would wait for it).
+  await r.ping();
   const loop = (async () => {
     while (!stopped) {
       const res = (await r.xread("COUNT", count, "BLOCK", 1000, "STREAMS", ep.topic, last).catch((e: unknown) => {
@@ -273,13 +280,12 @@ async function redisStreamSubscriber(ep: Endpoint, onMessage: OnMessage, options
       if (pauseMs) await new Promise((r2) => setTimeout(r2, pauseMs));
     }
   })();
-  // Make sure the connection is up before the publisher starts.
-  await r.ping();
   return {
     async close() {
+      // The loop ends with the blocked XREAD, which the disconnect fails; no need to wait for it.
       stopped = true;
       r.disconnect();
-      await loop.catch(() => {});
+      loop.catch(() => {});
     },
   };
 }

@@ -14,6 +14,7 @@
  * Node-API only (no V8 headers) so one build works on Node 20 and Node 24 alike.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>

@@ -13,3 +13,6 @@ export { Ring, RingReader, RingWriter, FULL, ringPath, shmDir } from "./ring.ts"
 export type { RingRecord, RingGap, CreateOptions, OpenOptions, RingStat, ConsumerStat } from "./ring.ts";
 export { RingError, RingErrorCode, RelayError, RelayErrorCode } from "./errors.ts";
 export { crc32c, crc32cUpdate } from "./crc32c.ts";
+export { RelayServer, RelayClient } from "./relay.ts";
+export type { RelayServerOptions, RelayClientOptions, RelayEvent } from "./relay.ts";
+export { RESUME_FROM_NOW } from "./protocol.ts";

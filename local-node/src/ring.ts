@@ -908,6 +908,11 @@ export class RingReader {
       this.head = this.pos + ahead;
       return ahead !== 0;
     }
+    if (Atomics.load(this.m.i32, this.stateIndex) !== L.SlotState.LIVE) {
+      // More than a ring behind because the producer skipped us as stale.
+      this.recoverEviction(this.pos);
+      return false;
+    }
     const head = this.m.readU64(L.HEAD);
     if (head - this.pos > this.capacity || head < this.pos) {
       // Lapped (we slept through more than a ring), or the ring was reset under us.

@@ -13,7 +13,7 @@
  */
 import { createInterface } from "node:readline";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { connect, DovetailError, type Bus, type Message } from "../src/index.ts";
+import { connect, connectAdmin, DovetailError, KEY_RATE_FIELDS, type AdminClient, type Bus, type CreateKeyOptions, type KeyRecord, type Message } from "../src/index.ts";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, connect: 3, auth: 4, interrupted: 130 } as const;
 
@@ -28,14 +28,16 @@ Commands:
   sub <topic>              print messages as they arrive
   info <topic>             print a topic's head, earliest offset, size and subscribers
   bench <topic>            measure publish rate and end-to-end latency
+  keys create <name>       issue an API key in your tenant (needs admin:>)
+  keys list                list your tenant's API keys
+  keys revoke <id>         revoke an API key at once
 
 Global options:
   --url URL      bus URL (env DOVETAIL_URL, default ${DEFAULT_URL})
   --token TOKEN  API key or JWT (env DOVETAIL_TOKEN)
   -h, --help     help for any command
 
-Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 cannot connect, 4 auth refused, 130 interrupted.
-Key management (dovetail keys ...) comes with the admin API.`;
+Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 cannot connect, 4 auth refused, 130 interrupted.`;
 
 const HELP: Record<string, string> = {
   pub: `Usage: dovetail pub <topic> [json|-] [--key K] [--header name=value ...]
@@ -76,6 +78,47 @@ Options:
   --size B       payload bytes per message (default 100)
   --subs N       subscribers (default 1)
   --duration S   seconds (default 10)
+  --url, --token`,
+  keys: `Usage: dovetail keys <create|list|revoke> [options]
+
+Manages the API keys of your tenant through the admin API. Needs a token with the scope admin:>
+(other tokens get "permission denied", exit 4). Keys are created in the tenant of that token.
+
+Commands:
+  keys create <name> --scope S [--scope S ...]   issue a key; prints it once, as JSON
+  keys list [--json]                             list keys (never their secrets)
+  keys revoke <id>                               revoke a key; it stops working at once
+
+Run dovetail keys <command> --help for its options.`,
+  "keys create": `Usage: dovetail keys create <name> --scope S [--scope S ...] [--expires-in D | --expires-at T] [--rate name=value ...]
+
+Issues an API key in the tenant of your token and prints it as JSON: {"key":"dvt_...","id",
+"name","tenant","scopes","rate","createdAt","expiresAt","revokedAt"}. The "key" is shown only
+this once (the bus stores its hash): store it now.
+
+Options:
+  --scope S            action:pattern, repeatable, at least one. Actions: publish, subscribe,
+                       admin; a bare action means action:> (e.g. publish:agents.*, subscribe:agents.>)
+  --expires-in D       expire after a duration: 90s, 15m, 12h, 30d, 500ms
+  --expires-at T       expire at an ISO date or milliseconds since the epoch (default: never)
+  --rate name=value    override a rate limit (repeatable), e.g. --rate requestsPerSecond=50;
+                       names: ${KEY_RATE_FIELDS.join(", ")}
+  --url, --token       see dovetail --help`,
+  "keys list": `Usage: dovetail keys list [--json]
+
+Lists the API keys of your tenant, oldest first, revoked ones included: id, name, scopes,
+creation, expiry and revocation times. Never shows a key's secret.
+
+Options:
+  --json         print the records as the admin API returns them, as a JSON array
+  --url, --token`,
+  "keys revoke": `Usage: dovetail keys revoke <id>
+
+Revokes the key with this id (the 16 hex characters after "dvt_"; see dovetail keys list) and
+prints its record as JSON, with "revokedAt" and "closedSockets". It stops working at once: new
+requests get "unauthorized" and its open sockets are closed.
+
+Options:
   --url, --token`,
 };
 
@@ -369,16 +412,156 @@ async function bench(args: string[]): Promise<number> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// keys: the admin API (docs/security.md, "Admin API")
+
+/** Scope actions (workers/auth/scopes.ts); the bus checks patterns, this catches typos offline. */
+const SCOPE_ACTIONS = ["publish", "subscribe", "admin"];
+const KEY_ID = /^[0-9a-f]{16}$/;
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function openAdmin(values: { url?: string | undefined; token?: string | undefined }): { admin: AdminClient; url: string } {
+  const url = values.url ?? process.env.DOVETAIL_URL ?? DEFAULT_URL;
+  const token = values.token ?? process.env.DOVETAIL_TOKEN;
+  try {
+    return { url, admin: connectAdmin(url, token ? { token } : {}) };
+  } catch (error) {
+    throw new UsageError(describe(error, url));
+  }
+}
+
+function scopeOption(text: string): string {
+  const colon = text.indexOf(":");
+  const action = colon < 0 ? text : text.slice(0, colon);
+  const example = "e.g. publish:agents.*, subscribe:agents.>, admin";
+  if (!SCOPE_ACTIONS.includes(action)) {
+    throw new UsageError(`--scope ${JSON.stringify(text)}: expected action:pattern with action ${SCOPE_ACTIONS.join(", ")} (${example})`);
+  }
+  if (colon >= 0 && colon === text.length - 1) throw new UsageError(`--scope ${JSON.stringify(text)}: missing the topic pattern after ":" (${example})`);
+  if (/\s/.test(text)) throw new UsageError(`--scope ${JSON.stringify(text)}: a scope has no spaces; give one --scope per scope`);
+  return text;
+}
+
+function durationOption(value: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(value);
+  const ms = m ? Number(m[1]) * DURATION_UNIT_MS[m[2]!]! : NaN;
+  if (!Number.isSafeInteger(ms) || ms <= 0) throw new UsageError(`--expires-in: expected a duration such as 90s, 15m, 12h or 30d, got ${JSON.stringify(value)}`);
+  return ms;
+}
+
+function timeOption(value: string): number {
+  const t = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isSafeInteger(t)) throw new UsageError(`--expires-at: expected an ISO date or milliseconds since the epoch, got ${JSON.stringify(value)}`);
+  return t;
+}
+
+function rateOption(pairs: string[]): Partial<Record<(typeof KEY_RATE_FIELDS)[number], number>> {
+  const rate: Partial<Record<(typeof KEY_RATE_FIELDS)[number], number>> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    const name = pair.slice(0, eq);
+    const value = Number(pair.slice(eq + 1));
+    if (eq <= 0 || !(KEY_RATE_FIELDS as readonly string[]).includes(name)) {
+      throw new UsageError(`--rate: expected name=value with name one of ${KEY_RATE_FIELDS.join(", ")}, got ${JSON.stringify(pair)}`);
+    }
+    if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--rate ${name}: expected a positive number, got ${JSON.stringify(pair.slice(eq + 1))}`);
+    rate[name as (typeof KEY_RATE_FIELDS)[number]] = value;
+  }
+  return rate;
+}
+
+async function keysCreate(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    scope: { type: "string", multiple: true },
+    "expires-in": { type: "string" },
+    "expires-at": { type: "string" },
+    rate: { type: "string", multiple: true },
+  });
+  if (values.help) return help("keys create");
+  const name = positionals[0];
+  if (!name) throw new UsageError(`keys create: missing <name>\n\n${HELP["keys create"]}`);
+  if (positionals.length > 1) throw new UsageError(`keys create: one <name> only, got ${positionals.length} arguments (give each scope with --scope)`);
+  const scopes = (values.scope ?? []).map(scopeOption);
+  if (scopes.length === 0) throw new UsageError(`keys create: give at least one --scope (e.g. --scope publish:agents.*)\n\n${HELP["keys create"]}`);
+  if (values["expires-in"] !== undefined && values["expires-at"] !== undefined) throw new UsageError("keys create: give --expires-in or --expires-at, not both");
+  const input: CreateKeyOptions = { name, scopes };
+  if (values["expires-in"] !== undefined) input.expiresInMs = durationOption(values["expires-in"]);
+  if (values["expires-at"] !== undefined) input.expiresAt = timeOption(values["expires-at"]);
+  if (values.rate) input.rate = rateOption(values.rate);
+  const { admin, url } = openAdmin(values);
+  try {
+    const created = await admin.keys.create(input);
+    process.stdout.write(`${JSON.stringify(created, null, 2)}\n`);
+    if (process.stderr.isTTY) process.stderr.write(`dovetail: store the key now; it is not shown again (revoke: dovetail keys revoke ${created.id})\n`);
+    return EXIT.ok;
+  } catch (error) {
+    process.stderr.write(`dovetail: ${describe(error, url)}\n`);
+    return exitCodeFor(error);
+  }
+}
+
+const isoTime = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z"));
+
+function keyTable(keys: KeyRecord[]): string {
+  const rows = [["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "REVOKED"], ...keys.map((k) => [k.id, k.name, k.scopes.join(" "), isoTime(k.createdAt), isoTime(k.expiresAt), isoTime(k.revokedAt)])];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ")).join("\n");
+}
+
+async function keysList(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: "boolean" } });
+  if (values.help) return help("keys list");
+  if (positionals.length > 0) throw new UsageError(`keys list: takes no arguments, got ${JSON.stringify(positionals[0])}\n\n${HELP["keys list"]}`);
+  const { admin, url } = openAdmin(values);
+  try {
+    const keys = await admin.keys.list();
+    process.stdout.write(`${values.json ? JSON.stringify(keys, null, 2) : keyTable(keys)}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    process.stderr.write(`dovetail: ${describe(error, url)}\n`);
+    return exitCodeFor(error);
+  }
+}
+
+async function keysRevoke(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  if (values.help) return help("keys revoke");
+  const id = positionals[0];
+  if (!id) throw new UsageError(`keys revoke: missing <id>\n\n${HELP["keys revoke"]}`);
+  if (!KEY_ID.test(id)) throw new UsageError(`keys revoke: expected a key id (16 hex characters, see dovetail keys list), got ${JSON.stringify(id)}`);
+  const { admin, url } = openAdmin(values);
+  try {
+    process.stdout.write(`${JSON.stringify(await admin.keys.revoke(id), null, 2)}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    process.stderr.write(`dovetail: ${describe(error, url)}\n`);
+    return exitCodeFor(error);
+  }
+}
+
+const KEYS_COMMANDS: Record<string, (args: string[]) => Promise<number>> = { create: keysCreate, list: keysList, revoke: keysRevoke };
+
+async function keys(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help" || sub === "help") return help("keys");
+  const run = sub === undefined ? undefined : KEYS_COMMANDS[sub];
+  if (!run) throw new UsageError(`keys: ${sub === undefined ? "missing command" : `unknown command ${JSON.stringify(sub)}`}\n\n${HELP.keys}`);
+  return run(rest);
+}
+
 function help(command?: string): number {
   process.stdout.write(`${command ? HELP[command] : MAIN_HELP}\n`);
   return EXIT.ok;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { pub, sub, info, bench };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { pub, sub, info, bench, keys };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === "-h" || command === "--help" || command === "help") return help(rest[0] && HELP[rest[0]] ? rest[0] : undefined);
+  if (!command || command === "-h" || command === "--help" || command === "help") {
+    const topic = [rest.slice(0, 2).join(" "), rest[0]].find((t) => t && HELP[t]);
+    return help(topic);
+  }
   const run = COMMANDS[command];
   if (!run) {
     fail(`unknown command ${JSON.stringify(command)}\n\n${MAIN_HELP}`, EXIT.usage);

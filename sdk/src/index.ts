@@ -22,3 +22,5 @@ export type { Transport, TransportTarget, SocketLike } from "./transport.ts";
 export { DovetailError, ERROR_CODES, isErrorCode } from "./errors.ts";
 export type { ErrorCode, ErrorDetails } from "./errors.ts";
 export { isTopicName, topicNameProblem } from "./topic-name.ts";
+export { connectAdmin, AdminClient, KEY_RATE_FIELDS } from "./admin.ts";
+export type { AdminOptions, KeysAdmin, CreateKeyOptions, CreatedKey, KeyRecord, KeyRate, KeyRateField, RevokedKey } from "./admin.ts";

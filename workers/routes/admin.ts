@@ -83,7 +83,9 @@ export function adminRoutes(): Hono<GatewayEnv> {
     await Promise.all(
       Array.from({ length: Math.min(CLOSE_PARALLELISM, topics.length) }, async () => {
         for (let topic = topics.pop(); topic !== undefined; topic = topics.pop()) {
-          closedSockets += await topicStub(c.env, tenant, topic).closeCredential(`key:${id}`);
+          // Await first: `total += await x` reads the total before the await and loses the other workers' counts.
+          const closed = await topicStub(c.env, tenant, topic).closeCredential(`key:${id}`);
+          closedSockets += closed;
         }
       }),
     );

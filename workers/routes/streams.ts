@@ -13,7 +13,6 @@ import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { DovetailError } from "../../sdk/src/errors.ts";
 import { topicNameProblem } from "../../sdk/src/topic-name.ts";
 import { utf8ByteLength } from "../../objects/bytes.ts";
-import type { PreparedMessage } from "../../objects/log.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import {
   bytesToBase64,
@@ -24,8 +23,7 @@ import {
   isValidContentType,
   nextCursor,
   parseOffset,
-  parseProducerInt,
-  parseTtlSeconds,
+  parseNonNegativeInt,
   sseData,
   type ParsedOffset,
 } from "../../objects/stream-format.ts";
@@ -115,7 +113,6 @@ function encodePayload(
   if (body.length === 0) return { payload: null };
   const { limits } = settingsFromEnv(c.env);
   const json = isJsonContentType(contentType);
-  let messages: PreparedMessage[];
   try {
     if (json) {
       const flat = flattenJsonBody(new TextDecoder().decode(body));
@@ -123,28 +120,28 @@ function encodePayload(
         if (flat.error === "empty_array" && forCreate) return { payload: null };
         return { error: fail(400, "invalid_field", flat.error === "empty_array" ? "an append may not be an empty JSON array" : "body is not valid JSON") };
       }
+      // Each text is JSON.stringify output: stored as the message's `data` as it is.
+      const sizes = new Uint32Array(flat.messages.length);
       let total = 0;
-      // Each text is JSON.stringify output already: store it as the message's `data` as it is.
-      messages = flat.messages.map((text, i) => {
-        const size = utf8ByteLength(text);
+      for (let i = 0; i < flat.messages.length; i++) {
+        const size = utf8ByteLength(flat.messages[i]!);
         if (size > limits.maxMessageBytes) {
           throw new DovetailError("message_too_large", `message ${i} is ${size} bytes; the limit is ${limits.maxMessageBytes}`);
         }
+        sizes[i] = size;
         total += size;
-        return { body: `"data":${text}`, size };
-      });
-      if (total > limits.maxBatchBytes) throw new DovetailError("batch_too_large", `an append may carry at most ${limits.maxBatchBytes} bytes`);
-    } else {
-      if (body.length > limits.maxMessageBytes) {
-        throw new DovetailError("message_too_large", `an append is ${body.length} bytes; the limit is ${limits.maxMessageBytes}`);
       }
-      messages = [{ body: `"bytes":"${bytesToBase64(body)}"`, size: body.length }];
+      if (total > limits.maxBatchBytes) throw new DovetailError("batch_too_large", `an append may carry at most ${limits.maxBatchBytes} bytes`);
+      return { payload: { json, bodies: `"data":${flat.messages.join('\n"data":')}`, sizes } };
     }
+    if (body.length > limits.maxMessageBytes) {
+      throw new DovetailError("message_too_large", `an append is ${body.length} bytes; the limit is ${limits.maxMessageBytes}`);
+    }
+    return { payload: { json, bodies: `"bytes":"${bytesToBase64(body)}"`, sizes: Uint32Array.of(body.length) } };
   } catch (error) {
     if (error instanceof DovetailError) return { error: fail(error.status, error.code, error.message) };
     throw error;
   }
-  return { payload: { json, messages } };
 }
 
 /**
@@ -176,6 +173,14 @@ async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, af
     ws.addEventListener("error", () => finish(true));
     ws.addEventListener("message", (e) => finish(decodeReadReply(e.data) ?? true));
   });
+}
+
+/** 413 before reading a body whose declared length is over twice the batch limit (JSON escaping can inflate a batch). */
+function bodyTooLarge(c: Context<GatewayEnv>): Response | null {
+  const declared = Number(header(c, "Content-Length") ?? "0");
+  const { limits } = settingsFromEnv(c.env);
+  if (declared <= limits.maxBatchBytes * 2) return null;
+  return fail(413, "batch_too_large", `request body is ${declared} bytes; the limit is ${limits.maxBatchBytes}`);
 }
 
 function longPollMs(c: Context<GatewayEnv>): number {
@@ -226,7 +231,7 @@ async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
   const ttlRaw = header(c, "Stream-TTL");
   const expiresRaw = header(c, "Stream-Expires-At");
   if (ttlRaw !== undefined && expiresRaw !== undefined) return fail(400, "invalid_field", "send Stream-TTL or Stream-Expires-At, not both");
-  const ttlSeconds = ttlRaw === undefined ? null : parseTtlSeconds(ttlRaw);
+  const ttlSeconds = ttlRaw === undefined ? null : parseNonNegativeInt(ttlRaw);
   if (ttlRaw !== undefined && ttlSeconds === null) return fail(400, "invalid_field", "Stream-TTL: expected a non-negative integer of seconds");
   if (expiresRaw !== undefined && !Number.isFinite(Date.parse(expiresRaw))) {
     return fail(400, "invalid_field", "Stream-Expires-At: expected an RFC 3339 timestamp");
@@ -243,9 +248,11 @@ async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
     if (!parsed || parsed.kind !== "at") return fail(400, "invalid_field", "Stream-Fork-Offset: not an offset of this server");
     forkOffset = parsed.next;
   }
-  const subOffset = subRaw === undefined ? 0 : parseTtlSeconds(subRaw);
+  const subOffset = subRaw === undefined ? 0 : parseNonNegativeInt(subRaw);
   if (subOffset === null) return fail(400, "invalid_field", "Stream-Fork-Sub-Offset: expected a non-negative integer");
   if (subOffset > 0 && forkOffset === null) return fail(400, "invalid_field", "Stream-Fork-Sub-Offset needs Stream-Fork-Offset");
+  const tooLarge = bodyTooLarge(c);
+  if (tooLarge) return tooLarge;
   const body = new Uint8Array(await c.req.arrayBuffer());
 
   let fork = null;
@@ -285,14 +292,13 @@ async function append(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
     if (pid === undefined || pepoch === undefined || pseq === undefined) {
       return fail(400, "invalid_field", "Producer-Id, Producer-Epoch and Producer-Seq go together");
     }
-    const epoch = parseProducerInt(pepoch);
-    const seq = parseProducerInt(pseq);
+    const epoch = parseNonNegativeInt(pepoch);
+    const seq = parseNonNegativeInt(pseq);
     if (pid === "" || epoch === null || seq === null) return fail(400, "invalid_field", "invalid producer headers");
     producer = { id: pid, epoch, seq };
   }
-  const declared = Number(header(c, "Content-Length") ?? "0");
-  const { limits } = settingsFromEnv(c.env);
-  if (declared > limits.maxBatchBytes * 2) return fail(413, "batch_too_large", `request body is ${declared} bytes; the limit is ${limits.maxBatchBytes}`);
+  const tooLarge = bodyTooLarge(c);
+  if (tooLarge) return tooLarge;
   const body = new Uint8Array(await c.req.arrayBuffer());
   if (body.length === 0 && !close) return fail(400, "invalid_field", "an append needs a body (or Stream-Closed: true)");
   const rawType = header(c, "Content-Type");

@@ -1,0 +1,196 @@
+/**
+ * The admin API client: create, list and revoke the API keys of the caller's tenant
+ * (docs/security.md, "Admin API"; routes in workers/routes/admin.ts). Every call needs a
+ * credential with the scope `admin:>`; keys are always created in the caller's own tenant.
+ * The `dovetail keys` commands are built on it.
+ *
+ * Plain HTTP (`fetch`), no sockets, so there is nothing to close.
+ */
+import { z } from "zod";
+import { DovetailError } from "./errors.ts";
+
+type FetchLike = (input: string | Request, init?: RequestInit) => Promise<Response>;
+
+/** Names of the per-key rate limits (docs/security.md, "Rate limits"), in the API's order. */
+export const KEY_RATE_FIELDS = [
+  "requestsPerSecond",
+  "burst",
+  "framesPerSecond",
+  "frameBurst",
+  "bytesPerSecond",
+  "byteBurst",
+  "topicMessagesPerSecond",
+  "topicMessageBurst",
+] as const;
+export type KeyRateField = (typeof KEY_RATE_FIELDS)[number];
+
+/** A key's effective rate limits: the defaults merged with what was asked for at creation. */
+export type KeyRate = Record<KeyRateField, number>;
+
+const rateSchema = z.object(Object.fromEntries(KEY_RATE_FIELDS.map((f) => [f, z.number()])) as Record<KeyRateField, z.ZodNumber>);
+
+// Receivers ignore fields they do not know (fields may be added to the API in a minor revision).
+const keyRecordSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  tenant: z.string(),
+  scopes: z.array(z.string()),
+  rate: rateSchema,
+  createdAt: z.number(),
+  expiresAt: z.number().nullable(),
+  revokedAt: z.number().nullable(),
+});
+const createdKeySchema = keyRecordSchema.extend({ key: z.string() });
+const revokedKeySchema = keyRecordSchema.extend({ closedSockets: z.number() });
+const keyListSchema = z.object({ keys: z.array(keyRecordSchema) });
+
+/** A key as the admin API shows it: never the secret, never its hash. Times in ms since the epoch. */
+export type KeyRecord = z.infer<typeof keyRecordSchema>;
+/** What `keys.create()` returns: the record plus `key`, the only time the secret is shown. */
+export type CreatedKey = z.infer<typeof createdKeySchema>;
+/** What `keys.revoke()` returns: the record (with `revokedAt`) and how many live sockets were closed. */
+export type RevokedKey = z.infer<typeof revokedKeySchema>;
+
+export interface CreateKeyOptions {
+  /** A label for people, 1 to 100 characters; need not be unique. */
+  name: string;
+  /** 1 to 64 scopes, `action:pattern` or a bare action (docs/security.md, "Scopes and topic patterns"). */
+  scopes: string[];
+  /** Overrides of the default rate limits; any subset. */
+  rate?: Partial<KeyRate>;
+  /** Expiry in ms since the epoch; `null` or absent: never expires. Not with `expiresInMs`. */
+  expiresAt?: number | null;
+  /** Expiry relative to now, in ms. Not with `expiresAt`. */
+  expiresInMs?: number;
+}
+
+export interface AdminOptions {
+  /** A credential with `admin:>`, sent as `Authorization: Bearer`. */
+  token?: string;
+  /** `fetch` for the HTTP API. Default: the global `fetch`. */
+  fetch?: FetchLike;
+}
+
+/** The key operations of an {@link AdminClient}. */
+export interface KeysAdmin {
+  /**
+   * Issue a key in the caller's tenant. The returned `key` (`dvt_<id>_<secret>`) is shown only
+   * this once: the bus stores its hash.
+   *
+   * @example
+   * const { key, id } = await admin.keys.create({ name: "agent-1", scopes: ["publish:agents.*"], expiresInMs: 86_400_000 });
+   */
+  create(options: CreateKeyOptions): Promise<CreatedKey>;
+  /**
+   * Every key of the caller's tenant, oldest first, revoked ones included (with `revokedAt`).
+   *
+   * @example
+   * const active = (await admin.keys.list()).filter((k) => k.revokedAt === null);
+   */
+  list(): Promise<KeyRecord[]>;
+  /**
+   * Revoke a key by its id (the 16 hex characters after `dvt_`). Takes effect at once: new
+   * requests with the key get `unauthorized`, and its open sockets are closed (4401).
+   * Fails with `not_found` when the tenant has no such key; revoking twice is allowed.
+   *
+   * @example
+   * const { closedSockets } = await admin.keys.revoke("0123456789abcdef");
+   */
+  revoke(id: string): Promise<RevokedKey>;
+}
+
+/**
+ * A client for the bus's admin API. Make one with {@link connectAdmin}.
+ *
+ * @example
+ * const admin = connectAdmin("http://127.0.0.1:8787", { token: adminToken });
+ * const { key } = await admin.keys.create({ name: "agent-1", scopes: ["publish:agents.*", "subscribe:agents.>"] });
+ */
+export class AdminClient {
+  readonly url: string;
+  readonly keys: KeysAdmin;
+  readonly #httpBase: string;
+  readonly #options: AdminOptions;
+
+  /** @internal use {@link connectAdmin} */
+  constructor(url: string, options: AdminOptions = {}) {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new DovetailError("invalid_field", `url: not a URL: ${JSON.stringify(url)}`);
+    }
+    if (!/^(https?|wss?):$/.test(u.protocol)) throw new DovetailError("invalid_field", `url: expected http(s) or ws(s), got ${u.protocol}`);
+    const secure = u.protocol === "https:" || u.protocol === "wss:";
+    this.url = url;
+    this.#httpBase = `${secure ? "https" : "http"}://${u.host}${u.pathname.replace(/\/+$/, "")}`;
+    this.#options = options;
+    this.keys = {
+      create: async (input) => answer(createdKeySchema, await this.#http("POST", "/keys", createBody(input)), "POST /v1/admin/keys"),
+      list: async () => answer(keyListSchema, await this.#http("GET", "/keys"), "GET /v1/admin/keys").keys,
+      revoke: async (id) => answer(revokedKeySchema, await this.#http("DELETE", `/keys/${encodeURIComponent(id)}`), "DELETE /v1/admin/keys/{id}"),
+    };
+  }
+
+  async #http(method: string, suffix: string, body?: unknown): Promise<unknown> {
+    const fetchFn = this.#options.fetch ?? (globalThis.fetch as FetchLike);
+    const headers: Record<string, string> = {};
+    if (this.#options.token) headers.Authorization = `Bearer ${this.#options.token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const url = `${this.#httpBase}/v1/admin${suffix}`;
+    let res: Response;
+    try {
+      res = await fetchFn(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    } catch (error) {
+      throw new DovetailError("closed", `cannot reach ${this.#httpBase}: ${(error as Error).message ?? String(error)}`, {}, { cause: error });
+    }
+    const text = await res.text();
+    let parsed: unknown = null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    if (!res.ok) {
+      const error = DovetailError.fromWire((parsed as { error?: unknown } | null)?.error ?? {}, `HTTP ${res.status} from ${url}`);
+      const retryAfter = res.headers.get("Retry-After");
+      if (error.code === "rate_limited" && error.details.retryAfterMs === undefined && retryAfter) error.details.retryAfterMs = Number(retryAfter) * 1000;
+      throw error;
+    }
+    return parsed;
+  }
+}
+
+/** Check a successful answer's shape; a bus that answers otherwise is not one this SDK speaks to. */
+function answer<S extends z.ZodType>(schema: S, raw: unknown, route: string): z.infer<S> {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new DovetailError("internal", `unexpected answer from ${route}: ${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`, {}, { cause: parsed.error });
+  }
+  return parsed.data;
+}
+
+/** The request body of POST /v1/admin/keys: only the fields that were given. */
+function createBody(input: CreateKeyOptions): Record<string, unknown> {
+  return {
+    name: input.name,
+    scopes: input.scopes,
+    ...(input.rate !== undefined ? { rate: input.rate } : {}),
+    ...(input.expiresAt !== undefined ? { expiresAt: input.expiresAt } : {}),
+    ...(input.expiresInMs !== undefined ? { expiresInMs: input.expiresInMs } : {}),
+  };
+}
+
+/**
+ * A client for the admin API of the bus at `url` (http(s) or ws(s)). Lazy: nothing is sent until
+ * a method is called.
+ *
+ * @example
+ * import { connectAdmin } from "@dovetail/sdk";
+ * const admin = connectAdmin("http://127.0.0.1:8787", { token: process.env.DOVETAIL_TOKEN });
+ * for (const k of await admin.keys.list()) console.log(k.id, k.name, k.scopes.join(" "));
+ */
+export function connectAdmin(url: string, options: AdminOptions = {}): AdminClient {
+  return new AdminClient(url, options);
+}
