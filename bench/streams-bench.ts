@@ -73,6 +73,8 @@ async function longPollLatency(base: string): Promise<number[]> {
   const writer = await fresh(base, "longpoll");
   const samples: number[] = [];
   const res = await writer.stream<{ i: number }>({ offset: "now", live: "long-poll" });
+  // cancel() below ends the reader; its `closed` promise may reject then, which is expected.
+  res.closed.catch(() => {});
   let waiting: ((i: number) => void) | null = null;
   res.subscribeJson(async (batch) => {
     for (const item of batch.items) waiting?.(item.i);

@@ -42,6 +42,12 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/**
+ * A publish that finds the topic idle this long after its last commit is committed at once
+ * instead of waiting for the flush timer (docs/decisions/004-group-commit.md).
+ */
+export const IDLE_FLUSH_MS = 2;
+
 const producerKey = (id: string, seq: number) => `${id}\u0000${seq}`;
 
 export class CommitQueue {
@@ -51,6 +57,8 @@ export class CommitQueue {
   #pending: Pending[] = [];
   #pendingMessages = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** When the last flush ran (ms since the epoch). */
+  #lastCommitAt = 0;
   /** Highest sequence accepted per producer while its batch waits here; the log knows the rest. */
   readonly #waitingSeq = new Map<string, number>();
   /** Promises of waiting producer batches, so a resend of one that has not committed yet can share it. */
@@ -84,7 +92,11 @@ export class CommitQueue {
       this.#waitingBatches.set(producerKey(producer.id, producer.seq), promise);
     }
     this.#pendingMessages += messages.length;
-    if (this.#pendingMessages >= this.#options.maxPendingMessages) this.flush();
+    // A publish arriving alone on an idle topic commits now: waiting a turn for company costs a
+    // timer (about 1 ms in workerd, measured) and no one else is coming. Under load the last
+    // commit is recent, so publishes wait for the timer and commit together.
+    const alone = this.#pending.length === 1 && Date.now() - this.#lastCommitAt >= IDLE_FLUSH_MS;
+    if (alone || this.#pendingMessages >= this.#options.maxPendingMessages) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), this.#options.flushDelayMs);
     return promise;
   }
@@ -114,6 +126,7 @@ export class CommitQueue {
     }
     const batch = this.#pending;
     if (batch.length === 0) return;
+    this.#lastCommitAt = Date.now();
     this.#pending = [];
     this.#pendingMessages = 0;
     this.#waitingSeq.clear();

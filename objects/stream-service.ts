@@ -131,14 +131,6 @@ export function decodeReadReply(raw: unknown): DsReadReply | null {
   return reply;
 }
 
-/**
- * An append arriving when the topic committed nothing for this long is committed at once instead
- * of waiting a turn for company: the commit queue's `setTimeout(0)` costs about 3 ms in workerd
- * (measured in test/workers), which a lone writer would pay on every append. Busier topics keep
- * the group commit (docs/decisions/008-streams-state-and-waiting.md).
- */
-export const IDLE_FLUSH_MS = 2;
-
 /** Largest copy a fork makes of its source (an RPC message is limited to 32 MiB). */
 export const FORK_COPY_MAX_BYTES = 16 * 1024 * 1024;
 /** Content type of a topic created over WebSocket, seen over HTTP streams. */
@@ -171,22 +163,18 @@ export interface StreamServiceDeps {
 
 export class StreamService {
   readonly #d: StreamServiceDeps;
-  /** When the topic last committed (any path), ms since the epoch. */
-  #lastCommit = 0;
 
   constructor(deps: StreamServiceDeps) {
     this.#d = deps;
   }
 
-  /** The topic committed a batch (called from its commit hook). */
-  committed(now: number): void {
-    this.#lastCommit = now;
-  }
-
-  /** Queue messages; commit at once when nothing else waits and the topic has been idle. */
-  #submit(messages: PreparedMessage[], now: number, force: boolean): Promise<PublishResult> {
+  /**
+   * Queue messages for the group commit (which commits a lone append on an idle topic at once);
+   * `force` commits now whatever waits (closes and creates).
+   */
+  #submit(messages: PreparedMessage[], force: boolean): Promise<PublishResult> {
     const done = this.#d.submit(messages);
-    if (force || (this.#d.waiting() === messages.length && now - this.#lastCommit >= IDLE_FLUSH_MS)) this.#d.flush();
+    if (force) this.#d.flush();
     return done;
   }
 
@@ -281,7 +269,7 @@ export class StreamService {
     }
     if (req.payload) messages.push(...payloadMessages(req.payload));
     if (messages.length > 0) {
-      await this.#submit(messages, now, true);
+      await this.#submit(messages, true);
     }
     return { status: 201, headers: this.#metaHeaders(record, false) };
   }
@@ -344,7 +332,7 @@ export class StreamService {
     if (req.payload) {
       let result: PublishResult;
       try {
-        result = await this.#submit(payloadMessages(req.payload), now, req.close);
+        result = await this.#submit(payloadMessages(req.payload), req.close);
       } catch (error) {
         state.discardPending();
         throw error;

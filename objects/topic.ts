@@ -467,7 +467,6 @@ export class Topic extends DurableObject<Env> {
 
   #dsAfterCommit(): void {
     this.#dsStateInstance?.persist();
-    this.#dsServiceInstance?.committed(Date.now());
     if (this.#dsWaiterCount !== 0) this.#dsWake(false);
   }
 

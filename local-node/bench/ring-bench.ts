@@ -81,7 +81,11 @@ function backoff(attempt: number): void {
 }
 
 function producer(p: Record<string, number | string>): Record<string, number> {
-  const w = Ring.create(String(p.ring), { batchHeadEvery: Number(process.env.BENCH_HEAD_EVERY ?? 16) });
+  const w = Ring.create(String(p.ring), {
+    batchHeadEvery: Number(process.env.BENCH_HEAD_EVERY ?? 16),
+    onFull: process.env.BENCH_ON_FULL === "wait" ? "wait" : "fail",
+    timeoutMs: 1000,
+  });
   const n = Number(p.records);
   const batch = Number(p.batch);
   const payload = randomBytes(RECORD_BYTES);

@@ -55,6 +55,8 @@ export const S_STATE = 8;
 export const S_PID = 12;
 export const S_HEARTBEAT_MS = 16;
 export const S_EPOCH = 20;
+/** 1 while this consumer is counted in BELL_WAITERS; lets others undo the count of a dead sleeper. */
+export const S_SLEEPING = 24;
 
 export const SlotState = { FREE: 0, LIVE: 1, EVICTED: 2, ATTACHING: 3 } as const;
 export type SlotState = (typeof SlotState)[keyof typeof SlotState];

@@ -212,15 +212,15 @@ export class RelayServer {
       return;
     }
     const views: Uint8Array[] = [];
-    let type = 0;
+    const types: number[] = [];
     const ok = forEachPublished(frame, (bytes, start, length, t) => {
       views.push(bytes.subarray(start, start + length));
-      type = t;
+      types.push(t);
     });
     if (!ok) return this.fail(client, ErrorCode.BAD_FRAME, "PUBLISH entry runs past its frame");
     let last: number;
     try {
-      last = this.writer.publishBatch(views, type);
+      last = this.writer.publishBatch(views, types);
     } catch (error) {
       client.socket.write(encodeError(ErrorCode.TOO_LARGE, (error as Error).message, frame.requestId));
       return;

@@ -141,6 +141,10 @@ export interface RingStat {
   consumers: ConsumerStat[];
 }
 
+function badType(type: number): RingError {
+  return new RingError(RingErrorCode.INVALID, `record type must be an integer 0..${L.MAX_USER_TYPE} (0xffff is padding), got ${type}`);
+}
+
 function pidAlive(pid: number): boolean {
   if (pid <= 0) return false;
   try {
@@ -224,11 +228,11 @@ class Mapping {
     else Atomics.store(this.b64, byteOffset >> 3, BigInt(value));
   }
 
-  wake(seqByte: number): void {
+  wake(seqByte: number): number {
     // SYNC POINT: seq-cst add, then FUTEX_WAKE; a waiter that read the old sequence either sees the
     // new one in the kernel's compare (EAGAIN) or is already queued and gets woken.
     Atomics.add(this.i32, seqByte >> 2, 1);
-    native.futexWake(this.buffer, seqByte, FUTEX_WAKE_ALL);
+    return native.futexWake(this.buffer, seqByte, FUTEX_WAKE_ALL);
   }
 
   unmap(): void {
@@ -342,6 +346,8 @@ export class RingWriter {
   private unpublished = 0;
   private closed = false;
   private nextStaleCheckMs = 0;
+  /** FUTEX_WAKEs that woke nobody; every 1024 we look for sleepers that died (healSleepers). */
+  private emptyWakes = 0;
   /** Consumers this producer skipped as stale, for stats. */
   evictions = 0;
 
@@ -388,6 +394,7 @@ export class RingWriter {
     if (length > this.maxPayload) {
       throw new RingError(RingErrorCode.TOO_LARGE, `record of ${length} bytes exceeds ${this.maxPayload} for this ring`);
     }
+    if (type >>> 0 !== type || type > L.MAX_USER_TYPE) throw badType(type);
     const size = (length + 23) & ~7;
     let index = this.head & this.mask;
     const room = this.capacity - index;
@@ -408,14 +415,22 @@ export class RingWriter {
   /**
    * Append records in one go: all of them or none (FULL). The head is stored every batchHeadEvery
    * records and at the end. Returns the offset of the last record (or the head when empty).
+   * `type` is one type for all records or one per record.
    *
    * @example
    * const last = w.publishBatch([a, b, c]);
    */
-  publishBatch(records: readonly Uint8Array[], type = 0): number {
+  publishBatch(records: readonly Uint8Array[], type: number | readonly number[] = 0): number {
     if (this.closed) throw new RingError(RingErrorCode.CLOSED, "publishBatch on a closed ring");
     const count = records.length;
     if (count === 0) return this.head;
+    const types = typeof type === "number" ? null : type;
+    if (types === null) {
+      if ((type as number) >>> 0 !== type || (type as number) > L.MAX_USER_TYPE) throw badType(type as number);
+    } else {
+      if (types.length !== count) throw new RingError(RingErrorCode.INVALID, `${types.length} types for ${count} records`);
+      for (const t of types) if (t >>> 0 !== t || t > L.MAX_USER_TYPE) throw badType(t);
+    }
     // Exact bytes needed, including padding at wrap-around.
     let h = this.head;
     for (let i = 0; i < count; i++) {
@@ -447,7 +462,7 @@ export class RingWriter {
         index = 0;
       }
       offset = this.head;
-      this.writeRecord(index, offset, data, length, type);
+      this.writeRecord(index, offset, data, length, types === null ? (type as number) : types[i]!);
       this.head = offset + size;
       if ((i + 1) % every === 0) this.storeHead();
     }
@@ -468,7 +483,9 @@ export class RingWriter {
     this.publishedHead = this.head;
     // SYNC POINT: the seq-cst head store above, then a seq-cst load of the waiter count. A consumer
     // increments the count (seq-cst) before re-reading the head, so one of us sees the other.
-    if (Atomics.load(m.i32, L.BELL_WAITERS >> 2) !== 0) m.wake(L.BELL_SEQ);
+    if (Atomics.load(m.i32, L.BELL_WAITERS >> 2) !== 0 && m.wake(L.BELL_SEQ) === 0 && (++this.emptyWakes & 1023) === 0) {
+      healSleepers(m);
+    }
   }
 
   private writePadding(index: number, room: number): void {
@@ -648,6 +665,7 @@ export class RingReader {
     Atomics.store(i32, (this.base + L.S_PID) >> 2, process.pid);
     Atomics.store(i32, (this.base + L.S_HEARTBEAT_MS) >> 2, nowMs32());
     Atomics.add(i32, (this.base + L.S_EPOCH) >> 2, 1);
+    if (Atomics.compareExchange(i32, (this.base + L.S_SLEEPING) >> 2, 1, 0) === 1) Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
     // SYNC POINT: seq-cst store of LIVE; the producer's next slot scan includes our tail.
     Atomics.store(i32, this.stateIndex, L.SlotState.LIVE);
     const after = m.readU64(L.HEAD);
@@ -788,19 +806,19 @@ export class RingReader {
       this.beat();
       // SYNC POINT: seq-cst increment of the waiter count, then re-load the head (in available());
       // pairs with the producer's head store then waiter-count load (Dekker), so no lost wake-up.
-      Atomics.add(i32, L.BELL_WAITERS >> 2, 1);
+      this.sleepBegin();
       const seq = Atomics.load(i32, L.BELL_SEQ >> 2);
       if (this.closed || this.available()) {
-        Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
+        this.sleepEnd();
         return !this.closed;
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
+        this.sleepEnd();
         return false;
       }
       native.futexWait(this.buffer, L.BELL_SEQ, seq, Math.min(remaining, this.sliceMs()));
-      Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
+      this.sleepEnd();
       if (this.available()) return true;
     }
   }
@@ -815,20 +833,20 @@ export class RingReader {
       for (;;) {
         if (this.closed) return false;
         this.beat();
-        Atomics.add(i32, L.BELL_WAITERS >> 2, 1);
+        this.sleepBegin();
         const seq = Atomics.load(i32, L.BELL_SEQ >> 2);
         if (this.available()) {
-          Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
+          this.sleepEnd();
           return true;
         }
         const remaining = deadline - Date.now();
         if (remaining <= 0) {
-          Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
+          this.sleepEnd();
           return false;
         }
         await native.futexWaitAsync(this.buffer, L.BELL_SEQ, seq, Math.min(remaining, this.sliceMs()));
-        Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
-        if (this.closed) return false;
+        if (this.closed) return false; // unmapped, or about to be: touch nothing
+        this.sleepEnd();
         if (this.available()) return true;
       }
     } finally {
@@ -863,6 +881,7 @@ export class RingReader {
     if (this.closed) return;
     this.closed = true;
     const i32 = this.m.i32;
+    this.sleepEnd(); // a pending waitAsync will not touch the mapping again
     this.commitTo(this.pos);
     if (!options.keepSlot) Atomics.store(i32, this.stateIndex, L.SlotState.FREE);
     else Atomics.store(i32, (this.base + L.S_PID) >> 2, 0);
@@ -871,6 +890,23 @@ export class RingReader {
     this.m.wake(L.BELL_SEQ);
     if (this.pendingWaits === 0) this.m.unmap();
     else this.unmapWhenIdle = true;
+  }
+
+  /**
+   * Count this consumer as asleep: the global count first, then the slot flag. A process killed in
+   * between leaves the count one too high (the producer makes a wasted FUTEX_WAKE), never too low
+   * (a lost wake-up); a killed sleeper's flag lets healSleepers() take its count back.
+   */
+  private sleepBegin(): void {
+    const i32 = this.m.i32;
+    // SYNC POINT: seq-cst increment before the head re-load in the caller (Dekker with the producer).
+    Atomics.add(i32, L.BELL_WAITERS >> 2, 1);
+    Atomics.store(i32, (this.base + L.S_SLEEPING) >> 2, 1);
+  }
+
+  private sleepEnd(): void {
+    const i32 = this.m.i32;
+    if (Atomics.compareExchange(i32, (this.base + L.S_SLEEPING) >> 2, 1, 0) === 1) Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
   }
 
   private sliceMs(): number {
@@ -1005,6 +1041,27 @@ export class RingReader {
   }
 }
 
+/**
+ * Take back the doorbell count of consumers that died while asleep (their slot's sleeping flag is
+ * still 1 and their pid is gone). Without this the producer would issue a useless FUTEX_WAKE
+ * syscall on every head store forever. Run on open, on create/adopt and by a producer whose wakes
+ * keep finding nobody.
+ */
+function healSleepers(m: Mapping): number {
+  const i32 = m.i32;
+  let healed = 0;
+  for (let slot = 0; slot < m.maxConsumers; slot++) {
+    const base = L.SLOTS + slot * L.SLOT_BYTES;
+    if (Atomics.load(i32, (base + L.S_SLEEPING) >> 2) !== 1) continue;
+    if (pidAlive(Atomics.load(i32, (base + L.S_PID) >> 2))) continue;
+    if (Atomics.compareExchange(i32, (base + L.S_SLEEPING) >> 2, 1, 0) === 1) {
+      Atomics.sub(i32, L.BELL_WAITERS >> 2, 1);
+      healed++;
+    }
+  }
+  return healed;
+}
+
 function validateCreate(options: CreateOptions): Required<Pick<CreateOptions, "capacity" | "maxConsumers" | "crc" | "stalenessMs">> {
   const capacity = options.capacity ?? DEFAULT_CAPACITY_BYTES;
   const maxConsumers = options.maxConsumers ?? DEFAULT_MAX_CONSUMERS;
@@ -1086,6 +1143,9 @@ export class Ring {
         throw new RingError(RingErrorCode.HAS_PRODUCER, `another process became the producer of ${JSON.stringify(name)} first`);
       }
       Atomics.add(m.i32, L.H_PRODUCER_EPOCH >> 2, 1);
+      // Only a producer waits for space, and there is one: a count left by a dead one is stale.
+      Atomics.store(m.i32, L.SPACE_WAITERS >> 2, 0);
+      healSleepers(m);
       return new RingWriter(m, options);
     } catch (error) {
       m.unmap();
@@ -1098,6 +1158,7 @@ export class Ring {
     const m = Mapping.open(name);
     try {
       const i32 = m.i32;
+      healSleepers(m);
       if (options.slot !== undefined) {
         const slot = options.slot;
         if (!Number.isInteger(slot) || slot < 0 || slot >= m.maxConsumers) {
@@ -1122,7 +1183,9 @@ export class Ring {
           // First pass: free slots. Second: slots whose owner process is gone (killed consumers).
           const pid = Atomics.load(i32, (base + L.S_PID) >> 2);
           // A slot kept with close({ keepSlot: true }) has pid 0 and waits for its owner.
-          const takeable = pass === 0 ? state === L.SlotState.FREE : pid !== 0 && !pidAlive(pid);
+          // ATTACHING is never taken: its pid field may still be a previous owner's.
+          const takeable =
+            pass === 0 ? state === L.SlotState.FREE : (state === L.SlotState.LIVE || state === L.SlotState.EVICTED) && pid !== 0 && !pidAlive(pid);
           if (!takeable) continue;
           if (Atomics.compareExchange(i32, (base + L.S_STATE) >> 2, state, L.SlotState.ATTACHING) === state) {
             return new RingReader(m, slot, undefined, false, options);

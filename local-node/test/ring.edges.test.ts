@@ -142,6 +142,18 @@ describe("Ring record path", () => {
     r.close();
   });
 
+  it("carries one type per record in publishBatch and refuses the padding type", () => {
+    const name = freshName("types");
+    const w = Ring.create(name, { capacity: 4096 });
+    const r = Ring.open(name);
+    w.publishBatch([bytes(1), bytes(2)], [7, 9]);
+    expect(r.pollBatch(10).map((x) => x.type)).toEqual([7, 9]);
+    expectCode(() => w.publish(bytes(1), 0xffff), "RING_INVALID");
+    expectCode(() => w.publishBatch([bytes(1)], [1, 2]), "RING_INVALID");
+    w.close();
+    r.close();
+  });
+
   it("drain hands bytes to a callback without allocating records and releases them on return", () => {
     const name = freshName("drain");
     const w = Ring.create(name, { capacity: 2048 });
@@ -349,13 +361,17 @@ describe("Ring lifecycle", () => {
     r2.close();
   });
 
-  it("wait() times out when idle and returns true once a record is there", () => {
+  it("wait() times out when idle and returns true once a record is there (with and without spinning)", () => {
     const name = freshName("wait");
     const w = Ring.create(name, { capacity: 4096 });
     const r = Ring.open(name);
+    const spinner = Ring.open(name, { spin: 1000 });
     expect(r.wait(20)).toBe(false);
+    expect(spinner.wait(5)).toBe(false);
     w.publish(bytes(1));
     expect(r.wait(20)).toBe(true);
+    expect(spinner.wait(20)).toBe(true);
+    spinner.close();
     w.close();
     r.close();
   });

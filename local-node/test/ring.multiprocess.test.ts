@@ -107,6 +107,7 @@ describe("Ring across processes", () => {
     const report = (await survivor.waitFor(isDone)) as unknown as ConsumerReport;
     expect(report.gens["1"]).toEqual({ first: 0, last: 19999, count: 20000, breaks: 0 });
     expect(report.gaps).toEqual([]);
+    await survivor.exited; // it closes (frees its slot) after reporting
     // Both slots are usable again: the survivor's was freed, the dead one is reclaimed.
     const a = Ring.open(ring);
     const b = Ring.open(ring);
@@ -150,6 +151,23 @@ describe("Ring across processes", () => {
     const onTime = (await awake.waitFor(isDone)) as unknown as ConsumerReport;
     expect(onTime.gens["1"]).toEqual({ first: 0, last: 4999, count: 5000, breaks: 0 });
     expect(onTime.gaps).toEqual([]);
+  });
+
+  it("takes back the doorbell count of a consumer killed while asleep", async () => {
+    const ring = freshName("deadsleeper");
+    const w = Ring.create(ring, { capacity: 4096 });
+    const waiter = start(["waiter", ring, "1"]);
+    await waiter.waitFor(isReady);
+    const asleepBy = Date.now() + 30_000; // watchdog only
+    while (Ring.stat(ring).waitingConsumers === 0 && Date.now() < asleepBy) await new Promise((r) => setTimeout(r, 5));
+    waiter.proc.kill("SIGKILL");
+    await waiter.exited;
+    // The dead sleeper still counts: the producer would pay a FUTEX_WAKE per publish.
+    expect(Ring.stat(ring).waitingConsumers).toBe(1);
+    const r = Ring.open(ring); // any open (or a producer adopting) heals it
+    expect(Ring.stat(ring).waitingConsumers).toBe(0);
+    r.close();
+    w.close();
   });
 
   it("wakes a consumer blocked in wait() in another process (shared futex, not Atomics.notify)", async () => {

@@ -97,6 +97,7 @@ describe("official client and WebSocket on one topic", () => {
     const head = await handle.head();
     expect(head.contentType).toBe("application/json");
     const res = await handle.stream<{ n: number }>({ offset: encodeOffset(1), live: "long-poll" });
+    res.closed.catch(() => {}); // cancel() at the end may reject it
     const seen = new Promise<number[]>((resolve) => {
       res.subscribeJson(async (batch) => {
         if (batch.items.length > 0) resolve(batch.items.map((i) => i.n));
