@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { PROTOCOL_VERSION } from "../sdk/src/protocol.ts";
 import type { GatewayEnv } from "./gateway-env.ts";
+import { cors } from "./middleware/cors.ts";
 import { notFound, onError } from "./middleware/errors.ts";
 import { auth, authIsOff, permissions } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
@@ -38,6 +39,8 @@ export function createApp(): Hono<GatewayEnv> {
     }),
   );
 
+  // Browsers first: preflights carry no credential; every answer gets CORS headers.
+  app.use("/v1/*", cors());
   // Who (401), how often (429), may they (403); see docs/security.md.
   app.use("/v1/*", auth());
   app.use("/v1/*", rateLimit());

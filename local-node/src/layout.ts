@@ -46,6 +46,8 @@ export const BELL_WAITERS = 132;
 /** Own cache line: futex word a producer waiting for space sleeps on, and its count. */
 export const SPACE_SEQ = 192;
 export const SPACE_WAITERS = 196;
+/** Low 32 bits of the tail the waiting producer needs; consumers wake it only once they pass it. */
+export const SPACE_TARGET = 200;
 
 export const SLOTS = 256;
 export const SLOT_BYTES = CACHE_LINE_BYTES;

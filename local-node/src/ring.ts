@@ -521,23 +521,30 @@ export class RingWriter {
     if (this.head + need <= this.limit) return true;
     if (!this.waitForRoom) return false;
     const m = this.m;
+    const i32 = m.i32;
     this.flush(); // consumers cannot free space for records they cannot see
+    // Hysteresis: once blocked, wait for an eighth of the ring (or `need`), so that producer and
+    // consumer do not ping-pong a wake-up per record when the ring stays full.
+    const want = Math.min(this.capacity, Math.max(need, this.capacity >> 3));
     const deadline = Date.now() + this.timeoutMs;
     for (;;) {
-      Atomics.add(m.i32, L.SPACE_WAITERS >> 2, 1);
-      const seq = Atomics.load(m.i32, L.SPACE_SEQ >> 2);
-      this.refreshLimit(need);
-      if (this.head + need <= this.limit) {
-        Atomics.sub(m.i32, L.SPACE_WAITERS >> 2, 1);
+      Atomics.store(i32, L.SPACE_TARGET >> 2, (this.head + want - this.capacity) | 0);
+      // SYNC POINT: seq-cst increment of the waiting count, then tail loads (refreshLimit); pairs
+      // with a consumer's tail store then count load in RingReader.commitTo (Dekker).
+      Atomics.add(i32, L.SPACE_WAITERS >> 2, 1);
+      const seq = Atomics.load(i32, L.SPACE_SEQ >> 2);
+      this.refreshLimit(want);
+      const remaining = deadline - Date.now();
+      if (this.head + want <= this.limit || (remaining <= 0 && this.head + need <= this.limit)) {
+        Atomics.sub(i32, L.SPACE_WAITERS >> 2, 1);
         return true;
       }
-      const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        Atomics.sub(m.i32, L.SPACE_WAITERS >> 2, 1);
+        Atomics.sub(i32, L.SPACE_WAITERS >> 2, 1);
         return false;
       }
       native.futexWait(m.buffer, L.SPACE_SEQ, seq, Math.min(remaining, WAIT_SLICE_MS, Math.max(1, m.stalenessMs >> 2)));
-      Atomics.sub(m.i32, L.SPACE_WAITERS >> 2, 1);
+      Atomics.sub(i32, L.SPACE_WAITERS >> 2, 1);
     }
   }
 
@@ -925,8 +932,11 @@ export class RingReader {
     m.storeU64(this.base + L.S_TAIL, pos, this.tail);
     this.tail = pos;
     // SYNC POINT: seq-cst tail store, then load of the producer-waiting count (pairs with
-    // RingWriter.makeRoom: count increment, then tail loads).
-    if (Atomics.load(m.i32, L.SPACE_WAITERS >> 2) !== 0) m.wake(L.SPACE_SEQ);
+    // RingWriter.makeRoom: target store, count increment, then tail loads). Wake only once our
+    // tail passes the producer's target: no syscall per record while the ring stays full.
+    if (Atomics.load(m.i32, L.SPACE_WAITERS >> 2) !== 0 && (((pos | 0) - Atomics.load(m.i32, L.SPACE_TARGET >> 2)) | 0) >= 0) {
+      m.wake(L.SPACE_SEQ);
+    }
   }
 
   private beat(): void {

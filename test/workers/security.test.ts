@@ -237,3 +237,57 @@ describe("open mode", () => {
     expect(await res.json()).toMatchObject({ auth: "on" });
   });
 });
+
+describe("Durable Streams routes", () => {
+  it("reading a stream needs subscribe; writing needs publish; forking needs subscribe on the source", async () => {
+    const base = freshTopic("dsperm");
+    const own = `${base}.own`;
+    const other = `${base}.other`;
+    // Create both streams with the all-scopes test credential.
+    for (const t of [own, other]) {
+      const res = await gatewayFetch(`/v1/stream/${t}`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: "[1]" });
+      expect(res.status).toBe(201);
+    }
+    const reader = await issue("default", [`subscribe:${own}`]);
+    const writer = await issue("default", [`publish:${own}`]);
+    const read = (t: string, key: string) => anonymousFetch(`/v1/stream/${t}?offset=-1`, { headers: bearer(key) });
+    const append = (t: string, key: string) =>
+      anonymousFetch(`/v1/stream/${t}`, { method: "POST", headers: { ...bearer(key), "Content-Type": "application/json" }, body: "[2]" });
+
+    expect((await read(own, reader.key)).status).toBe(200);
+    expect(await errorOf(await append(own, reader.key))).toMatchObject({ status: 403, code: "forbidden" });
+    expect(await errorOf(await read(other, reader.key))).toMatchObject({ status: 403, code: "forbidden" });
+    expect((await append(own, writer.key)).status).toBe(204);
+    expect(await errorOf(await read(own, writer.key))).toMatchObject({ status: 403, code: "forbidden" });
+    expect(await errorOf(await append(other, writer.key))).toMatchObject({ status: 403, code: "forbidden" });
+
+    const forker = await issue("default", [`publish:${base}.>`, `subscribe:${own}`]);
+    const fork = (from: string) =>
+      anonymousFetch(`/v1/stream/${base}.fork.${from}`, {
+        method: "PUT",
+        headers: { ...bearer(forker.key), "Content-Type": "application/json", "Stream-Forked-From": `/v1/stream/${from}` },
+      });
+    expect(await errorOf(await fork(other))).toMatchObject({ status: 403, code: "forbidden" });
+    expect((await fork(own)).status).toBe(201);
+    // Nothing the refused requests tried was stored: `own` holds 1 then 2, `other` only 1.
+    const body = async (t: string) => (await (await gatewayFetch(`/v1/stream/${t}?offset=-1`)).json()) as unknown[];
+    expect(await body(own)).toEqual([1, 2]);
+    expect(await body(other)).toEqual([1]);
+  });
+});
+
+describe("CORS", () => {
+  it("answers preflights without a credential and stamps refusals so a page can read them", async () => {
+    const topic = freshTopic("cors");
+    const preflight = await anonymousFetch(`/v1/stream/${topic}`, {
+      method: "OPTIONS",
+      headers: { Origin: "https://app.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, producer-id" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")).toMatch(/authorization/);
+    const refused = await anonymousFetch(`/v1/topics/${topic}/messages`, { headers: { Origin: "https://app.example" } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("access-control-allow-origin")).toBe("*");
+  });
+});

@@ -56,25 +56,37 @@ function isUpgrade(c: Context): boolean {
 }
 
 const TOPIC_PATH = /^\/v1\/topics\/([^/]+)(\/ws|\/messages)?$/;
+const STREAM_PATH = /^\/v1\/stream\/(.+)$/;
+
+/** Decoded, valid topic name from a path segment, or undefined (the route answers 400). */
+function topicFromPath(raw: string): string | undefined {
+  let topic: string;
+  try {
+    topic = decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+  return topicNameProblem(topic) ? undefined : topic;
+}
 
 interface RouteTarget {
   /** Decoded, valid topic name; undefined for non-topic routes or invalid names (the route answers 400). */
   topic?: string;
-  kind: "ws" | "messages" | "topic" | "admin" | "other";
+  kind: "ws" | "messages" | "topic" | "stream" | "admin" | "other";
 }
 
 function routeTarget(path: string): RouteTarget {
   if (path === "/v1/admin" || path.startsWith("/v1/admin/")) return { kind: "admin" };
+  const stream = STREAM_PATH.exec(path);
+  if (stream) {
+    const topic = topicFromPath(stream[1]!);
+    return topic === undefined ? { kind: "stream" } : { topic, kind: "stream" };
+  }
   const m = TOPIC_PATH.exec(path);
   if (!m) return { kind: "other" };
   const kind = m[2] === "/ws" ? "ws" : m[2] === "/messages" ? "messages" : "topic";
-  let topic: string;
-  try {
-    topic = decodeURIComponent(m[1]!);
-  } catch {
-    return { kind };
-  }
-  return topicNameProblem(topic) ? { kind } : { topic, kind };
+  const topic = topicFromPath(m[1]!);
+  return topic === undefined ? { kind } : { topic, kind };
 }
 
 function presentedToken(c: Context): string | null {
@@ -161,6 +173,19 @@ export function permissions(): MiddlewareHandler<GatewayEnv> {
         if (!can("subscribe") && !can("publish") && !can("admin")) throw forbidden(`see ${topic}`);
       } else if (target.kind === "topic" && method === "PATCH") {
         if (!can("admin")) throw forbidden(`configure ${topic} (it needs admin)`);
+      } else if (target.kind === "stream") {
+        // Durable Streams: reading needs subscribe; creating, appending, closing, deleting publish.
+        if (method === "GET" || method === "HEAD") {
+          if (!can("subscribe")) throw forbidden(`read stream ${topic} (it needs subscribe)`);
+        } else if (!can("publish")) {
+          throw forbidden(`${method} stream ${topic} (it needs publish)`);
+        }
+        // A fork copies its source: creating one also needs subscribe on the source.
+        const forkedFrom = c.req.header("Stream-Forked-From");
+        if (method === "PUT" && forkedFrom !== undefined) {
+          const source = topicFromPath(forkedFrom.replace(/^\/v1\/stream\//, "").replace(/^\/+/, ""));
+          if (source !== undefined && !allows(scopes, "subscribe", source)) throw forbidden(`fork ${source} (it needs subscribe on the source)`);
+        }
       }
     }
     await next();

@@ -9,7 +9,7 @@
  *
  * Topic names may hold `/` here as they are (`/v1/stream/team-a/jobs`), unlike /v1/topics.
  */
-import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { Hono, type Context } from "hono";
 import { DovetailError } from "../../sdk/src/errors.ts";
 import { topicNameProblem } from "../../sdk/src/topic-name.ts";
 import { utf8ByteLength } from "../../objects/bytes.ts";
@@ -42,28 +42,6 @@ export const SSE_MAX_MS = 60_000;
 /** Optional Worker variables read by these routes. */
 interface StreamsEnv {
   STREAM_LONG_POLL_MS?: string;
-}
-
-const CORS_HEADERS: Record<string, string> = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-methods": "GET, POST, PUT, DELETE, HEAD, OPTIONS",
-  "access-control-allow-headers":
-    "content-type, authorization, if-none-match, Stream-Seq, Stream-TTL, Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, Producer-Seq, Stream-Forked-From, Stream-Fork-Offset, Stream-Fork-Sub-Offset",
-  "access-control-expose-headers":
-    "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, Stream-Expires-At, Stream-SSE-Data-Encoding, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, etag, content-type, location",
-  // Browser security headers (protocol 12.7).
-  "x-content-type-options": "nosniff",
-  "cross-origin-resource-policy": "cross-origin",
-};
-
-/** Adds CORS and security headers to every answer under /v1/stream, errors included. */
-export function streamHeaders(): MiddlewareHandler<GatewayEnv> {
-  return async function streamHeaders(c, next) {
-    await next();
-    for (const [k, v] of Object.entries(CORS_HEADERS)) {
-      if (!c.res.headers.has(k)) c.res.headers.set(k, v);
-    }
-  };
 }
 
 function fail(status: number, code: ConstructorParameters<typeof DovetailError>[0], message: string): Response {
@@ -191,12 +169,11 @@ function longPollMs(c: Context<GatewayEnv>): number {
 }
 
 export function streamRoutes(): Hono<GatewayEnv> {
+  // CORS, preflights included, is the gateway's (workers/middleware/cors.ts).
   const streams = new Hono<GatewayEnv>();
-  streams.use("*", streamHeaders());
 
-  streams.on(["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"], "/*", async (c) => {
+  streams.on(["GET", "HEAD", "PUT", "POST", "DELETE"], "/*", async (c) => {
     const method = c.req.method;
-    if (method === "OPTIONS") return new Response(null, { status: 204 });
     const url = new URL(c.req.url);
     const found = streamTopic(url.pathname.slice(STREAM_ROUTE_PREFIX.length));
     if ("error" in found) return found.error;
