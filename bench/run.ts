@@ -6,7 +6,8 @@
  *
  * Options: --quick; --runs N (runs per case, median reported); --only a,b (scenario ids, plus
  * `cold-start` and `external`); --systems a,b; --out DIR; --render FILE.json (only rewrite
- * latest.md and the charts from an existing results file, measuring nothing).
+ * latest.md and the charts from an existing results file, measuring nothing); --verbose-bus
+ * (print wrangler/workerd output, to see why the bus closed a socket).
  *
  * @example
  * npm run bench -- --quick --only throughput,latency
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     systems: { type: "string" },
     out: { type: "string", default: path.join(ROOT, "bench/results") },
     render: { type: "string" },
+    "verbose-bus": { type: "boolean", default: false },
   },
 });
 const quick = args.quick!;
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
   const peers: Record<string, PeerResult> = {};
   const needRedis = [...wantedSystems].some((s) => s === "redis-pubsub" || s === "redis-streams");
   const [dovetail, redis, redisAof, nats] = await Promise.all([
-    wantedSystems.has("dovetail") ? startDovetail() : Promise.resolve({ skipped: "not selected" } as PeerResult),
+    wantedSystems.has("dovetail") ? startDovetail({ verbose: args["verbose-bus"]! }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
     needRedis ? startRedis({ durable: false }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
     wantedSystems.has("redis-streams-aof") ? startRedis({ durable: true }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
     wantedSystems.has("nats") ? startNats() : Promise.resolve({ skipped: "not selected" } as PeerResult),

@@ -78,6 +78,9 @@ export interface SubscriberDone {
   rssBytes: number;
 }
 
+/** Subscriptions a process opens at the same time. */
+const CONNECT_PARALLEL = 25;
+
 /** Highest latency the histograms track: 2 minutes in microseconds. */
 export const HIGHEST_TRACKABLE_US = 120_000_000;
 
@@ -191,7 +194,7 @@ async function runSubscribers(cfg: SubscriberConfig): Promise<void> {
     send(result);
   };
 
-  for (const state of states) {
+  const subscribe = async (state: (typeof states)[number]) => {
     const onMessage = (payload: string) => {
       const now = process.hrtime.bigint();
       const d = state.checker.accept(payload);
@@ -203,12 +206,22 @@ async function runSubscribers(cfg: SubscriberConfig): Promise<void> {
       }
       if (state.checker.received === expected && --remaining === 0 && !cfg.slowRatePerSec) void finish();
     };
-    try {
-      subscribers.push(await createSubscriber(cfg.system, { url: cfg.url, topic: state.topic }, onMessage, { slowRatePerSec: cfg.slowRatePerSec }));
-    } catch (e) {
-      error ??= e instanceof Error ? e.message : String(e);
-      break;
-    }
+    const onFailure = (reason: string) => {
+      error ??= reason;
+      void finish();
+    };
+    const options = cfg.slowRatePerSec ? { slowRatePerSec: cfg.slowRatePerSec, onFailure } : { onFailure };
+    subscribers.push(await createSubscriber(cfg.system, { url: cfg.url, topic: state.topic }, onMessage, options));
+  };
+  // Connect in groups: 1,000 subscribers one after another would spend seconds on round trips.
+  for (let i = 0; i < states.length && !error; i += CONNECT_PARALLEL) {
+    await Promise.all(
+      states.slice(i, i + CONNECT_PARALLEL).map((state) =>
+        subscribe(state).catch((e: unknown) => {
+          error ??= e instanceof Error ? e.message : String(e);
+        }),
+      ),
+    );
   }
   process.on("message", (m: { type: string }) => {
     if (m.type === "stop") void finish();

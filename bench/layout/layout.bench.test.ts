@@ -36,6 +36,15 @@ const rowPerMessage: Layout = {
   },
 };
 
+const rowPerMessageJsonEach: Layout = {
+  ...rowPerMessage,
+  name: "row per message, json_each insert",
+  append(sql, first, time, bodies) {
+    const pairs = bodies.map((b) => `[${b.length},${JSON.stringify(b)}]`).join(",");
+    sql.exec("INSERT INTO m SELECT ?1 + CAST(key AS INTEGER), ?2, value ->> '$[0]', value ->> '$[1]' FROM json_each(?3)", first, time, `[${pairs}]`);
+  },
+};
+
 const rowPerBatch: Layout = {
   name: "row per batch",
   setup(sql) {
@@ -98,6 +107,6 @@ async function measure(layout: Layout, batchSize: number) {
 
 it("measures storage layouts", async () => {
   const results = [];
-  for (const batch of [10, 100, 1000]) for (const layout of [rowPerMessage, rowPerBatch]) results.push(await measure(layout, batch));
+  for (const batch of [10, 100, 1000]) for (const layout of [rowPerMessage, rowPerMessageJsonEach, rowPerBatch]) results.push(await measure(layout, batch));
   console.log(JSON.stringify({ messages: MESSAGES, payloadBytes: 100, results }));
 });

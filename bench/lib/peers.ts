@@ -192,10 +192,10 @@ export function wranglerVersion(): string {
 export const BENCH_BUS_VARS = { DOVETAIL_AUTH: "off" };
 
 /** The Dovetail bus (scripts/dev.mjs: wrangler dev, workerd, local SQLite in a temp folder). */
-export async function startDovetail(): Promise<PeerResult & Partial<{ bus: BusProcess }>> {
+export async function startDovetail(options: { verbose?: boolean } = {}): Promise<PeerResult & Partial<{ bus: BusProcess }>> {
   let bus: BusProcess;
   try {
-    bus = await startBus({ vars: BENCH_BUS_VARS });
+    bus = await startBus({ vars: BENCH_BUS_VARS, verbose: options.verbose ?? false });
   } catch (e) {
     return { skipped: `dovetail: bus did not start: ${e instanceof Error ? e.message.slice(0, 500) : String(e)}` };
   }

@@ -168,9 +168,21 @@ export async function runCase(system: SystemName, url: string, spec: CaseSpec, c
     for (const w of pubWorkers) w.proc.send({ type: "go" });
 
     const subDone = Promise.all(subWorkers.map((w) => w.done as Promise<SubscriberDone>));
+    // A broken subscriber or publisher means the run cannot complete: stop at once rather than
+    // wait for the timeout.
+    const broken = new Promise<never>((_, reject) => {
+      for (const w of subWorkers) void w.done.then((d) => d.error && reject(new Error(`a subscriber failed: ${d.error}`)), reject);
+      for (const w of pubWorkers) {
+        void w.done.then((d) => {
+          const e = d.error ?? ("pubs" in d ? d.pubs.find((p) => p.error)?.error : undefined);
+          if (e) reject(new Error(`a publisher failed: ${e}`));
+        }, reject);
+      }
+    });
+    broken.catch(() => {});
     let subResults: SubscriberDone[];
     try {
-      subResults = await withTimeout(subDone, spec.timeoutMs, "delivery");
+      subResults = await withTimeout(Promise.race([subDone, broken]), spec.timeoutMs, "delivery");
     } catch (e) {
       problems.push((e as Error).message);
       for (const w of subWorkers) if (w.proc.connected) w.proc.send({ type: "stop" });

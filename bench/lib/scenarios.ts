@@ -52,12 +52,12 @@ function base(id: string, label: string): CaseSpec {
  */
 export function scenarios(quick: boolean, only: Set<string> | null = null): Scenario[] {
   const q = <T>(quickValue: T, fullValue: T) => (quick ? quickValue : fullValue);
-  const throughputCount = q(5_000, 50_000);
-  const throughputWarmup = q(500, 5_000);
+  const throughputCount = q(5_000, 30_000);
+  const throughputWarmup = q(500, 3_000);
   const latencySeconds = q(1.5, 4);
   const latencyWarmupSeconds = q(0.5, 1);
   const fanoutDeliveries = q(50_000, 300_000);
-  const slowSeconds = q(1.5, 4);
+  const slowSeconds = q(1.5, 3);
   const fanoutSubs = q([10, 100], [10, 100, 1000]);
 
   const latencyCase = (rate: number): CaseSpec => ({
@@ -98,7 +98,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
         count: Math.round(fanoutDeliveries / n),
         batch: 100,
         window: 10,
-        timeoutMs: q(60_000, 180_000),
+        timeoutMs: q(30_000, 60_000),
       })),
       rows: [DELIVERIES, US_PER_DELIVERY, P99],
       chart: "bars",
@@ -130,7 +130,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
           count: q(100, 500),
           batch: 1,
           window: 100,
-          timeoutMs: q(90_000, 240_000),
+          timeoutMs: q(60_000, 120_000),
         },
       ],
       rows: [PUB_RATE, DELIVERIES, P50, P99],
@@ -163,7 +163,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       cases: [
         { ...base("ingest-batched", "batched ingest, 1 subscriber"), warmup: q(2_000, 20_000), count: q(20_000, 200_000), batch: 1000, window: 4 },
         { ...base("ingest-unbatched", "one message per frame"), warmup: throughputWarmup, count: throughputCount, batch: 1, window: 1000 },
-        { ...base("deliveries-10", "10 subscribers"), subsPerTopic: 10, subProcs: 2, warmup: q(1_000, 10_000), count: q(10_000, 100_000), batch: 1000, window: 4, timeoutMs: q(60_000, 180_000) },
+        { ...base("deliveries-10", "10 subscribers"), subsPerTopic: 10, subProcs: 2, warmup: q(1_000, 10_000), count: q(10_000, 100_000), batch: 1000, window: 4, timeoutMs: q(30_000, 60_000) },
         ...(only && !only.has("latency") ? [latencyCase(10_000)] : []),
       ],
       rows: [MSG_S, P50, P99],

@@ -42,6 +42,9 @@ export interface Publisher {
 export interface SubscriberOptions {
   /** Deliver at most this many messages per second to the application (slow consumer). */
   slowRatePerSec?: number;
+  /** The subscription broke (server closed the socket, error frame, read failed): the run
+   * cannot complete, so the worker reports at once instead of waiting for the timeout. */
+  onFailure?: (reason: string) => void;
 }
 
 export interface Subscriber {
@@ -167,12 +170,17 @@ async function dovetailSubscriber(ep: Endpoint, onMessage: OnMessage, options: S
   let ws: WebSocket | null = null;
   let failure: string | null = null;
   const queue: string[] = [];
+  const fail = (reason: string) => {
+    if (failure) return;
+    failure = reason;
+    options.onFailure?.(`dovetail subscriber: ${reason}`);
+  };
   ws = await openDovetail(ep, (f) => {
-    if (f.type === "error") failure = `${f.code}: ${f.message}`;
+    if (f.type === "error") fail(`error frame ${f.code}: ${f.message}`);
     if (f.type !== "messages" || !f.messages) return;
     for (const m of f.messages) {
       // Offsets must be consecutive: a hole here is a delivery bug, counted by the payload check.
-      if (expectOffset >= 0 && m.offset !== expectOffset) failure ??= `offset ${m.offset} after ${expectOffset - 1}`;
+      if (expectOffset >= 0 && m.offset !== expectOffset) fail(`offset ${m.offset} after ${expectOffset - 1}`);
       expectOffset = m.offset + 1;
       if (slow) queue.push(m.data as string);
       else onMessage(m.data as string);
@@ -187,7 +195,7 @@ async function dovetailSubscriber(ep: Endpoint, onMessage: OnMessage, options: S
   });
   let closing = false;
   ws.addEventListener("close", (ev) => {
-    if (!closing) failure ??= `socket closed by the server (code ${ev.code} ${ev.reason})`;
+    if (!closing) fail(`socket closed by the server (code ${ev.code}${ev.reason ? ` ${ev.reason}` : ""})`);
   });
   let timer: ReturnType<typeof setInterval> | null = null;
   if (slow) {
@@ -267,8 +275,9 @@ async function redisStreamSubscriber(ep: Endpoint, onMessage: OnMessage, options
   const loop = (async () => {
     while (!stopped) {
       const res = (await r.xread("COUNT", count, "BLOCK", 1000, "STREAMS", ep.topic, last).catch((e: unknown) => {
-        if (stopped) return null;
-        throw e;
+        if (!stopped) options.onFailure?.(`XREAD failed: ${e instanceof Error ? e.message : String(e)}`);
+        stopped = true;
+        return null;
       })) as [string, [string, string[]][]][] | null;
       if (!res) continue;
       for (const [, entries] of res) {

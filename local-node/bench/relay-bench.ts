@@ -26,7 +26,7 @@ export async function relayBench(p: Record<string, number | string>): Promise<Re
     return stats;
   }
   if (p.kind === "producer") {
-    const w = Ring.create(ring);
+    const w = Ring.create(ring, { onFull: "wait", timeoutMs: 1000 });
     const n = Number(p.records);
     const rate = Number(p.rate);
     const payload = new Uint8Array(RECORD_BYTES);
@@ -52,10 +52,8 @@ export async function relayBench(p: Record<string, number | string>): Promise<Re
     } else {
       const bufs = Array.from({ length: 32 }, () => payload);
       for (let sent = 0; sent < n; ) {
-        if (w.publishBatch(bufs) === FULL) {
-          full++;
-          sleepMs(0.05);
-        } else sent += 32;
+        if (w.publishBatch(bufs) === FULL) full++;
+        else sent += 32;
       }
     }
     w.close();
@@ -96,7 +94,9 @@ export async function relayBench(p: Record<string, number | string>): Promise<Re
 }
 
 function run(self: string, params: Record<string, string | number>): { ready: Promise<string>; done: Promise<Record<string, number>>; kill: () => void } {
-  const proc = spawn(process.execPath, [self, "--role", "tcp", JSON.stringify(params)], { stdio: ["ignore", "pipe", "inherit"] });
+  // BENCH_CPU_PROF=<dir> writes a V8 CPU profile per process (chrome://inspect or speedscope).
+  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${String(params.kind)}.cpuprofile`] : [];
+  const proc = spawn(process.execPath, [...prof, self, "--role", "tcp", JSON.stringify(params)], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   let onReady: (s: string) => void = () => {};
   const ready = new Promise<string>((resolve) => (onReady = resolve));
