@@ -95,7 +95,7 @@ export async function relayBench(p: Record<string, number | string>): Promise<Re
 
 function run(self: string, params: Record<string, string | number>): { ready: Promise<string>; done: Promise<Record<string, number>>; kill: () => void } {
   // BENCH_CPU_PROF=<dir> writes a V8 CPU profile per process (chrome://inspect or speedscope).
-  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${String(params.kind)}.cpuprofile`] : [];
+  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${String(params.kind)}-${String(params.rate ?? 0)}.cpuprofile`] : [];
   const proc = spawn(process.execPath, [...prof, self, "--role", "tcp", JSON.stringify(params)], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   let onReady: (s: string) => void = () => {};

@@ -469,6 +469,8 @@ export class RelayClient {
           if (!forEachRecord(frame, this.deliver)) return this.protocolError("RECORDS entry runs past its frame");
           break;
         case "welcome":
+          // A client that asked for "from now" resumes from where it joined if it ever reconnects.
+          if (this.nextOffset === RESUME_FROM_NOW) this.nextOffset = frame.head;
           this.welcomed = true;
           for (const resolve of this.readyWaiters.splice(0)) resolve();
           break;
