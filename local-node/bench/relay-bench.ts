@@ -18,10 +18,22 @@ function sleepMs(ms: number): void {
 export async function relayBench(p: Record<string, number | string>): Promise<Record<string, number>> {
   const ring = String(p.ring);
   if (p.kind === "relay") {
-    const server = await RelayServer.listen({ ring, port: 0, maxQueueBytes: 64 * 1024 * 1024, replayBytes: Number(process.env.BENCH_REPLAY_BYTES ?? 32 * 1024 * 1024) });
+    // CPU spent while records flow (from the first frame on), independent of other load on the host.
+    let cpuAtFirst: NodeJS.CpuUsage | null = null;
+    const server = await RelayServer.listen({
+      ring,
+      port: 0,
+      maxQueueBytes: 64 * 1024 * 1024,
+      replayBytes: Number(process.env.BENCH_REPLAY_BYTES ?? 32 * 1024 * 1024),
+    });
+    const sampler = setInterval(() => {
+      if (cpuAtFirst === null && server.stats.records > 0) cpuAtFirst = process.cpuUsage();
+    }, 1);
     process.stdout.write(`${JSON.stringify({ port: server.port })}\nREADY\n`);
     await new Promise<void>((resolve) => process.once("SIGTERM", () => resolve()));
-    const stats = { ...server.stats, cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000) };
+    clearInterval(sampler);
+    const used = process.cpuUsage(cpuAtFirst ?? undefined);
+    const stats = { ...server.stats, cpuMs: Math.round((used.user + used.system) / 1000) };
     await server.close();
     return stats;
   }
@@ -66,12 +78,16 @@ export async function relayBench(p: Record<string, number | string>): Promise<Re
   let count = 0;
   let t0 = 0n;
   let t1 = 0n;
+  let cpu0: NodeJS.CpuUsage | undefined;
   const measureLatency = Number(p.rate) > 0;
   await new Promise<void>((resolve) => {
     const client = RelayClient.connect({
       port: Number(p.port),
       onRecord: (data) => {
-        if (count === 0) t0 = now();
+        if (count === 0) {
+          t0 = now();
+          cpu0 = process.cpuUsage();
+        }
         count++;
         if (measureLatency) latencies.push(Number(now() - new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0, true)));
         if (count === n) {
@@ -89,7 +105,7 @@ export async function relayBench(p: Record<string, number | string>): Promise<Re
   });
   latencies.sort((a, b) => a - b);
   const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? -1;
-  const cpu = process.cpuUsage();
+  const cpu = process.cpuUsage(cpu0);
   return { count, ns: Number(t1 - t0), p50: at(0.5), p99: at(0.99), cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
 }
 
@@ -131,7 +147,7 @@ async function once(self: string, records: number, rate: number): Promise<Record
     relay.kill();
     const rs = await relay.done;
     process.stderr.write(`[ring-bench] tcp cpu ms: client ${c!.cpuMs} producer ${pr!.cpuMs} relay ${rs.cpuMs}; wall ${Math.round(c!.ns! / 1e6)} ms; relay frames ${rs.frames}\n`);
-    return c!;
+    return { ...c!, relayCpuMs: rs.cpuMs! };
   } finally {
     Ring.unlink(ring);
   }
@@ -146,6 +162,9 @@ export async function relayBenchMain(quick: boolean, self: string): Promise<Reco
   const l = await once(self, latencyRecords, 100_000);
   return {
     recordsPerSec: Math.round((t.count! - 1) / (t.ns! / 1e9)),
+    // CPU per record while records flow: comparable across runs even when the host is busy.
+    clientCpuNsPerRecord: Math.round((t.cpuMs! * 1e6) / t.count!),
+    relayCpuNsPerRecord: Math.round((t.relayCpuMs! * 1e6) / t.count!),
     received: t.count!,
     latencyAt100kP50Us: Math.round(l.p50! / 100) / 10,
     latencyAt100kP99Us: Math.round(l.p99! / 100) / 10,

@@ -458,7 +458,8 @@ export class RelayClient {
     }
     this.nextOffset = offset + 1;
     this.stats.records++;
-    this.options.onRecord(bytes.subarray(start, start + length), offset, type);
+    // A plain Uint8Array view: Buffer#subarray builds a FastBuffer, measurably slower per record.
+    this.options.onRecord(new Uint8Array(bytes.buffer, bytes.byteOffset + start, length), offset, type);
   };
 
   private onData(chunk: Buffer): void {

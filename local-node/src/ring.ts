@@ -299,11 +299,24 @@ class Mapping {
     return header;
   }
 
+  /** Map an existing segment; a zero-length file is a creator between open() and ftruncate(): wait (bounded). */
+  private static mapExisting(path: string): ArrayBuffer {
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    for (let waited = 0; ; waited++) {
+      try {
+        return native.map(path, 0);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "EEMPTY" || waited >= INIT_WAIT_MS) throw error;
+        Atomics.wait(sleeper, 0, 0, 1);
+      }
+    }
+  }
+
   static open(name: string): Mapping {
     const path = ringPath(name);
     let buffer: ArrayBuffer;
     try {
-      buffer = native.map(path, 0);
+      buffer = Mapping.mapExisting(path);
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === "ENOENT") throw new RingError(RingErrorCode.NOT_FOUND, `no ring named ${JSON.stringify(name)} (${path})`, { cause: error });

@@ -95,7 +95,8 @@ describe("official client and WebSocket on one topic", () => {
     await post({ from: "ws", n: 0 });
     const handle = new DurableStream({ url: `${bus.url}/v1/stream/${topic}` });
     const head = await handle.head();
-    expect(head.contentType).toBe("application/json");
+    expect(head.exists).toBe(true);
+    expect(head.exists && head.contentType).toBe("application/json");
     const res = await handle.stream<{ n: number }>({ offset: encodeOffset(1), live: "long-poll" });
     res.closed.catch(() => {}); // cancel() at the end may reject it
     const seen = new Promise<number[]>((resolve) => {
