@@ -184,7 +184,12 @@ export async function runCase(system: SystemName, url: string, spec: CaseSpec, c
     try {
       subResults = await withTimeout(Promise.race([subDone, broken]), spec.timeoutMs, "delivery");
     } catch (e) {
-      problems.push((e as Error).message);
+      const message = (e as Error).message;
+      problems.push(
+        spec.ratePerSec && message.includes("timed out")
+          ? `${message}: the system did not keep up with the offered ${spec.ratePerSec} msg/s`
+          : message,
+      );
       for (const w of subWorkers) if (w.proc.connected) w.proc.send({ type: "stop" });
       subResults = await withTimeout(subDone, 10_000, "collecting partial results").catch(() => []);
     }
