@@ -226,7 +226,7 @@ async function main(): Promise<void> {
     for (const scenario of scenarios(quick, only)) {
       if (!wants(scenario.id)) continue;
       const live = scenario.systems.filter((s) => systems[s]?.status === "ok");
-      const sr: ScenarioResult = { id: scenario.id, title: scenario.title, description: scenario.description, systems: live, rows: scenario.rows, chart: scenario.chart, cases: [] };
+      const sr: ScenarioResult = { id: scenario.id, title: scenario.title, description: scenario.description, systems: live, rows: scenario.rows, chart: scenario.chart, ...(scenario.chartMetric ? { chartMetric: scenario.chartMetric } : {}), cases: [] };
       for (const spec of scenario.cases) {
         const outcomes: Record<string, RunOutcome[]> = Object.fromEntries(live.map((s) => [s, []]));
         // Interleave systems within each round so background noise falls on all of them alike.
@@ -251,11 +251,15 @@ async function main(): Promise<void> {
       results.scenarios.push(sr);
     }
     if (results.scenarios.some((s) => s.id === "edge-core")) {
-      const cases = results.scenarios.filter((s) => s.id === "edge-core" || s.id === "latency").flatMap((s) => s.cases);
+      const cases = results.scenarios.filter((s) => ["edge-core", "throughput", "latency"].includes(s.id)).flatMap((s) => s.cases);
       results.edgeTargets = EDGE_TARGETS.map((t) => {
         const r = cases.find((c) => c.id === t.case)?.results.dovetail;
-          const value = r?.ok ? (r.median[t.metric] ?? null) : null;
-        return { label: t.label, target: t.target, unit: t.unit, higherIsBetter: t.higherIsBetter, value, met: value === null ? null : t.higherIsBetter ? value >= t.target : value <= t.target };
+        const base = { label: t.label, target: t.target, unit: t.unit, higherIsBetter: t.higherIsBetter };
+        if (!r) return { ...base, value: null, met: null };
+        // A case whose runs failed their checks (or could not keep up) did not meet the target.
+        if (!r.ok) return { ...base, value: null, met: false, note: r.runs.find((run) => !run.ok)?.problems[0] ?? "failed" };
+        const value = r.median[t.metric] ?? null;
+        return { ...base, value, met: value === null ? null : t.higherIsBetter ? value >= t.target : value <= t.target };
       });
     }
 

@@ -35,6 +35,7 @@ export interface ScenarioResult {
   systems: string[];
   rows: Row[];
   chart: "bars" | "latency";
+  chartMetric?: string;
   cases: CaseResult[];
 }
 
@@ -47,7 +48,7 @@ export interface BenchResults {
   machine: Record<string, unknown>;
   systems: Record<string, { status: "ok" | "skipped"; reason?: string; version?: string }>;
   scenarios: ScenarioResult[];
-  edgeTargets: { label: string; target: number; unit: string; higherIsBetter: boolean; value: number | null; met: boolean | null }[];
+  edgeTargets: { label: string; target: number; unit: string; higherIsBetter: boolean; value: number | null; met: boolean | null; note?: string }[];
   coldStart: Record<string, unknown>;
   external: Record<string, { status: "ok" | "not present" | "failed"; reason?: string; file: string; figures?: unknown }>;
 }
@@ -124,7 +125,7 @@ export function renderMarkdown(res: BenchResults): string {
     out.push("|---|---|---|---|");
     for (const t of res.edgeTargets) {
       const withUnit = (v: number) => (t.unit === "ms" ? fmt(v, "ms") : `${fmt(v)} ${t.unit}`);
-      out.push(`| ${t.label} | ${t.higherIsBetter ? "≥" : "≤"} ${withUnit(t.target)} | ${t.value === null ? "–" : withUnit(t.value)} | ${t.met === null ? "–" : t.met ? "yes" : "**no**"} |`);
+      out.push(`| ${t.label} | ${t.higherIsBetter ? "≥" : "≤"} ${withUnit(t.target)} | ${t.value === null ? (t.note ? `failed: ${t.note.slice(0, 160)}` : "–") : withUnit(t.value)} | ${t.met === null ? "–" : t.met ? "yes" : "**no**"} |`);
     }
     out.push("");
   }
@@ -229,9 +230,9 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-/** Grouped bars: one group per case, one bar per system, of the scenario's first row metric. */
+/** Grouped bars: one group per case, one bar per system, of the scenario's chart metric. */
 export function barChart(s: ScenarioResult): string {
-  const row = s.rows[0]!;
+  const row = s.rows.find((r) => r.metric === s.chartMetric) ?? s.rows[0]!;
   const W = 760;
   const top = 56;
   const left = 80;
@@ -249,7 +250,7 @@ export function barChart(s: ScenarioResult): string {
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`);
   parts.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   parts.push(`<text x="${left}" y="22" font-size="15" font-weight="600">${esc(s.title)}</text>`);
-  parts.push(`<text x="${left}" y="40" fill="#555">${esc(`${row.label} (${row.unit}), median; ${row.higherIsBetter ? "higher" : "lower"} is better`)}</text>`);
+  parts.push(`<text x="${left}" y="40" fill="#555">${esc(`${row.label}${row.label.includes(row.unit) ? "" : ` (${row.unit})`}, median${s.cases.some((c) => Object.values(c.results).some((r) => r.validRuns > 1)) ? " with min–max" : ""}; ${row.higherIsBetter ? "higher" : "lower"} is better`)}</text>`);
   for (let i = 0; i <= 4; i++) {
     const v = (max / 4) * i;
     parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#e9ecef"/>`);

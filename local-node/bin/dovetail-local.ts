@@ -7,11 +7,16 @@
  *   dovetail-local create <ring> [--capacity 1048576] [--consumers 8] [--crc] [--staleness-ms 5000]
  *   dovetail-local tail <ring> [--count N]
  *   dovetail-local unlink <ring>
+ *   dovetail-local bridge <ring> <topic> --direction edge-to-local|local-to-edge [--url U] [--token T]
+ *                  [--format bytes|json] [--from F] [--max-batch N] [--capacity N] [--consumers N]
  *
- * `bridge` (ring <-> edge topic) needs the @dovetail/sdk client and is not available yet.
+ * `bridge` runs until SIGINT/SIGTERM and prints one JSON line per event on stdout
+ * (`{"event":"resume",...}`, `{"event":"gap",...}`, `{"event":"stopped","stats":{...}}`).
+ * Exit codes: 0 stopped by a signal, 1 the ring, bridge or edge failed, 2 usage error.
  */
 import { parseArgs } from "node:util";
-import { Ring, RingError, type RingStat } from "../src/index.ts";
+import { DovetailError } from "@dovetail/sdk";
+import { bridge, BridgeError, Ring, RingError, type BridgeOptions, type RingStat } from "../src/index.ts";
 import { RelayServer } from "../src/relay.ts";
 
 const USAGE = `usage:
@@ -20,7 +25,70 @@ const USAGE = `usage:
   dovetail-local create <ring> [--capacity 1048576] [--consumers 8] [--crc] [--staleness-ms 5000]
   dovetail-local tail <ring> [--count N]
   dovetail-local unlink <ring>
-  (bridge: not available yet, it needs the @dovetail/sdk edge client)`;
+  dovetail-local bridge <ring> <topic> --direction edge-to-local|local-to-edge
+                 [--url http://127.0.0.1:8787] [--token T] [--format bytes|json]
+                 [--from earliest|latest|N (edge-to-local) | oldest|head (local-to-edge)]
+                 [--max-batch 256] [--capacity N] [--consumers N] [--source NAME]
+    (--url defaults to $DOVETAIL_URL, --token to $DOVETAIL_TOKEN; see local-node/README.md, "Bridge")`;
+
+function parseFrom(raw: string | undefined): BridgeOptions["from"] {
+  if (raw === undefined) return undefined;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  return raw as BridgeOptions["from"]; // checked by bridge()
+}
+
+async function runBridge(ring: string | undefined, topic: string | undefined, values: Record<string, string | boolean | undefined>): Promise<number> {
+  const direction = values.direction;
+  if (ring === undefined || topic === undefined || typeof direction !== "string") {
+    console.error(`dovetail-local bridge: needs <ring> <topic> --direction edge-to-local|local-to-edge\n${USAGE}`);
+    return 2;
+  }
+  const str = (name: string): string | undefined => (typeof values[name] === "string" ? (values[name] as string) : undefined);
+  const num = (name: string): number | undefined => (str(name) === undefined ? undefined : Number(str(name)));
+  const ringOptions: NonNullable<BridgeOptions["ringOptions"]> = {};
+  if (num("capacity") !== undefined) ringOptions.capacity = num("capacity")!;
+  if (num("consumers") !== undefined) ringOptions.maxConsumers = num("consumers")!;
+  const print = (line: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(line)}\n`);
+  let b;
+  try {
+    b = bridge({
+      ring,
+      topic,
+      direction: direction as BridgeOptions["direction"],
+      url: str("url"),
+      token: str("token"),
+      format: str("format") as BridgeOptions["format"],
+      from: parseFrom(str("from")),
+      maxBatch: num("max-batch"),
+      source: str("source"),
+      ringOptions,
+      onEvent: (e) => {
+        const { type, ...rest } = e;
+        if (type !== "stopped") print({ event: type, ...rest });
+      },
+    });
+  } catch (error) {
+    if (error instanceof BridgeError && error.code === "BRIDGE_INVALID") {
+      console.error(`dovetail-local bridge: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+  const stop = (): void => void b.close();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    await b.done;
+    print({ event: "stopped", stats: b.stats });
+    return 0;
+  } catch (error) {
+    print({ event: "stopped", stats: b.stats, error: (error as Error).message });
+    throw error;
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
+}
 
 function formatStat(s: RingStat): string {
   const lines = [
@@ -52,6 +120,13 @@ async function main(argv: string[]): Promise<number> {
       crc: { type: "boolean" },
       "staleness-ms": { type: "string" },
       count: { type: "string" },
+      direction: { type: "string" },
+      url: { type: "string" },
+      token: { type: "string" },
+      format: { type: "string" },
+      from: { type: "string" },
+      "max-batch": { type: "string" },
+      source: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -60,10 +135,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined && !values.help ? 2 : 0;
   }
-  if (command === "bridge") {
-    console.error("dovetail-local bridge: not available yet; it needs the @dovetail/sdk edge client (see local-node/README.md)");
-    return 2;
-  }
+  if (command === "bridge") return runBridge(ring, positionals[2], values);
   if (ring === undefined) {
     console.error(USAGE);
     return 2;
@@ -130,7 +202,7 @@ async function main(argv: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  if (error instanceof RingError) {
+  if (error instanceof RingError || error instanceof BridgeError || error instanceof DovetailError) {
     console.error(`dovetail-local: ${error.code}: ${error.message}`);
     process.exitCode = 1;
   } else {

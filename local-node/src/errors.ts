@@ -59,3 +59,34 @@ export class RelayError extends Error {
     this.code = code;
   }
 }
+
+export const BridgeErrorCode = {
+  /** Bad option: unknown direction, `both` (a ring has one producer), bad format or number. */
+  INVALID: "BRIDGE_INVALID",
+  /**
+   * No safe resume point: the ring and the edge topic disagree (the ring was recreated, the
+   * checkpoint names another topic, or the edge topic's tail has no trace of this ring within the
+   * scan limit). Nothing is guessed; pass `from` or use a fresh topic or ring.
+   */
+  RESUME: "BRIDGE_RESUME",
+  /** The edge refused a record or the subscription failed; the bridge stopped (cause attached). */
+  EDGE: "BRIDGE_EDGE",
+  /** The bridge was closed. */
+  CLOSED: "BRIDGE_CLOSED",
+} as const;
+export type BridgeErrorCode = (typeof BridgeErrorCode)[keyof typeof BridgeErrorCode];
+
+/**
+ * A bridge failure with a stable `code`.
+ *
+ * @example
+ * try { await b.done } catch (e) { if (e instanceof BridgeError && e.code === "BRIDGE_RESUME") … }
+ */
+export class BridgeError extends Error {
+  readonly code: BridgeErrorCode;
+  constructor(code: BridgeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "BridgeError";
+    this.code = code;
+  }
+}

@@ -11,8 +11,23 @@
  */
 export { Ring, RingReader, RingWriter, FULL, ringPath, shmDir } from "./ring.ts";
 export type { RingRecord, RingGap, CreateOptions, OpenOptions, RingStat, ConsumerStat } from "./ring.ts";
-export { RingError, RingErrorCode, RelayError, RelayErrorCode } from "./errors.ts";
+export { RingError, RingErrorCode, RelayError, RelayErrorCode, BridgeError, BridgeErrorCode } from "./errors.ts";
 export { crc32c, crc32cUpdate } from "./crc32c.ts";
 export { RelayServer, RelayClient } from "./relay.ts";
 export type { RelayServerOptions, RelayClientOptions, RelayEvent } from "./relay.ts";
 export { RESUME_FROM_NOW } from "./protocol.ts";
+export {
+  bridge,
+  decodeEdgeRecord,
+  oldestBoundary,
+  bridgeCheckpointPath,
+  bridgeLockPath,
+  unlinkBridgeFiles,
+  EDGE_BYTES_TYPE,
+  EDGE_JSON_TYPE,
+  EDGE_OFFSET_BYTES,
+  RING_HEADER,
+  RING_OFFSET_HEADER,
+  RING_LOST_HEADER,
+} from "./bridge.ts";
+export type { Bridge, BridgeOptions, BridgeDirection, BridgeEvent, BridgeResume, BridgeStats, EdgeRecord } from "./bridge.ts";

@@ -107,6 +107,17 @@ export interface CreateOptions {
 export interface OpenOptions {
   /** Reattach to this consumer slot and resume at its stored position (gap reported if lost). */
   slot?: number;
+  /**
+   * Start at this position instead of the head (or the slot's stored position): a record boundary
+   * the caller knows, such as a record's `offset` seen earlier or a multiple of the capacity (the
+   * ring never splits a record across its end, so every lap starts on a record). Must be <= the
+   * head; a position more than a ring behind the head is reported as a `lapped` gap and the
+   * consumer starts at the head.
+   *
+   * @example
+   * const r = Ring.open("agents", { from: lastSeen.offset }); // the first poll returns that record again
+   */
+  from?: number;
   /** Checks of the head before sleeping on the futex, for latency-critical consumers. Default 0. */
   spin?: number;
   /** Called for every gap; the next record also carries `lost`. */
@@ -696,7 +707,13 @@ export class RingReader {
     } else {
       this.pos = resumeAt;
       if (wasEvicted) this.gap(resumeAt, after, "evicted");
-      else if (after - resumeAt > this.capacity) this.gap(resumeAt, after, "lapped");
+      else if (after - resumeAt > this.capacity) {
+        // Its records were overwritten: report them once and start at the head (not at a
+        // position whose bytes now belong to later records, which would report a second gap).
+        this.gap(resumeAt, after, "lapped");
+        this.pos = after;
+        this.commitTo(after);
+      }
     }
   }
 
@@ -1085,6 +1102,16 @@ function healSleepers(m: Mapping): number {
   return healed;
 }
 
+/** OpenOptions.from, checked: a non-negative, 8-byte aligned position not past the head. */
+function checkFrom(m: Mapping, from: number | undefined): number | undefined {
+  if (from === undefined) return undefined;
+  const head = m.readU64(L.HEAD);
+  if (!Number.isSafeInteger(from) || from < 0 || from % 8 !== 0 || from > head) {
+    throw new RingError(RingErrorCode.INVALID, `from must be an 8-byte aligned record position between 0 and the head ${head}, got ${from}`);
+  }
+  return from;
+}
+
 function validateCreate(options: CreateOptions): Required<Pick<CreateOptions, "capacity" | "maxConsumers" | "crc" | "stalenessMs">> {
   const capacity = options.capacity ?? DEFAULT_CAPACITY_BYTES;
   const maxConsumers = options.maxConsumers ?? DEFAULT_MAX_CONSUMERS;
@@ -1181,6 +1208,7 @@ export class Ring {
     const m = Mapping.open(name);
     try {
       const i32 = m.i32;
+      const from = checkFrom(m, options.from);
       healSleepers(m);
       if (options.slot !== undefined) {
         const slot = options.slot;
@@ -1196,7 +1224,7 @@ export class Ring {
         if (Atomics.compareExchange(i32, (base + L.S_STATE) >> 2, state, L.SlotState.ATTACHING) !== state) {
           throw new RingError(RingErrorCode.NO_SLOT, `slot ${slot} of ${JSON.stringify(name)} changed while attaching`);
         }
-        const resumeAt = state === L.SlotState.FREE ? undefined : m.readU64(base + L.S_TAIL);
+        const resumeAt = from ?? (state === L.SlotState.FREE ? undefined : m.readU64(base + L.S_TAIL));
         return new RingReader(m, slot, resumeAt, state === L.SlotState.EVICTED, options);
       }
       for (let pass = 0; pass < 2; pass++) {
@@ -1211,7 +1239,7 @@ export class Ring {
             pass === 0 ? state === L.SlotState.FREE : (state === L.SlotState.LIVE || state === L.SlotState.EVICTED) && pid !== 0 && !pidAlive(pid);
           if (!takeable) continue;
           if (Atomics.compareExchange(i32, (base + L.S_STATE) >> 2, state, L.SlotState.ATTACHING) === state) {
-            return new RingReader(m, slot, undefined, false, options);
+            return new RingReader(m, slot, from, false, options);
           }
         }
       }

@@ -21,7 +21,7 @@ describe("dovetail-local", () => {
     expect(stat).toMatchObject({ capacity: 65536, crc: true, head: 0, consumers: [] });
   });
 
-  it("exits 1 with the error code for a missing ring, 2 for bridge", () => {
+  it("exits 1 with the error code for a missing ring, 2 for bridge without its arguments", () => {
     const run = (...args: string[]): number => {
       try {
         execFileSync(nodeBin(), [CLI, ...args], { stdio: "ignore" });

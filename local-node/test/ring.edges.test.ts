@@ -426,3 +426,34 @@ describe("Ring lifecycle", () => {
     r.close();
   });
 });
+
+describe("Ring.open with from", () => {
+  it("starts at a known record, at every lap start, refuses bad positions and reports a lapped one once", () => {
+    const name = freshName("from");
+    const w = Ring.create(name, { capacity: 4096 });
+    const offsets: number[] = [];
+    for (let i = 0; i < 200; i++) offsets.push(w.publish(filled(40, i & 0xff))); // ~2.7 laps, wraps with padding
+    const head = w.position;
+    // A record seen earlier: the first poll returns it again.
+    const again = Ring.open(name, { from: offsets[190]! });
+    expect(again.poll()?.offset).toBe(offsets[190]);
+    again.close();
+    // The start of the newest lap is a record boundary (records never span the end).
+    const lapStart = head - (head % 4096);
+    const lap = Ring.open(name, { from: lapStart });
+    const got = lap.pollBatch(1000).map((rec) => rec.offset);
+    expect(got).toEqual(offsets.filter((o) => o >= lapStart));
+    expect(lap.stats.gaps).toBe(0);
+    lap.close();
+    expectCode(() => Ring.open(name, { from: head + 8 }), "RING_INVALID");
+    expectCode(() => Ring.open(name, { from: 3 }), "RING_INVALID");
+    // More than a ring behind: one lapped gap, then the consumer is at the head.
+    const gaps: RingGap[] = [];
+    const old = Ring.open(name, { from: offsets[0]!, onGap: (g) => gaps.push(g) });
+    expect(gaps).toEqual([{ from: offsets[0], to: head, reason: "lapped" }]);
+    expect(old.poll()).toBeNull();
+    expect(old.stats.gaps).toBe(1);
+    old.close();
+    w.close();
+  });
+});
