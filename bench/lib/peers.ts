@@ -200,16 +200,17 @@ export async function startDovetail(options: { verbose?: boolean } = {}): Promis
     return { skipped: `dovetail: bus did not start: ${e instanceof Error ? e.message.slice(0, 500) : String(e)}` };
   }
   const workerdPids = () => {
-    // wrangler runs with `--persist-to <state>` on its command line; workerd is in its group.
+    // The workerd serving the bus's port (`--socket-addr=entry=127.0.0.1:PORT`), and any other
+    // workerd in its process group (wrangler dev runs a proxy workerd beside it).
     for (const entry of readdirSync("/proc")) {
       if (!/^\d+$/.test(entry)) continue;
       try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        if (!stat.includes("(workerd)")) continue;
         const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-        if (cmd.includes(bus.state) && cmd.includes("wrangler")) {
-          const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-          const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-          return pidsInGroup(pgid, "workerd");
-        }
+        if (!cmd.includes(`127.0.0.1:${bus.port}\0`) && !cmd.endsWith(`127.0.0.1:${bus.port}`)) continue;
+        const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+        return pidsInGroup(pgid, "workerd");
       } catch {
         // raced with exit
       }
