@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/node/**/*.test.ts", "sdk/test/**/*.test.ts", "local-node/test/**/*.test.ts"],
+    include: ["test/node/**/*.test.ts", "sdk/test/**/*.test.ts", "local-node/test/**/*.test.ts", "bench/test/**/*.test.ts"],
     environment: "node",
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -84,7 +84,7 @@ export class Topic extends DurableObject<Env> {
         this.#scheduleMaintenance();
         this.#dsAfterCommit(); // Durable Streams: persist producer state with this commit, wake waiters
       },
-      { flushDelayMs: this.#settings.flushDelayMs, maxPendingMessages: MAX_PENDING_MESSAGES },
+      { flushDelayMs: this.#settings.flushDelayMs, maxPendingMessages: MAX_PENDING_MESSAGES, durable: () => ctx.storage.sync() },
     );
     // Keep-alives are answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));

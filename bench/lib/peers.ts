@@ -191,7 +191,7 @@ export function wranglerVersion(): string {
 /** Bus variables for benchmarks: authentication off (benchmarks measure the data path). */
 export const BENCH_BUS_VARS = { DOVETAIL_AUTH: "off" };
 
-/** The Dovetail bus (scripts/dev.mjs: wrangler dev, workerd, local SQLite in a temp folder). */
+/** The Dovetail bus (scripts/dev.mjs: wrangler bundles, Miniflare serves from workerd, local SQLite in a temp folder). */
 export async function startDovetail(options: { verbose?: boolean } = {}): Promise<PeerResult & Partial<{ bus: BusProcess }>> {
   let bus: BusProcess;
   try {
@@ -201,7 +201,7 @@ export async function startDovetail(options: { verbose?: boolean } = {}): Promis
   }
   const workerdPids = () => {
     // The workerd serving the bus's port (`--socket-addr=entry=127.0.0.1:PORT`), and any other
-    // workerd in its process group (wrangler dev runs a proxy workerd beside it).
+    // workerd in its process group (DOVETAIL_DEV=wrangler would run a proxy workerd beside it).
     for (const entry of readdirSync("/proc")) {
       if (!/^\d+$/.test(entry)) continue;
       try {

@@ -107,7 +107,7 @@ export function renderMarkdown(res: BenchResults): string {
   out.push("| system | what | status |");
   out.push("|---|---|---|");
   const what: Record<string, string> = {
-    dovetail: "Dovetail on local workerd (wrangler dev), SQLite, raw WebSocket protocol v1; durable (acked after commit)",
+    dovetail: "Dovetail on local workerd (npm run dev: Miniflare), SQLite, raw WebSocket protocol v1; durable (acked after commit)",
     "redis-pubsub": "Redis PUBLISH/SUBSCRIBE, in memory, not durable",
     "redis-streams": "Redis Streams XADD / XREAD BLOCK, no persistence",
     "redis-streams-aof": "Redis Streams with appendonly yes, appendfsync everysec (durable within ~1 s)",

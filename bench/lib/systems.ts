@@ -87,8 +87,12 @@ export async function createSubscriber(system: SystemName, ep: Endpoint, onMessa
 const DOVETAIL_CREDIT = 100_000;
 const CONNECT_TIMEOUT_MS = 15_000;
 
-function wsUrl(ep: Endpoint): string {
-  return `${ep.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(ep.topic)}/ws`;
+/**
+ * Publishers use plain sockets (`?hibernate=0`) and subscribers hibernatable ones, as the SDK
+ * does (docs/decisions/006-socket-modes.md).
+ */
+function wsUrl(ep: Endpoint, role: "publisher" | "subscriber"): string {
+  return `${ep.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(ep.topic)}/ws${role === "publisher" ? "?hibernate=0" : ""}`;
 }
 
 interface RawFrame {
@@ -101,10 +105,11 @@ interface RawFrame {
 }
 
 /** Open a socket and wait for `welcome`; `onFrame` then gets every later frame. */
-async function openDovetail(ep: Endpoint, onFrame: (f: RawFrame) => void): Promise<WebSocket> {
-  const ws = new WebSocket(wsUrl(ep));
+async function openDovetail(ep: Endpoint, role: "publisher" | "subscriber", onFrame: (f: RawFrame) => void): Promise<WebSocket> {
+  const url = wsUrl(ep, role);
+  const ws = new WebSocket(url);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`dovetail: no welcome from ${wsUrl(ep)} in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error(`dovetail: no welcome from ${url} in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
     let welcomed = false;
     ws.addEventListener("message", (ev) => {
       const frame = JSON.parse(String(ev.data)) as RawFrame;
@@ -119,7 +124,7 @@ async function openDovetail(ep: Endpoint, onFrame: (f: RawFrame) => void): Promi
     });
     ws.addEventListener("error", () => {
       clearTimeout(timer);
-      reject(new Error(`dovetail: WebSocket error on ${wsUrl(ep)}`));
+      reject(new Error(`dovetail: WebSocket error on ${url}`));
     });
     ws.addEventListener("close", (ev) => {
       clearTimeout(timer);
@@ -132,7 +137,7 @@ async function openDovetail(ep: Endpoint, onFrame: (f: RawFrame) => void): Promi
 async function dovetailPublisher(ep: Endpoint): Promise<Publisher> {
   const pending = new Map<number, { n: number; resolve: () => void; reject: (e: Error) => void }>();
   let nextId = 1;
-  const ws = await openDovetail(ep, (f) => {
+  const ws = await openDovetail(ep, "publisher", (f) => {
     if ((f.type !== "ack" && f.type !== "error") || f.id === undefined) return;
     const p = pending.get(f.id);
     if (!p) return;
@@ -175,7 +180,7 @@ async function dovetailSubscriber(ep: Endpoint, onMessage: OnMessage, options: S
     failure = reason;
     options.onFailure?.(`dovetail subscriber: ${reason}`);
   };
-  ws = await openDovetail(ep, (f) => {
+  ws = await openDovetail(ep, "subscriber", (f) => {
     if (f.type === "error") fail(`error frame ${f.code}: ${f.message}`);
     if (f.type !== "messages" || !f.messages) return;
     for (const m of f.messages) {
