@@ -271,7 +271,11 @@ async function main(): Promise<void> {
       log(`external: bench/streams-bench.ts${ref ? ("skipped" in ref ? ` (reference server skipped: ${ref.skipped})` : ` (reference server at ${ref.url})`) : ""}`);
       // The reference server's URL goes in the environment: the sibling takes only --url/--quick.
       results.external.streams = await runExternal("bench/streams-bench.ts", busUrl, ref && !("skipped" in ref) ? { DURABLE_STREAMS_REFERENCE_URL: ref.url } : {});
-      if (ref && !("skipped" in ref)) await ref.stop();
+      // The same client workload against the reference server (its own process), side by side.
+      if (ref && !("skipped" in ref)) {
+        results.external["streams-reference"] = await runExternal("bench/streams-bench.ts", ref.url, {});
+        await ref.stop();
+      }
       log("external: local-node/bench/ring-bench.ts");
       results.external.ring = await runExternal("local-node/bench/ring-bench.ts", busUrl, {});
       for (const [name, e] of Object.entries(results.external)) log(`external ${name}: ${e.status}${e.reason ? ` (${e.reason.slice(0, 200)})` : ""}`);
