@@ -31,6 +31,12 @@ export interface CommittedBatch {
 export interface CommitQueueOptions {
   /** How long the first waiting publish may wait for company before the flush. */
   flushDelayMs: number;
+  /**
+   * Extra wait for company, asked at each flush (0 when absent). Every commit costs one frame per
+   * caught-up subscriber, so a topic with many subscribers commits less often and sends bigger
+   * frames (decision 004).
+   */
+  extraLingerMs?: () => number;
   /** Flush at once when this many messages wait (bounds memory under a burst). */
   maxPendingMessages: number;
   /** Resolves when everything written so far is durable. */
@@ -100,9 +106,11 @@ export class CommitQueue {
     // made for IDLE_FLUSH_MS): waiting a turn for company costs a timer (about 1 ms in workerd,
     // measured) and no one else is coming. Under load a commit is usually in flight, so
     // publishes wait for the timer and commit together.
-    const alone = this.#pending.length === 1 && (this.#inFlight === 0 || Date.now() - this.#lastCommitAt >= IDLE_FLUSH_MS);
+    const linger = this.#options.extraLingerMs?.() ?? 0;
+    const idle = this.#inFlight === 0 || Date.now() - this.#lastCommitAt >= IDLE_FLUSH_MS + linger;
+    const alone = this.#pending.length === 1 && idle;
     if (alone || this.#pendingMessages >= this.#options.maxPendingMessages) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), this.#options.flushDelayMs);
+    else this.#timer ??= setTimeout(() => this.flush(), this.#options.flushDelayMs + linger);
     return promise;
   }
 

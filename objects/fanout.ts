@@ -50,6 +50,8 @@ export class Fanout {
   readonly #options: FanoutOptions;
   readonly #sockets = new Map<WebSocket, SocketAttachment>();
   readonly #behind = new Set<WebSocket>();
+  /** Cached {@link subscriberCount}; null when a subscription may have changed. */
+  #subscriberCount: number | null = null;
   /** Sockets accepted with the hibernation API; only these carry their state in attachments. */
   readonly #hibernatable = new WeakSet<WebSocket>();
   #pumpTimer: ReturnType<typeof setTimeout> | null = null;
@@ -65,10 +67,14 @@ export class Fanout {
     }
   }
 
+  /** Sockets with a subscription. Read on every publish (group-commit linger), so cached. */
   get subscriberCount(): number {
-    let n = 0;
-    for (const a of this.#sockets.values()) if (a.sub) n++;
-    return n;
+    if (this.#subscriberCount === null) {
+      let n = 0;
+      for (const a of this.#sockets.values()) if (a.sub) n++;
+      this.#subscriberCount = n;
+    }
+    return this.#subscriberCount;
   }
 
   /**
@@ -103,6 +109,7 @@ export class Fanout {
 
   remove(ws: WebSocket): void {
     this.#sockets.delete(ws);
+    this.#subscriberCount = null;
     this.#behind.delete(ws);
   }
 
@@ -114,6 +121,7 @@ export class Fanout {
   subscribe(ws: WebSocket, id: number, next: number, credit: number): void {
     const attachment = this.#attachment(ws);
     attachment.sub = { id, next, credit: Math.min(credit, MAX_CREDIT) };
+    this.#subscriberCount = null;
     this.#persist(ws, attachment);
     if (next < this.#log.head && credit > 0) this.#markBehind(ws);
   }
@@ -121,6 +129,7 @@ export class Fanout {
   unsubscribe(ws: WebSocket): void {
     const attachment = this.#attachment(ws);
     delete attachment.sub;
+    this.#subscriberCount = null;
     this.#persist(ws, attachment);
     this.#behind.delete(ws);
   }

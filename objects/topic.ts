@@ -45,6 +45,9 @@ export const PAGE_MESSAGES = 1000;
 export const PAGE_BYTES = 512 * 1024;
 /** Flush at once when this many messages wait for the group commit. */
 export const MAX_PENDING_MESSAGES = 20_000;
+/** Group-commit linger added per subscriber, and its cap (see CommitQueueOptions.extraLingerMs). */
+export const LINGER_PER_SUBSCRIBER_MS = 0.25;
+export const MAX_SUBSCRIBER_LINGER_MS = 8;
 /** How often retention runs while a topic has an age limit. */
 export const RETENTION_CHECK_MS = 10_000;
 
@@ -84,7 +87,12 @@ export class Topic extends DurableObject<Env> {
         this.#scheduleMaintenance();
         this.#dsAfterCommit(); // Durable Streams: persist producer state with this commit, wake waiters
       },
-      { flushDelayMs: this.#settings.flushDelayMs, maxPendingMessages: MAX_PENDING_MESSAGES, durable: () => ctx.storage.sync() },
+      {
+        flushDelayMs: this.#settings.flushDelayMs,
+        maxPendingMessages: MAX_PENDING_MESSAGES,
+        durable: () => ctx.storage.sync(),
+        extraLingerMs: () => Math.min(MAX_SUBSCRIBER_LINGER_MS, this.#fanout.subscriberCount * LINGER_PER_SUBSCRIBER_MS),
+      },
     );
     // Keep-alives are answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
