@@ -8,6 +8,9 @@
  * (a reserved sub-position, kept so the token has the same shape as the reference server's).
  * `0000000000000042_0000000000000000` is "after message 41, before message 42" on both paths.
  */
+import { base64ToBytes, bytesToBase64 } from "../sdk/src/base64.ts";
+
+export { base64ToBytes, bytesToBase64 };
 
 /** Width of each half of an offset token; 16 digits cover every safe JavaScript integer. */
 export const OFFSET_DIGITS = 16;
@@ -113,23 +116,6 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
     out.set(p, at);
     at += p.length;
   }
-  return out;
-}
-
-/** Standard padded base64 (RFC 4648), without Node's Buffer. */
-export function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  const CHUNK = 0x8000;
-  for (let i = 0; i < bytes.length; i += CHUNK) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
-  }
-  return btoa(binary);
-}
-
-export function base64ToBytes(b64: string): Uint8Array {
-  const binary = atob(b64);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
   return out;
 }
 

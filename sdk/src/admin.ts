@@ -8,8 +8,9 @@
  */
 import { z } from "zod";
 import { DovetailError } from "./errors.ts";
+import { requestJson } from "./http.ts";
+import type { FetchLike } from "./transport.ts";
 
-type FetchLike = (input: string | Request, init?: RequestInit) => Promise<Response>;
 
 /** Names of the per-key rate limits (docs/security.md, "Rate limits"), in the API's order. */
 export const KEY_RATE_FIELDS = [
@@ -132,32 +133,8 @@ export class AdminClient {
     };
   }
 
-  async #http(method: string, suffix: string, body?: unknown): Promise<unknown> {
-    const fetchFn = this.#options.fetch ?? (globalThis.fetch as FetchLike);
-    const headers: Record<string, string> = {};
-    if (this.#options.token) headers.Authorization = `Bearer ${this.#options.token}`;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const url = `${this.#httpBase}/v1/admin${suffix}`;
-    let res: Response;
-    try {
-      res = await fetchFn(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-    } catch (error) {
-      throw new DovetailError("closed", `cannot reach ${this.#httpBase}: ${(error as Error).message ?? String(error)}`, {}, { cause: error });
-    }
-    const text = await res.text();
-    let parsed: unknown = null;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-    if (!res.ok) {
-      const error = DovetailError.fromWire((parsed as { error?: unknown } | null)?.error ?? {}, `HTTP ${res.status} from ${url}`);
-      const retryAfter = res.headers.get("Retry-After");
-      if (error.code === "rate_limited" && error.details.retryAfterMs === undefined && retryAfter) error.details.retryAfterMs = Number(retryAfter) * 1000;
-      throw error;
-    }
-    return parsed;
+  #http(method: string, suffix: string, body?: unknown): Promise<unknown> {
+    return requestJson(this.#options, this.#httpBase, method, `/v1/admin${suffix}`, body);
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import type { ReconnectOptions } from "./backoff.ts";
 import { DovetailError } from "./errors.ts";
+import { requestJson } from "./http.ts";
 import { decodeMessage, encodeMessage, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
 import type { DeliveredMessage } from "./protocol.ts";
@@ -11,9 +12,8 @@ import { Publisher, type PublisherOptions } from "./publisher.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
 import { topicNameProblem } from "./topic-name.ts";
-import { webSocketTransport, type Transport } from "./transport.ts";
+import { webSocketTransport, type FetchLike, type Transport } from "./transport.ts";
 
-type FetchLike = (input: string | Request, init?: RequestInit) => Promise<Response>;
 
 export interface ConnectOptions {
   /** API token, sent as `Authorization: Bearer` over HTTP (WebSocket: see the transport). */
@@ -236,33 +236,7 @@ export class Bus {
 
   async #http(method: string, topic: string, suffix: string): Promise<unknown> {
     this.#checkTopic(topic);
-    const fetchFn = this.#options.fetch ?? (globalThis.fetch as FetchLike);
-    const headers: Record<string, string> = {};
-    if (this.#options.token) headers.Authorization = `Bearer ${this.#options.token}`;
-    const url = `${this.#httpBase}/v1/topics/${encodeURIComponent(topic)}${suffix}`;
-    let res: Response;
-    try {
-      res = await fetchFn(url, { method, headers });
-    } catch (error) {
-      throw new DovetailError("closed", `cannot reach ${this.#httpBase}: ${(error as Error).message ?? String(error)}`, {}, { cause: error });
-    }
-    const text = await res.text();
-    let body: unknown = null;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-    if (!res.ok) {
-      const wire = (body as { error?: unknown } | null)?.error;
-      const error = DovetailError.fromWire(wire ?? {}, `HTTP ${res.status} from ${url}`);
-      const retryAfter = res.headers.get("Retry-After");
-      if (error.code === "rate_limited" && error.details.retryAfterMs === undefined && retryAfter) {
-        error.details.retryAfterMs = Number(retryAfter) * 1000;
-      }
-      throw error;
-    }
-    return body;
+    return requestJson(this.#options, this.#httpBase, method, `/v1/topics/${encodeURIComponent(topic)}${suffix}`);
   }
 }
 

@@ -1,6 +1,9 @@
 /** Messages as the application sees them, and their encoding to and from the wire. */
+import { base64ToBytes, bytesToBase64 } from "./base64.ts";
 import { DovetailError } from "./errors.ts";
 import { MAX_HEADERS, MAX_KEY_LENGTH, type DeliveredMessage } from "./protocol.ts";
+
+export { base64ToBytes, bytesToBase64 };
 
 /** One message delivered by `bus.subscribe()`. */
 export interface Message<T = unknown> {
@@ -30,23 +33,6 @@ export interface EncodedMessage {
 }
 
 const encoder = new TextEncoder();
-
-/** Standard base64 of bytes, with no runtime-specific helpers (btoa is global everywhere). */
-export function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  const CHUNK = 0x8000;
-  for (let i = 0; i < bytes.length; i += CHUNK) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
-  }
-  return btoa(binary);
-}
-
-export function base64ToBytes(b64: string): Uint8Array {
-  const binary = atob(b64);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}
 
 function utf8Length(text: string): number {
   // Pure ASCII is the common case; count exactly only when it could matter.

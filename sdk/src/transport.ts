@@ -90,7 +90,7 @@ export function webSocketTransport(WebSocketImpl?: new (url: string) => SocketLi
     });
 }
 
-type FetchLike = (input: string | Request, init?: RequestInit) => Promise<Response>;
+export type FetchLike = (input: string | Request, init?: RequestInit) => Promise<Response>;
 
 /**
  * A transport that upgrades through `fetch` with `Upgrade: websocket` and accepts the socket
