@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { DovetailError } from "./errors.ts";
-import { requestJson } from "./http.ts";
+import { busBases, requestJson } from "./http.ts";
 import type { FetchLike } from "./transport.ts";
 
 
@@ -115,16 +115,8 @@ export class AdminClient {
 
   /** @internal use {@link connectAdmin} */
   constructor(url: string, options: AdminOptions = {}) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw new DovetailError("invalid_field", `url: not a URL: ${JSON.stringify(url)}`);
-    }
-    if (!/^(https?|wss?):$/.test(u.protocol)) throw new DovetailError("invalid_field", `url: expected http(s) or ws(s), got ${u.protocol}`);
-    const secure = u.protocol === "https:" || u.protocol === "wss:";
     this.url = url;
-    this.#httpBase = `${secure ? "https" : "http"}://${u.host}${u.pathname.replace(/\/+$/, "")}`;
+    this.#httpBase = busBases(url).httpBase;
     this.#options = options;
     this.keys = {
       create: async (input) => answer(createdKeySchema, await this.#http("POST", "/keys", createBody(input)), "POST /v1/admin/keys"),

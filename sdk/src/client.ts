@@ -4,7 +4,7 @@
  */
 import type { ReconnectOptions } from "./backoff.ts";
 import { DovetailError } from "./errors.ts";
-import { requestJson } from "./http.ts";
+import { busBases, requestJson } from "./http.ts";
 import { decodeMessage, encodeMessage, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
 import type { DeliveredMessage } from "./protocol.ts";
@@ -80,18 +80,10 @@ export class Bus {
 
   /** @internal use {@link connect} */
   constructor(url: string, options: ConnectOptions = {}) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw new DovetailError("invalid_field", `url: not a URL: ${JSON.stringify(url)}`);
-    }
-    if (!/^(https?|wss?):$/.test(u.protocol)) throw new DovetailError("invalid_field", `url: expected http(s) or ws(s), got ${u.protocol}`);
-    const path = u.pathname.replace(/\/+$/, "");
-    const secure = u.protocol === "https:" || u.protocol === "wss:";
+    const { httpBase, wsBase } = busBases(url);
     this.url = url;
-    this.#httpBase = `${secure ? "https" : "http"}://${u.host}${path}`;
-    this.#wsBase = `${secure ? "wss" : "ws"}://${u.host}${path}`;
+    this.#httpBase = httpBase;
+    this.#wsBase = wsBase;
     this.#options = options;
     this.#transport = options.transport ?? webSocketTransport();
   }

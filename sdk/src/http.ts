@@ -6,6 +6,31 @@
 import { DovetailError } from "./errors.ts";
 import type { FetchLike } from "./transport.ts";
 
+/** The HTTP and WebSocket bases of a bus URL given as http(s):// or ws(s)://. */
+export interface BusBases {
+  httpBase: string;
+  wsBase: string;
+}
+
+/**
+ * Read a bus URL once for every client. Throws `invalid_field` for anything else.
+ *
+ * @example
+ * busBases("https://bus.example/") // { httpBase: "https://bus.example", wsBase: "wss://bus.example" }
+ */
+export function busBases(url: string): BusBases {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new DovetailError("invalid_field", `url: not a URL: ${JSON.stringify(url)}`);
+  }
+  if (!/^(https?|wss?):$/.test(u.protocol)) throw new DovetailError("invalid_field", `url: expected http(s) or ws(s), got ${u.protocol}`);
+  const path = u.pathname.replace(/\/+$/, "");
+  const secure = u.protocol === "https:" || u.protocol === "wss:";
+  return { httpBase: `${secure ? "https" : "http"}://${u.host}${path}`, wsBase: `${secure ? "wss" : "ws"}://${u.host}${path}` };
+}
+
 export interface HttpOptions {
   fetch?: FetchLike;
   token?: string;
