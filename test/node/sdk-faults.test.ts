@@ -56,6 +56,20 @@ async function publishNumbered(bus: Bus, topic: string, count: number, pace?: ()
   return Promise.all(sends);
 }
 
+/**
+ * Every confirmed publish got its own offset, in send order, with no gap; the subscriber saw each
+ * offset once, in order, with the payload sent; and the log stores each message once (n = offset).
+ */
+async function expectExactlyOnce(url: string, offsets: number[], got: Message[], topic: string, count: number): Promise<void> {
+  const expected = Array.from({ length: count }, (_, i) => i);
+  expect(offsets).toEqual(expected);
+  expect(got.map((m) => m.offset)).toEqual(expected);
+  expect(got.every((m, i) => (m.data as { n: number }).n === i)).toBe(true);
+  const stored = await readAll(url, topic);
+  expect(stored.length).toBe(count);
+  expect(stored.every((m, i) => m.offset === i && (m.data as { n: number }).n === i)).toBe(true);
+}
+
 describe("sdk under faults", () => {
   let server: BusProcess;
   beforeAll(async () => {
@@ -84,15 +98,7 @@ describe("sdk under faults", () => {
       });
       const got = await received;
 
-      // Every confirmed publish has its own offset, in send order, and the stream is gapless.
-      expect(offsets).toEqual(Array.from({ length: COUNT }, (_, i) => i));
-      // The subscriber saw each offset once, in order, with the payload sent.
-      expect(got.map((m) => m.offset)).toEqual(Array.from({ length: COUNT }, (_, i) => i));
-      expect(got.every((m, i) => (m.data as { n: number }).n === i)).toBe(true);
-      // Stored once: the log holds exactly COUNT messages, n = offset.
-      const stored = await readAll(server.url, topic);
-      expect(stored.length).toBe(COUNT);
-      expect(stored.every((m, i) => m.offset === i && (m.data as { n: number }).n === i)).toBe(true);
+      await expectExactlyOnce(server.url, offsets, got, topic, COUNT);
       // The test is only meaningful if connections were actually cut.
       expect(proxy.cuts).toBeGreaterThanOrEqual(20);
       console.log(`proxy cut ${proxy.cuts} connections of ${proxy.connections}`);
@@ -130,12 +136,7 @@ describe("sdk under faults", () => {
       });
       await restarted;
       const got = await received;
-      expect(offsets).toEqual(Array.from({ length: COUNT }, (_, i) => i));
-      expect(got.map((m) => m.offset)).toEqual(Array.from({ length: COUNT }, (_, i) => i));
-      expect(got.every((m, i) => (m.data as { n: number }).n === i)).toBe(true);
-      const stored = await readAll(server.url, topic);
-      expect(stored.length).toBe(COUNT);
-      expect(stored.every((m, i) => m.offset === i && (m.data as { n: number }).n === i)).toBe(true);
+      await expectExactlyOnce(server.url, offsets, got, topic, COUNT);
       // Both sides really lost their sockets to the kill.
       expect(drops.publish).toBeGreaterThan(0);
       expect(drops.subscribe).toBeGreaterThan(0);

@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../sdk/src/errors.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 import { freshTopic, gatewayFetch, openSocket, type TestSocket } from "./helpers.ts";
 
 const SEED = Number((globalThis as { process?: { env?: Record<string, string> } }).process?.env?.FUZZ_SEED ?? 20261117);
@@ -16,18 +17,6 @@ const FRAMES_PER_SOCKET = 12_000;
 const REQUESTS = 6_000;
 const BATCH = 500;
 const REQUEST_PARALLELISM = 16;
-
-/** mulberry32: small, seeded, good enough to pick cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const UNICODE = ["\u0000", "\ud800", "\udfff", "\ufeff", "\u202e", "é", "😀", "\u2028", "\\", '"', "\uffff"];
 
@@ -110,7 +99,7 @@ describe("fuzz", () => {
     const tag = () => `v${tags++}`;
 
     async function fuzzSocket(index: number): Promise<void> {
-      const r = rng(SEED + index);
+      const r = seededRandom(SEED + index);
       // Plain sockets take frames much faster than hibernatable ones (docs/decisions/006-socket-modes.md).
       const s = await openSocket(topic, `/v1/topics/${topic}/ws${index % 4 === 0 ? "" : "?hibernate=0"}`);
       await s.frame("welcome");
@@ -140,7 +129,7 @@ describe("fuzz", () => {
     }
 
     async function fuzzRequests(): Promise<void> {
-      const r = rng(SEED ^ 0x5eed);
+      const r = seededRandom(SEED ^ 0x5eed);
       const longName = "a".repeat(201);
       let done = 0;
       const one = async (): Promise<void> => {

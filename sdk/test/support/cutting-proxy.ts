@@ -7,6 +7,9 @@
  * Seeded, so a failing run can be replayed with the same seed (printed by the test).
  */
 import net from "node:net";
+import { seededRandom } from "../../../test/support/seeded-random.ts";
+
+export { seededRandom };
 
 export interface CuttingProxyOptions {
   /** Target port on 127.0.0.1. */
@@ -28,18 +31,6 @@ export interface CuttingProxy {
   /** Stop cutting (connections then live until closed). */
   calm(): void;
   close(): Promise<void>;
-}
-
-/** mulberry32: a small seeded PRNG. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export async function startCuttingProxy(options: CuttingProxyOptions): Promise<CuttingProxy> {
