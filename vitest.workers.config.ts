@@ -4,7 +4,13 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      // A JWT secret for tests that mint tokens (a deployment sets its own: docs/security.md).
+      miniflare: { bindings: { DOVETAIL_JWT_SECRET: "workers-tests-jwt-secret-0123456789abcdef" } },
+    }),
+  ],
   test: {
     include: ["test/workers/**/*.test.ts"],
     testTimeout: 60_000,

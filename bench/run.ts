@@ -5,7 +5,7 @@
  * bench/results/<timestamp>.json, latest.json, latest.md and one SVG chart per scenario.
  *
  * Options: --quick; --runs N (runs per case, median reported); --only a,b (scenario ids, plus
- * `cold-start` and `external`); --systems a,b; --out DIR; --render FILE.json (only rewrite
+ * `cold-start`, `many-topics` and `external`); --systems a,b; --out DIR; --render FILE.json (only rewrite
  * latest.md and the charts from an existing results file, measuring nothing); --verbose-bus
  * (print wrangler/workerd output, to see why the bus closed a socket).
  *
@@ -19,6 +19,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import * as hdr from "hdr-histogram-js";
 import { coldStartDovetail, coldStartNats, coldStartRedis } from "./lib/cold-start.ts";
+import { manyTopicsConfig, runManyTopics } from "./lib/many-topics.ts";
 import {
   ensureSystemPackages,
   natsVersion,
@@ -293,6 +294,13 @@ async function main(): Promise<void> {
     log(`cold start: ${JSON.stringify(results.coldStart)}`);
   }
 
+  if (wants("many-topics")) {
+    // On a bus of its own, after the others are down: 20,000 topics (500 with --quick) in waves.
+    log("many topics: creating topics in waves on a fresh bus");
+    results.manyTopics = await runManyTopics(manyTopicsConfig(quick), log, { verbose: args["verbose-bus"]! }).catch((e: Error) => ({ error: e.message }));
+    log(`many topics: ${"error" in results.manyTopics ? `error: ${results.manyTopics.error}` : results.manyTopics.ok ? "healthy" : `FAILED: ${results.manyTopics.problems.join("; ")}`}`);
+  }
+
   results.finishedAt = new Date().toISOString();
   mkdirSync(outDir, { recursive: true });
   const stamp = results.startedAt.replace(/[:.]/g, "-");
@@ -301,6 +309,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(outDir, "latest.json"), json);
   writeReport(results);
   const failed = results.scenarios.flatMap((s) => s.cases.flatMap((c) => Object.entries(c.results).filter(([, r]) => !r.ok).map(([sys]) => `${s.id}/${c.id}/${sys}`)));
+  if (results.manyTopics && ("error" in results.manyTopics || !results.manyTopics.ok)) failed.push("many-topics");
   log(`wrote ${path.relative(ROOT, path.join(outDir, `${stamp}.json`))}, latest.json, latest.md and ${results.scenarios.length} charts in ${Math.round((Date.now() - started.getTime()) / 1000)} s`);
   if (failed.length) {
     log(`FAILED cases (counts/order/timeouts): ${failed.join(", ")}`);

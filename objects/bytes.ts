@@ -21,3 +21,17 @@ export function base64ByteLength(b64: string): number {
   const padding = b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0;
   return (b64.length / 4) * 3 - padding;
 }
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * UTF-8 bytes as text, or null when they are not valid UTF-8. Request bodies are decoded with
+ * this, so invalid bytes are refused (`invalid_utf8`) instead of being stored as U+FFFD (issue 18).
+ */
+export function decodeUtf8Strict(bytes: ArrayBuffer | Uint8Array): string | null {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}

@@ -13,6 +13,8 @@
 import { DovetailError } from "../sdk/src/errors.ts";
 import type { ProducerStamp } from "../sdk/src/protocol.ts";
 import type { AppendResult, PreparedMessage, TopicLog } from "./log.ts";
+import { knownError } from "./rpc-result.ts";
+import { storageGuard } from "./storage-guard.ts";
 
 export interface PublishResult {
   offset: number;
@@ -57,6 +59,13 @@ interface Pending {
 export const IDLE_FLUSH_MS = 2;
 
 const producerKey = (id: string, seq: number) => `${id}\u0000${seq}`;
+
+/** Stored text of a batch's messages (UTF-16 units: bytes for ASCII), for the storage guard. */
+function bodyBytes(batch: readonly Pending[]): number {
+  let n = 0;
+  for (const p of batch) for (const m of p.messages) n += m.body.length;
+  return n;
+}
 
 export class CommitQueue {
   readonly #log: TopicLog;
@@ -146,9 +155,14 @@ export class CommitQueue {
     this.#waitingBatches.clear();
     let results: AppendResult[];
     try {
+      // The local bus keeps a reserve of disk space: new messages are refused before SQLite
+      // fails to grow its files, which would reset the topic (objects/storage-guard.ts).
+      storageGuard?.admit(bodyBytes(batch));
       results = this.#log.appendGroups(batch, Date.now());
     } catch (error) {
-      const failure = error instanceof DovetailError ? error : new DovetailError("internal", "the topic failed to store the batch", {}, { cause: error });
+      // Nothing of the batch was stored (one transaction) and the log's head did not move, so
+      // every publisher gets the refusal and may retry; a full storage is `storage_full`.
+      const failure = knownError(error) ?? new DovetailError("internal", "the topic failed to store the batch", {}, { cause: error });
       for (const p of batch) p.reject(failure);
       return;
     }

@@ -27,6 +27,8 @@ export interface SocketAttachment {
   grant?: SocketGrant;
   /** Per-connection frame and byte buckets (objects/frame-limiter.ts). */
   limit?: FrameLimitState;
+  /** Id under which the socket is registered with Keys (API-key sockets only), for revocation. */
+  sid?: string;
 }
 
 export interface Subscription {
@@ -107,10 +109,13 @@ export class Fanout {
     if (this.#hibernatable.has(ws)) ws.serializeAttachment(attachment);
   }
 
-  remove(ws: WebSocket): void {
+  /** Forget a socket; returns its attachment, or undefined when it was not (or no longer) known. */
+  remove(ws: WebSocket): SocketAttachment | undefined {
+    const attachment = this.#sockets.get(ws);
     this.#sockets.delete(ws);
     this.#subscriberCount = null;
     this.#behind.delete(ws);
+    return attachment;
   }
 
   subscription(ws: WebSocket): Subscription | undefined {

@@ -5,8 +5,8 @@
  * WebSocket frames bypass the gateway once a socket is upgraded, so the topic object limits
  * frames and bytes per connection with {@link admitFrame}; the bucket state is kept in the
  * socket's attachment (objects/fanout.ts SocketAttachment.limit) so it survives hibernation.
- * Under sustained abuse (more than {@link MAX_REJECTED_FRAMES} frames in a row refused) the
- * socket is closed with 1008 (policy violation, RFC 6455 §7.4.1; CLOSE_CODES.policyViolation).
+ * A client that ignores `retryAfterMs` is closed with 1008 (policy violation, RFC 6455 §7.4.1):
+ * see {@link REFUSAL_BURST}.
  *
  * @example
  * const bucket = fullBucket(200);
@@ -41,8 +41,16 @@ export function takeTokens(bucket: Bucket, perSecond: number, burst: number, n: 
   return Math.max(1, Math.ceil(((cost - bucket.t) * 1000) / perSecond));
 }
 
-/** Frames refused in a row after which the socket is closed with 1008. */
-export const MAX_REJECTED_FRAMES = 100;
+/**
+ * The abuse policy. Every refusal takes one token from the connection's refusal bucket, which
+ * holds {@link REFUSAL_BURST} and refills at {@link REFUSALS_PER_SECOND}; when it is empty the
+ * socket is closed with 1008. A client that waits `retryAfterMs` draws at most its pipeline of
+ * refusals (the SDK: 32 frames, then one at a time) per wait and never empties it; a client that
+ * keeps sending draws one per frame. Counting refusals in a row instead never fired under a flood,
+ * because a refilled token admits a frame between refusals and reset the count (issue 18).
+ */
+export const REFUSAL_BURST = 200;
+export const REFUSALS_PER_SECOND = 20;
 /** Close code for sustained abuse (RFC 6455 policy violation). */
 export const ABUSE_CLOSE_CODE = 1008;
 
@@ -52,8 +60,8 @@ export interface FrameLimitState {
   f: Bucket;
   /** bytes */
   b: Bucket;
-  /** frames refused in a row */
-  x: number;
+  /** refusals left before the abuse close */
+  r: Bucket;
 }
 
 export type FrameLimits = Pick<RateConfig, "framesPerSecond" | "frameBurst" | "bytesPerSecond" | "byteBurst">;
@@ -64,15 +72,12 @@ export type FrameVerdict = { ok: true } | { ok: false; retryAfterMs: number; clo
 export function admitFrame(state: FrameLimitState, limits: FrameLimits, bytes: number, now: number): FrameVerdict {
   const waitFrames = takeTokens(state.f, limits.framesPerSecond, limits.frameBurst, 1, now);
   const waitBytes = waitFrames === 0 ? takeTokens(state.b, limits.bytesPerSecond, limits.byteBurst, bytes, now) : 0;
-  if (waitFrames === 0 && waitBytes === 0) {
-    state.x = 0;
-    return { ok: true };
-  }
+  if (waitFrames === 0 && waitBytes === 0) return { ok: true };
   if (waitBytes > 0) state.f.t = Math.min(limits.frameBurst, state.f.t + 1); // the frame was not admitted
-  state.x += 1;
-  return { ok: false, retryAfterMs: Math.max(waitFrames, waitBytes), close: state.x > MAX_REJECTED_FRAMES };
+  const close = takeTokens(state.r, REFUSALS_PER_SECOND, REFUSAL_BURST, 1, now) > 0;
+  return { ok: false, retryAfterMs: Math.max(waitFrames, waitBytes), close };
 }
 
 export function newFrameLimitState(limits: FrameLimits, now = Date.now()): FrameLimitState {
-  return { f: fullBucket(limits.frameBurst, now), b: fullBucket(limits.byteBurst, now), x: 0 };
+  return { f: fullBucket(limits.frameBurst, now), b: fullBucket(limits.byteBurst, now), r: fullBucket(REFUSAL_BURST, now) };
 }

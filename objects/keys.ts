@@ -5,7 +5,10 @@
  * so one RPC per request both verifies a key and counts it (docs/decisions/010-auth-credentials.md).
  *
  * Revocation takes effect at once: every request asks this object, and nothing caches a key.
- * The object also remembers on which topics a key opened WebSockets, so revoking it can close them.
+ * Topic objects register each live WebSocket opened with a key here and unregister it when it
+ * closes, so revoking a key reaches exactly the topics where it has live sockets, however many
+ * topics it touched before (issue 18: a list of touched topics missed sockets, and fanning out to
+ * thousands of topics created their storage and stalled the bus).
  */
 import { DurableObject } from "cloudflare:workers";
 import { generateApiKey, sameHash, hashApiKey } from "../workers/auth/api-key.ts";
@@ -14,9 +17,7 @@ import { formatScope, parseScopes, type Scope } from "../workers/auth/scopes.ts"
 import { fullBucket, takeTokens, type Bucket } from "./frame-limiter.ts";
 
 export const KEYS_OBJECT_NAME = "keys";
-const SCHEMA_VERSION = 1;
-/** Most topics remembered per key for closing sockets on revocation (oldest are forgotten first). */
-export const MAX_SOCKET_TOPICS_PER_KEY = 10_000;
+const SCHEMA_VERSION = 2;
 
 /** A key as the admin API shows it: never the secret, never the hash. */
 export interface KeyRecord {
@@ -85,10 +86,15 @@ export class Keys extends DurableObject<KeysEnv> {
       scopes TEXT NOT NULL, rate TEXT NOT NULL, created_at INTEGER NOT NULL,
       expires_at INTEGER, revoked_at INTEGER)`);
     this.#sql.exec(`CREATE INDEX IF NOT EXISTS dk_keys_tenant ON dk_keys (tenant, created_at)`);
-    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dk_sockets (key_id TEXT NOT NULL, topic TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (key_id, topic))`);
+    // Live sockets by key: one row per open WebSocket, written by the topic that holds it.
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dk_live (key_id TEXT NOT NULL, socket TEXT NOT NULL, topic TEXT NOT NULL, PRIMARY KEY (key_id, socket))`);
     const version = this.#sql.exec<{ v: number }>(`SELECT v FROM dk_meta WHERE k = 'schema'`).toArray()[0]?.v;
     if (version === undefined) this.#sql.exec(`INSERT INTO dk_meta (k, v) VALUES ('schema', ?)`, SCHEMA_VERSION);
-    else if (version !== SCHEMA_VERSION) throw new Error(`keys: schema version ${version} is not ${SCHEMA_VERSION}`);
+    else if (version === 1) {
+      // v1 kept the last 10,000 topics a key touched (dk_sockets); nothing in it is needed now.
+      this.#sql.exec(`DROP TABLE IF EXISTS dk_sockets`);
+      this.#sql.exec(`UPDATE dk_meta SET v = ? WHERE k = 'schema'`, SCHEMA_VERSION);
+    } else if (version !== SCHEMA_VERSION) throw new Error(`keys: schema version ${version} is not ${SCHEMA_VERSION}`);
   }
 
   #row(id: string): Row | undefined {
@@ -130,8 +136,9 @@ export class Keys extends DurableObject<KeysEnv> {
   }
 
   /**
-   * Revoke a key of `tenant`. Returns the record and the topics on which it opened sockets (the
-   * gateway closes those), or `null` when the tenant has no such key.
+   * Revoke a key of `tenant`. Returns the record and the topics where it has live sockets (the
+   * gateway closes those), or `null` when the tenant has no such key. A socket whose topic
+   * registers it after this answer is refused by {@link socketOpened}, so none slips through.
    */
   async revoke(tenant: string, id: string): Promise<{ record: KeyRecord; topics: string[] } | null> {
     const row = this.#row(id);
@@ -140,17 +147,30 @@ export class Keys extends DurableObject<KeysEnv> {
       row.revoked_at = Date.now();
       this.#sql.exec(`UPDATE dk_keys SET revoked_at = ? WHERE id = ?`, row.revoked_at, id);
     }
-    const topics = this.#sql.exec<{ topic: string }>(`SELECT topic FROM dk_sockets WHERE key_id = ?`, id).toArray().map((r) => r.topic);
-    this.#sql.exec(`DELETE FROM dk_sockets WHERE key_id = ?`, id);
+    const topics = this.#sql.exec<{ topic: string }>(`SELECT DISTINCT topic FROM dk_live WHERE key_id = ?`, id).toArray().map((r) => r.topic);
+    this.#sql.exec(`DELETE FROM dk_live WHERE key_id = ?`, id);
     this.#buckets.delete(id);
     return { record: toRecord(row), topics };
   }
 
   /**
-   * Verify a presented key (by its hash) and take one token from its request bucket. With
-   * `socketTopic`, remember that the key opens a WebSocket on that topic.
+   * A topic accepted WebSocket `socket` opened with key `id`. Returns false when the key may no
+   * longer be used (revoked or expired since the upgrade was admitted): the topic closes the socket.
    */
-  async admit(id: string, hash: string, socketTopic?: string): Promise<Admission> {
+  async socketOpened(id: string, socket: string, topic: string): Promise<boolean> {
+    const row = this.#row(id);
+    if (!row || row.revoked_at !== null || (row.expires_at !== null && Date.now() >= row.expires_at)) return false;
+    this.#sql.exec(`INSERT OR REPLACE INTO dk_live (key_id, socket, topic) VALUES (?, ?, ?)`, id, socket, topic);
+    return true;
+  }
+
+  /** A socket registered with {@link socketOpened} closed. Unknown sockets are ignored. */
+  async socketClosed(id: string, socket: string): Promise<void> {
+    this.#sql.exec(`DELETE FROM dk_live WHERE key_id = ? AND socket = ?`, id, socket);
+  }
+
+  /** Verify a presented key (by its hash) and take one token from its request bucket. */
+  async admit(id: string, hash: string): Promise<Admission> {
     const row = this.#row(id);
     // Same answer for "no such key" and "wrong secret": ids are not secret, but nothing is learnt.
     if (!row || !sameHash(row.hash, hash)) return { ok: false, code: "unauthorized", message: "unknown API key" };
@@ -163,15 +183,6 @@ export class Keys extends DurableObject<KeysEnv> {
     if (!bucket) this.#buckets.set(id, (bucket = fullBucket(record.rate.burst, now)));
     const wait = takeTokens(bucket, record.rate.requestsPerSecond, record.rate.burst, 1, now);
     if (wait > 0) return { ok: false, code: "rate_limited", retryAfterMs: wait, record, scopes };
-    if (socketTopic !== undefined) {
-      this.#sql.exec(`INSERT OR REPLACE INTO dk_sockets (key_id, topic, at) VALUES (?, ?, ?)`, id, socketTopic, now);
-      this.#sql.exec(
-        `DELETE FROM dk_sockets WHERE key_id = ? AND topic NOT IN (SELECT topic FROM dk_sockets WHERE key_id = ? ORDER BY at DESC LIMIT ?)`,
-        id,
-        id,
-        MAX_SOCKET_TOPICS_PER_KEY,
-      );
-    }
     return { ok: true, record, scopes };
   }
 }

@@ -123,6 +123,11 @@ export function prepareMessage(message: PublishMessage, maxMessageBytes: number,
   return { body, size };
 }
 
+/** Whether table `name` exists. Reading the schema creates no storage. */
+export function hasTable(sql: SqlHandle, name: string): boolean {
+  return sql.exec<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray()[0]!.n > 0;
+}
+
 export class TopicLog {
   readonly #sql: SqlHandle;
   readonly #transaction: TransactionRunner;
@@ -130,18 +135,25 @@ export class TopicLog {
   #retention: Retention;
   #topic: string;
 
+  /**
+   * Whether this topic has storage. A topic is created by its first write (a publish, a
+   * retention setting); until then reads answer from an empty log without touching SQLite, so
+   * no read of any kind creates a topic's storage (issue 18: HEAD on twenty names made twenty
+   * SQLite files).
+   */
+  #born: boolean;
+
   constructor(sql: SqlHandle, transaction: TransactionRunner, defaults: { topic: string; retention: Retention }) {
     this.#sql = sql;
     this.#transaction = transaction;
-    this.#ensureSchema();
+    this.#born = hasTable(sql, "dt_meta");
+    if (this.#born) this.#ensureSchema();
     this.#topic = this.#meta("topic") ?? defaults.topic;
     const retention = this.#meta("retention");
     this.#retention = retention ? (JSON.parse(retention) as Retention) : defaults.retention;
-    const row = sql
-      .exec<{ head: number; earliest: number; bytes: number; last_time: number }>(
-        "SELECT head, earliest, bytes, last_time FROM dt_state WHERE id = 1",
-      )
-      .toArray()[0];
+    const row = !this.#born
+      ? undefined
+      : sql.exec<{ head: number; earliest: number; bytes: number; last_time: number }>("SELECT head, earliest, bytes, last_time FROM dt_state WHERE id = 1").toArray()[0];
     this.#state = row
       ? { head: row.head, earliest: row.earliest, bytes: row.bytes, lastTime: row.last_time }
       : { head: 0, earliest: 0, bytes: 0, lastTime: 0 };
@@ -164,7 +176,21 @@ export class TopicLog {
     if (version === null) this.#setMeta("schema_version", String(SCHEMA_VERSION));
   }
 
+  /** Create the storage before the first write. */
+  #birth(): void {
+    if (this.#born) return;
+    this.#born = true;
+    this.#ensureSchema();
+    if (this.#topic !== "") this.#setMeta("topic", this.#topic);
+  }
+
+  /** Whether the topic has storage (it was written to at least once). */
+  get exists(): boolean {
+    return this.#born;
+  }
+
   #meta(key: string): string | null {
+    if (!this.#born) return null;
     const row = this.#sql.exec<{ value: string }>("SELECT value FROM dt_meta WHERE key = ?", key).toArray()[0];
     return row ? row.value : null;
   }
@@ -179,9 +205,9 @@ export class TopicLog {
 
   /** Remember the topic's name the first time it is used (the object has no other way to know). */
   nameTopic(topic: string): void {
-    if (this.#meta("topic") === topic) return;
+    if (this.#topic === topic) return;
     this.#topic = topic;
-    this.#setMeta("topic", topic);
+    if (this.#born) this.#setMeta("topic", topic);
   }
 
   get head(): number {
@@ -197,6 +223,7 @@ export class TopicLog {
   }
 
   setRetention(retention: Retention): void {
+    this.#birth();
     this.#retention = retention;
     this.#setMeta("retention", JSON.stringify(retention));
   }
@@ -221,7 +248,11 @@ export class TopicLog {
    */
   appendGroups(groups: readonly { messages: readonly PreparedMessage[]; producer?: ProducerStamp }[], now: number): AppendResult[] {
     const time = Math.max(now, this.#state.lastTime);
-    return this.#transaction(() => {
+    this.#birth();
+    // The in-memory state moves only once the transaction has returned: when a statement fails
+    // (SQLITE_FULL on a full storage) the transaction rolls back and head, bytes and lastTime
+    // stay those of the stored log, so the next append gets the same offsets.
+    const { results, head, bytes } = this.#transaction(() => {
       let head = this.#state.head;
       let bytes = this.#state.bytes;
       const results: AppendResult[] = [];
@@ -247,9 +278,10 @@ export class TopicLog {
          ON CONFLICT(id) DO UPDATE SET head = excluded.head, bytes = excluded.bytes, last_time = excluded.last_time`,
         head, this.#state.earliest, bytes, time,
       );
-      this.#state = { ...this.#state, head, bytes, lastTime: time };
-      return results;
+      return { results, head, bytes };
     });
+    this.#state = { ...this.#state, head, bytes, lastTime: time };
+    return results;
   }
 
   /**
@@ -266,12 +298,14 @@ export class TopicLog {
 
   /** The latest stored sequence number of a producer, or null when it is unknown. */
   lastProducerSeq(id: string): number | null {
+    if (!this.#born) return null;
     const row = this.#sql.exec<{ seq: number }>("SELECT seq FROM dt_producers WHERE id = ? ORDER BY seq DESC LIMIT 1", id).toArray()[0];
     return row ? row.seq : null;
   }
 
   /** Where a producer's earlier batch was stored, if it is still in the window. */
   producerBatch(id: string, seq: number): DuplicateResult | null {
+    if (!this.#born) return null;
     const row = this.#sql.exec<{ off: number; count: number }>("SELECT off, count FROM dt_producers WHERE id = ? AND seq = ?", id, seq).toArray()[0];
     return row ? { offset: row.off, count: row.count } : null;
   }
@@ -282,6 +316,7 @@ export class TopicLog {
    */
   read(from: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): StoredRow[] {
     this.checkReadable(from);
+    if (!this.#born) return [];
     const rows = this.#sql
       .exec<{ off: number; time: number; size: number; body: string }>(
         "SELECT off, time, size, body FROM dt_log WHERE off >= ? ORDER BY off LIMIT ?",
@@ -347,7 +382,16 @@ export class TopicLog {
    * never touches `head`, so offsets stay monotonic after any trim.
    */
   enforceRetention(now: number): number {
-    const { maxAgeMs, maxMessages, maxBytes } = this.#retention;
+    return this.trimTo(this.retentionCut(now));
+  }
+
+  /**
+   * The offset that `retention` (the topic's own by default) trims the log up to now: every
+   * message below it goes. `earliest` when nothing does; never past `head`.
+   */
+  retentionCut(now: number, retention: Retention = this.#retention): number {
+    if (!this.#born) return this.#state.earliest;
+    const { maxAgeMs, maxMessages, maxBytes } = retention;
     const s = this.#state;
     let cut = s.earliest;
     if (maxMessages > 0) cut = Math.max(cut, s.head - maxMessages);
@@ -368,19 +412,29 @@ export class TopicLog {
       }
       cut = at;
     }
+    return Math.min(cut, s.head);
+  }
+
+  /**
+   * Remove every message below `cut` in one transaction. Returns the new earliest offset.
+   * `earliest` and `bytes` move only once the transaction has returned, so a delete that fails
+   * (a full storage) leaves them as stored.
+   */
+  trimTo(cut: number): number {
+    const s = this.#state;
     cut = Math.min(cut, s.head);
-    if (cut <= s.earliest) return s.earliest;
-    this.#transaction(() => {
-      const freed = this.#bytesBefore(cut);
+    if (!this.#born || cut <= s.earliest) return s.earliest;
+    const bytes = this.#transaction(() => {
+      const left = s.bytes - this.#bytesBefore(cut);
       this.#sql.exec("DELETE FROM dt_log WHERE off < ?", cut);
-      const bytes = s.bytes - freed;
       this.#sql.exec(
         `INSERT INTO dt_state (id, head, earliest, bytes, last_time) VALUES (1, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET earliest = excluded.earliest, bytes = excluded.bytes`,
-        s.head, cut, bytes, s.lastTime,
+        s.head, cut, left, s.lastTime,
       );
-      this.#state = { ...s, earliest: cut, bytes };
+      return left;
     });
+    this.#state = { ...this.#state, earliest: cut, bytes };
     return cut;
   }
 
@@ -391,6 +445,7 @@ export class TopicLog {
 
   /** Forget producers idle for longer than {@link PRODUCER_IDLE_MS}. */
   expireProducers(now: number): void {
+    if (!this.#born) return;
     this.#sql.exec(
       "DELETE FROM dt_producers WHERE id IN (SELECT id FROM dt_producers GROUP BY id HAVING MAX(time) < ?)",
       now - PRODUCER_IDLE_MS,

@@ -9,6 +9,7 @@
  * `0000000000000042_0000000000000000` is "after message 41, before message 42" on both paths.
  */
 import { base64ToBytes, bytesToBase64 } from "../sdk/src/base64.ts";
+import { MAX_DATA_DEPTH, nestsDeeperThan } from "../sdk/src/protocol.ts";
 
 export { base64ToBytes, bytesToBase64 };
 
@@ -71,15 +72,17 @@ export function isValidContentType(contentType: string): boolean {
  * @example
  * flattenJsonBody('[{"a":1},[2]]') // { messages: ['{"a":1}', '[2]'] }
  */
-export function flattenJsonBody(text: string): { messages: string[] } | { error: "invalid_json" | "empty_array" } {
+export function flattenJsonBody(text: string): { messages: string[] } | { error: "invalid_json" | "empty_array" | "too_deep" } {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     return { error: "invalid_json" };
   }
-  if (!Array.isArray(value)) return { messages: [JSON.stringify(value)] };
+  if (!Array.isArray(value)) return nestsDeeperThan(value, MAX_DATA_DEPTH) ? { error: "too_deep" } : { messages: [JSON.stringify(value)] };
   if (value.length === 0) return { error: "empty_array" };
+  // Each element becomes one message's data: the same depth limit as every other publish path.
+  if (value.some((v) => nestsDeeperThan(v, MAX_DATA_DEPTH))) return { error: "too_deep" };
   return { messages: value.map((v) => JSON.stringify(v === undefined ? null : v)) };
 }
 

@@ -11,6 +11,7 @@
 import { DovetailError, type ErrorCode } from "../sdk/src/errors.ts";
 import type { PublishResult } from "./commit-queue.ts";
 import type { PreparedMessage, TopicLog } from "./log.ts";
+import { knownError } from "./rpc-result.ts";
 import {
   base64ToBytes,
   bodyAsBytes,
@@ -335,6 +336,9 @@ export class StreamService {
         result = await this.#submit(payloadMessages(req.payload), req.close);
       } catch (error) {
         state.discardPending();
+        // A refused commit (`storage_full`: nothing stored) is answered with its status.
+        const known = knownError(error);
+        if (known) return errorReply(known.status, known.code, known.message);
         throw error;
       }
       headers["stream-next-offset"] = encodeOffset(result.offset + result.count);

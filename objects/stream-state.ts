@@ -13,7 +13,7 @@
  * writes of one turn together, so a stored batch and its producer record are never apart
  * (docs/decisions/008-streams-state-and-waiting.md).
  */
-import type { SqlHandle } from "./log.ts";
+import { hasTable, type SqlHandle } from "./log.ts";
 
 export const STREAM_SCHEMA_VERSION = 1;
 /** A producer unseen for this long is forgotten (protocol 5.2.1 recommends 7 days). */
@@ -84,8 +84,19 @@ export class StreamState {
   readonly #dirtyProducers = new Set<string>();
   #dirtyRecord = false;
 
+  /** Whether the `ds_` tables exist. They are made by the first write, so reads create no storage. */
+  #born: boolean;
+
   constructor(sql: SqlHandle) {
     this.#sql = sql;
+    this.#born = hasTable(sql, "ds_meta");
+    if (this.#born) this.#ensureSchema();
+  }
+
+  /** Create the tables before the first write. */
+  #birth(): void {
+    if (this.#born) return;
+    this.#born = true;
     this.#ensureSchema();
   }
 
@@ -125,6 +136,10 @@ export class StreamState {
   }
 
   #load(): void {
+    if (!this.#born) {
+      this.#record = null;
+      return;
+    }
     const row = this.#sql.exec<StreamRow>("SELECT * FROM ds_stream WHERE id = 1").toArray()[0];
     if (!row || row.deleted) {
       this.#record = null;
@@ -154,6 +169,7 @@ export class StreamState {
     this.#deletedAt = null;
     this.#producers.clear();
     this.#dirtyProducers.clear();
+    this.#birth();
     this.#sql.exec("DELETE FROM ds_producers");
     this.#writeRecord(record, false);
   }
@@ -183,6 +199,7 @@ export class StreamState {
     this.#producers.clear();
     this.#dirtyProducers.clear();
     this.#dirtyRecord = false;
+    this.#birth();
     this.#sql.exec("DELETE FROM ds_producers");
     this.#sql.exec(
       `INSERT OR REPLACE INTO ds_stream (id, content_type, base, closed, last_access, refs, soft_deleted, deleted)
@@ -227,6 +244,7 @@ export class StreamState {
   #producer(id: string): ProducerState | null {
     const cached = this.#producers.get(id);
     if (cached) return cached;
+    if (!this.#born) return null;
     const row = this.#sql
       .exec<{ epoch: number; last_seq: number; updated: number }>("SELECT epoch, last_seq, updated FROM ds_producers WHERE id = ?", id)
       .toArray()[0];
@@ -265,6 +283,7 @@ export class StreamState {
    * same turn as the group commit, and after close-only requests.
    */
   persist(): void {
+    if (this.#dirtyProducers.size > 0) this.#birth();
     for (const id of this.#dirtyProducers) {
       const p = this.#producers.get(id);
       if (!p) continue;

@@ -26,19 +26,20 @@ import { CommitQueue, type PublishResult } from "./commit-queue.ts";
 import { Fanout } from "./fanout.ts";
 import { settingsFromEnv, type TopicSettings } from "./limits.ts";
 import { messageJson, prepareMessage, TopicLog, type LogInfo, type PreparedMessage, type Retention } from "./log.ts";
-import { rpcResult, type RpcResult } from "./rpc-result.ts";
-import { credentialTag } from "../workers/auth/credential.ts";
-import { CREDENTIAL_CLOSE_CODE, readGrant, type SocketGrant } from "../workers/auth/socket-grant.ts";
+import { knownError, rpcResult, type RpcResult } from "./rpc-result.ts";
+import { trimInSteps } from "./storage-guard.ts";
+import { apiKeyIdOf, credentialTag } from "../workers/auth/credential.ts";
+import { KEYS_OBJECT_NAME } from "./keys.ts";
+import { REPORT_INTERVAL_MS } from "./directory.ts";
+import { directoryObjectName, parseTopicObjectName } from "./topic-address.ts";
+import { CREDENTIAL_CLOSE_CODE, type SocketGrant } from "../workers/auth/socket-grant.ts";
+import { readTopicUpgrade } from "./topic-request.ts";
 import { ABUSE_CLOSE_CODE, admitFrame, fullBucket, newFrameLimitState, takeTokens, type Bucket } from "./frame-limiter.ts";
 import { encodeReadReply, StreamService, type DsAppendRequest, type DsCreateRequest, type DsReadReply, type DsReadRequest, type DsReply } from "./stream-service.ts";
 import { StreamState } from "./stream-state.ts";
 
-/** Durable Streams: on an upgrade, marks a gateway waiting for data after this offset (not a subscriber). */
-export const DS_WAIT_HEADER = "X-Dovetail-Stream-Wait";
-/** Hibernation tag of those waiter sockets. */
+/** Hibernation tag of Durable Streams waiter sockets (the gateway waiting for data, not subscribers). */
 export const DS_WAIT_TAG = "ds-wait";
-/** Header with which the gateway tells the object its topic name on WebSocket upgrades. */
-export const TOPIC_NAME_HEADER = "X-Dovetail-Topic";
 /** Most messages per delivered frame and per catch-up page. */
 export const PAGE_MESSAGES = 1000;
 /** Most payload bytes per catch-up page (a frame stays well under the runtime's frame limit). */
@@ -86,6 +87,7 @@ export class Topic extends DurableObject<Env> {
         this.#fanout.onCommit(batch);
         this.#scheduleMaintenance();
         this.#dsAfterCommit(); // Durable Streams: persist producer state with this commit, wake waiters
+        this.#reportSoon(); // Directory: stats at most every few seconds
       },
       {
         flushDelayMs: this.#settings.flushDelayMs,
@@ -103,18 +105,21 @@ export class Topic extends DurableObject<Env> {
 
   /** WebSocket upgrade, forwarded by the gateway after its checks. */
   override async fetch(request: Request): Promise<Response> {
-    const topic = request.headers.get(TOPIC_NAME_HEADER);
-    if (!topic) return new Response("missing topic name", { status: 400 });
-    if (request.headers.has(DS_WAIT_HEADER)) return this.#dsAcceptWaiter(request); // Durable Streams long-poll/SSE
+    const upgrade = readTopicUpgrade(request);
+    if (!upgrade) return new Response("not an upgrade request of the gateway", { status: 400 });
+    if (upgrade.kind === "stream-wait") return this.#dsAcceptWaiter(upgrade.after); // Durable Streams long-poll/SSE
+    const { topic, hibernate: hibernatable, grant } = upgrade;
     this.#log.nameTopic(topic);
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    const hibernatable = new URL(request.url).searchParams.get("hibernate") !== "0";
+    // An API key's socket is registered with Keys first, so revoking the key finds it; a key
+    // revoked since the gateway admitted the upgrade is refused here (issue 18).
+    const sid = await this.#registerSocket(grant, topic);
+    if (sid === false) return refusedSocket(pair, "the credential this socket was opened with was revoked");
     // Security (issue 5): the gateway's grant says who opened the socket; revocable credentials
     // tag it so closeCredential() finds it (docs/security.md).
-    const grant = readGrant(request.headers);
     if (hibernatable) {
-      this.ctx.acceptWebSocket(server, grant?.tag ? [credentialTag(grant.cred)] : []);
+      this.ctx.acceptWebSocket(server, grant.tag ? [credentialTag(grant.cred)] : []);
     } else {
       // `?hibernate=0`: a plain socket for high-rate publishers. workerd dispatches each frame
       // of a hibernatable socket as its own event (~1,500 frames/s here, measured) but frames of
@@ -125,7 +130,8 @@ export class Topic extends DurableObject<Env> {
       server.addEventListener("close", (e) => void this.webSocketClose(server, e.code, e.reason));
       server.addEventListener("error", () => void this.webSocketError(server));
     }
-    this.#fanout.add(server, hibernatable, grant ? { grant } : {});
+    this.#fanout.add(server, hibernatable, sid ? { grant, sid } : { grant });
+    if (grant.exp !== undefined) void this.#alarmAt(grant.exp);
     server.send(
       encodeServerFrame({
         type: "welcome",
@@ -145,8 +151,12 @@ export class Topic extends DurableObject<Env> {
       ws.send(PONG_TEXT);
       return;
     }
-    if (!this.#admitFrame(ws, raw)) return;
+    if (this.#policyClosed.has(ws)) return;
+    // Parsed before the rate check so that a refusal names the frame it refuses (issue 18):
+    // every frame with an id gets exactly one answer with that id.
     const parsed = parseClientFrame(raw);
+    const id = parsed.ok ? ("id" in parsed.frame ? parsed.frame.id : undefined) : parsed.id;
+    if (!this.#admitFrame(ws, raw, id)) return;
     if (!parsed.ok) {
       ws.send(encodeErrorFrame(parsed.error, parsed.id));
       return;
@@ -162,7 +172,7 @@ export class Topic extends DurableObject<Env> {
     switch (frame.type) {
       case "publish": {
         const id = frame.id;
-        this.#checkPublish(this.#fanout.attachment(ws).grant, frame.messages.length);
+        this.#checkPublish(this.#socketGrant(ws), frame.messages.length);
         // Not awaited: returning lets the next frame in, so it can join the same commit.
         this.#publish(frame.messages, frame.producer).then(
           (r) => ws.send(encodeServerFrame({ type: "ack", id, offset: r.offset, count: r.count, ...(r.duplicate ? { duplicate: true } : {}) })),
@@ -171,8 +181,7 @@ export class Topic extends DurableObject<Env> {
         return;
       }
       case "subscribe": {
-        const grant = this.#fanout.attachment(ws).grant;
-        if (grant && !grant.sub) throw new DovetailError("forbidden", "this credential may not subscribe to this topic");
+        if (!this.#socketGrant(ws).sub) throw new DovetailError("forbidden", "this credential may not subscribe to this topic");
         if (this.#fanout.subscription(ws)) {
           throw new DovetailError("already_subscribed", "this socket already has a subscription; open another socket or unsubscribe first");
         }
@@ -197,7 +206,7 @@ export class Topic extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.#fanout.remove(ws);
+    this.#forget(ws);
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
     } catch {
@@ -206,7 +215,30 @@ export class Topic extends DurableObject<Env> {
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    this.#fanout.remove(ws);
+    this.#forget(ws);
+  }
+
+  /** A socket is gone: stop serving it, and unregister an API key's socket from Keys. */
+  #forget(ws: WebSocket): void {
+    const attachment = this.#fanout.remove(ws);
+    const keyId = attachment?.grant ? apiKeyIdOf(attachment.grant.cred) : null;
+    if (keyId !== null && attachment?.sid) {
+      // Not awaited: a close never waits on Keys. A lost call leaves a row that the key's
+      // revocation clears (it then asks this topic to close nothing).
+      this.#keys().socketClosed(keyId, attachment.sid).catch((e: unknown) => console.error("topic: socketClosed failed", e));
+    }
+  }
+
+  #keys() {
+    return this.env.KEYS.get(this.env.KEYS.idFromName(KEYS_OBJECT_NAME));
+  }
+
+  /** Register an API key's socket with Keys: its id, `null` for other credentials, false when refused. */
+  async #registerSocket(grant: SocketGrant, topic: string): Promise<string | null | false> {
+    const keyId = grant.tag ? apiKeyIdOf(grant.cred) : null;
+    if (keyId === null) return null;
+    const sid = crypto.randomUUID();
+    return (await this.#keys().socketOpened(keyId, sid, topic)) ? sid : false;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -251,7 +283,7 @@ export class Topic extends DurableObject<Env> {
     } catch {
       // Already closed.
     }
-    this.#fanout.remove(ws);
+    this.#forget(ws);
   }
 
   /**
@@ -259,38 +291,43 @@ export class Topic extends DurableObject<Env> {
    * answered with `rate_limited` + `retryAfterMs`; under sustained abuse the socket is closed
    * with 1008. Returns whether the frame may be handled.
    */
-  #admitFrame(ws: WebSocket, raw: string | ArrayBuffer): boolean {
-    if (this.#policyClosed.has(ws)) return false;
+  #admitFrame(ws: WebSocket, raw: string | ArrayBuffer, id: number | undefined): boolean {
     const attachment = this.#fanout.attachment(ws);
     const grant = attachment.grant;
-    if (!grant) return true;
+    if (!grant) return true; // refused by #socketGrant() when it tries anything
     const now = Date.now();
     if (grant.exp !== undefined && now >= grant.exp) {
       this.#closeForCredential(ws, "the credential this socket was opened with has expired");
       return false;
     }
     if (!grant.rate) return true;
-    attachment.limit ??= newFrameLimitState(grant.rate, now);
-    // String length counts UTF-16 units: at most the UTF-8 size for ASCII, within 3x otherwise.
-    const verdict = admitFrame(attachment.limit, grant.rate, typeof raw === "string" ? raw.length : raw.byteLength, now);
+    // `r` is missing in attachments written before the refusal budget existed.
+    if (!attachment.limit?.r) attachment.limit = newFrameLimitState(grant.rate, now);
+    const verdict = admitFrame(attachment.limit, grant.rate, frameBytes(raw), now);
     this.#fanout.persist(ws);
     if (verdict.ok) return true;
     try {
-      ws.send(encodeErrorFrame(new DovetailError("rate_limited", `too many frames or bytes on this connection; retry after ${verdict.retryAfterMs} ms`, { retryAfterMs: verdict.retryAfterMs })));
+      ws.send(encodeErrorFrame(new DovetailError("rate_limited", `too many frames or bytes on this connection; retry after ${verdict.retryAfterMs} ms`, { retryAfterMs: verdict.retryAfterMs }), id));
       if (verdict.close) ws.close(ABUSE_CLOSE_CODE, "rate limit exceeded repeatedly");
     } catch {
       // Already closed.
     }
     if (verdict.close) {
       this.#policyClosed.add(ws);
-      this.#fanout.remove(ws);
+      this.#forget(ws);
     }
     return false;
   }
 
+  /** What the socket may do. Every socket the gateway opens has a grant; one without may do nothing. */
+  #socketGrant(ws: WebSocket): SocketGrant {
+    const grant = this.#fanout.attachment(ws).grant;
+    if (!grant) throw new DovetailError("forbidden", "this socket carries no grant");
+    return grant;
+  }
+
   /** Publish permission and the per-topic, per-credential message bucket. Throws the refusal. */
-  #checkPublish(grant: SocketGrant | undefined, messages: number): void {
-    if (!grant) return;
+  #checkPublish(grant: SocketGrant, messages: number): void {
     if (!grant.pub) throw new DovetailError("forbidden", "this credential may not publish to this topic");
     const rate = grant.rate;
     if (!rate) return;
@@ -327,12 +364,22 @@ export class Topic extends DurableObject<Env> {
     return { ...this.#log.info(), subscribers: this.#fanout.subscriberCount };
   }
 
-  /** Set the topic's retention; applied by the next alarm (scheduled now). */
+  /** Set the topic's retention and apply it now; an age limit is then kept by the alarm. */
   async configure(topic: string, retention: Retention): Promise<TopicInfo> {
     this.#log.nameTopic(topic);
+    await this.#ensureListed(); // a setting is a write: it creates the topic
+    // The trim comes first, in steps that commit one by one; the setting is stored after it and
+    // the alarm last. On a full storage the deletes need only journal room, and the pages they
+    // free hold the setting; the alarm is written to a separate scheduler database, so it is set
+    // only when an age limit needs it (docs/architecture.md, "Full disk").
+    const now = Date.now();
+    await trimInSteps(this.#log, now, () => this.ctx.storage.sync(), retention);
     this.#log.setRetention(retention);
-    await this.ctx.storage.setAlarm(Date.now());
-    this.#alarmKnown = true;
+    await this.ctx.storage.sync();
+    if (retention.maxAgeMs > 0) {
+      await this.#alarmAt(now + Math.min(retention.maxAgeMs, RETENTION_CHECK_MS));
+      this.#alarmKnown = true;
+    }
     return this.info(topic);
   }
 
@@ -342,13 +389,38 @@ export class Topic extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.#alarmKnown = false;
     const now = Date.now();
+    const nextExpiry = this.#closeExpiredSockets(now);
     this.#commits.flush();
-    this.#log.enforceRetention(now);
+    // Deletes first, in steps, and alarms after: on a full storage the trim is what can still
+    // be written (docs/architecture.md, "Full disk").
+    await trimInSteps(this.#log, now, () => this.ctx.storage.sync());
     this.#log.expireProducers(now);
+    if (nextExpiry !== null) await this.#alarmAt(nextExpiry);
     if (this.#log.retention.maxAgeMs > 0 && this.#log.head > this.#log.earliest) {
-      await this.ctx.storage.setAlarm(now + Math.min(this.#log.retention.maxAgeMs, RETENTION_CHECK_MS));
+      await this.#alarmAt(now + Math.min(this.#log.retention.maxAgeMs, RETENTION_CHECK_MS));
       this.#alarmKnown = true;
     }
+  }
+
+  /**
+   * Close the sockets whose credential expired by `now` (a JWT's `exp`, an API key's expiry):
+   * a silent subscriber sends no frame that would notice. Returns the next expiry, or null.
+   */
+  #closeExpiredSockets(now: number): number | null {
+    let next: number | null = null;
+    for (const [ws, attachment] of [...this.#fanout.sockets()]) {
+      const exp = attachment.grant?.exp;
+      if (exp === undefined) continue;
+      if (exp <= now) this.#closeForCredential(ws, "the credential this socket was opened with has expired");
+      else if (next === null || exp < next) next = exp;
+    }
+    return next;
+  }
+
+  /** Make sure the alarm fires at `at` or earlier (it may fire earlier for another reason). */
+  async #alarmAt(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || at < current) await this.ctx.storage.setAlarm(at);
   }
 
   /** After a commit: make sure an alarm will apply retention. One storage call per wake at most. */
@@ -365,10 +437,68 @@ export class Topic extends DurableObject<Env> {
   #publish(messages: PublishMessage[], producer?: ProducerStamp): Promise<PublishResult> {
     try {
       this.#dsCheckPublish(); // Durable Streams: a closed stream takes no more messages, from any path
-      return this.#commits.submit(this.#prepare(messages), producer);
+      const prepared = this.#prepare(messages);
+      const listing = this.#ensureListed();
+      // The first write of a new topic waits until the Directory lists it, so a topic that holds
+      // an acknowledged message is always found; later writes do not wait.
+      if (listing) return listing.then(() => this.#commits.submit(prepared, producer));
+      return this.#commits.submit(prepared, producer);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  // ---- Directory: the tenant's index of topics (objects/directory.ts) ----
+
+  /** Whether the Directory lists this topic. A topic with storage was listed when it was created. */
+  #listed = false;
+  #listing: Promise<void> | null = null;
+  #lastReportAt = 0;
+  #reportTimer: ReturnType<typeof setTimeout> | null = null;
+
+  #address() {
+    const address = parseTopicObjectName(this.ctx.id.name);
+    if (!address) throw new DovetailError("internal", `topic object without a topic name (${String(this.ctx.id.name)})`);
+    return address;
+  }
+
+  #directory() {
+    return this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName(directoryObjectName(this.#address().tenant)));
+  }
+
+  /** Null when the topic is listed; otherwise a promise that lists it (one at a time). */
+  #ensureListed(): Promise<void> | null {
+    if (this.#listed || this.#log.exists) return null;
+    this.#listing ??= this.#directory()
+      .created(this.#address().topic, Date.now())
+      .then(
+        () => {
+          this.#listed = true;
+        },
+        (error: unknown) => {
+          this.#listing = null;
+          throw new DovetailError("internal", "the topic could not be listed in the tenant's directory; nothing was stored", {}, { cause: error });
+        },
+      );
+    return this.#listing;
+  }
+
+  /** Report stats to the Directory now if the last report is old enough, else once when it is. */
+  #reportSoon(): void {
+    if (this.#reportTimer !== null) return;
+    const wait = this.#lastReportAt + REPORT_INTERVAL_MS - Date.now();
+    if (wait <= 0) this.#report();
+    else this.#reportTimer = setTimeout(() => this.#report(), wait);
+  }
+
+  #report(): void {
+    this.#reportTimer = null;
+    this.#lastReportAt = Date.now();
+    const info = this.#log.info();
+    const stats = { lastActive: info.lastTime, head: info.head, messages: info.messages, bytes: info.bytes, subscribers: this.#fanout.subscriberCount };
+    this.#directory()
+      .report(this.#address().topic, stats, this.#lastReportAt)
+      .catch((e: unknown) => console.error("topic: directory report failed", e));
   }
 
   #prepare(messages: PublishMessage[]): PreparedMessage[] {
@@ -419,6 +549,7 @@ export class Topic extends DurableObject<Env> {
 
   async dsCreate(topic: string, req: DsCreateRequest): Promise<DsReply> {
     this.#log.nameTopic(topic);
+    await this.#ensureListed();
     return this.#ds().create(req, Date.now());
   }
 
@@ -450,11 +581,10 @@ export class Topic extends DurableObject<Env> {
   }
 
   /**
-   * A gateway waits for data after offset `DS_WAIT_HEADER`: accept a hibernatable socket tagged
-   * as a waiter (not a subscriber), or answer 200 at once when there is already something to see.
+   * The gateway waits for data after offset `after`: accept a hibernatable socket tagged as a
+   * waiter (not a subscriber), or answer 200 at once when there is already something to see.
    */
-  #dsAcceptWaiter(request: Request): Response {
-    const after = Number(request.headers.get(DS_WAIT_HEADER));
+  #dsAcceptWaiter(after: number): Response {
     this.#ds();
     const record = this.#dsStateInstance!.record;
     if (!record || record.closed || record.softDeleted || this.#log.head > after) return new Response(null, { status: 200 });
@@ -508,8 +638,30 @@ export class Topic extends DurableObject<Env> {
   }
 }
 
+/**
+ * Size of an inbound frame for the byte bucket. String length counts UTF-16 units: at most the
+ * UTF-8 size for ASCII, within 3x otherwise. Binary frames reach listeners of accept()ed sockets
+ * as ArrayBuffers here, but anything without a length counts as one byte rather than NaN (a NaN
+ * once turned every later frame into `rate_limited` with `retryAfterMs: null`, issue 18).
+ */
+function frameBytes(raw: string | ArrayBuffer): number {
+  if (typeof raw === "string") return raw.length;
+  const n = (raw as { byteLength?: unknown }).byteLength ?? (raw as { size?: unknown }).size;
+  return typeof n === "number" && Number.isFinite(n) ? n : 1;
+}
+
+/** Answer an upgrade that is refused after all: one `unauthorized` error frame, then 4401. */
+function refusedSocket(pair: { 0: WebSocket; 1: WebSocket }, message: string): Response {
+  const server = pair[1];
+  server.accept();
+  server.send(encodeErrorFrame(new DovetailError("unauthorized", message)));
+  server.close(CREDENTIAL_CLOSE_CODE, "credential revoked or expired");
+  return new Response(null, { status: 101, webSocket: pair[0] });
+}
+
 function asDovetailError(error: unknown): DovetailError {
-  if (error instanceof DovetailError) return error;
+  const known = knownError(error); // a DovetailError, or a full storage as `storage_full`
+  if (known) return known;
   console.error("topic: unexpected error", error);
   return new DovetailError("internal", "internal error", {}, { cause: error });
 }

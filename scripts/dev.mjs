@@ -15,7 +15,7 @@
 // DOVETAIL_VARS="DOVETAIL_AUTH:off" runs the bus open instead (tests, demos), and says so.
 import { execFileSync, spawn } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import process from "node:process";
@@ -47,6 +47,17 @@ const extraVars = Object.fromEntries(
     .map((pair) => [pair.slice(0, pair.indexOf(":")), pair.slice(pair.indexOf(":") + 1)]),
 );
 const vars = { DOVETAIL_JWT_SECRET: devSecret, ...extraVars };
+
+// Full disk (docs/architecture.md): the bus refuses new messages with `storage_full` while less
+// than this is free on the state volume, keeping room for retention's deletes, settings, alarms
+// and the runtime's own files. The topics ask through the DOVETAIL_STORAGE binding
+// (objects/storage-guard.ts); DOVETAIL_STORAGE_RESERVE_MB changes the reserve (default 8).
+const reserveMb = Number(process.env.DOVETAIL_STORAGE_RESERVE_MB ?? "8");
+const storageReserve = Math.round((Number.isFinite(reserveMb) && reserveMb >= 0 ? reserveMb : 8) * 1024 * 1024);
+function storageReport() {
+  const fs = statfsSync(state);
+  return Response.json({ free: fs.bavail * fs.bsize, reserve: storageReserve });
+}
 
 function announce() {
   const base = `http://127.0.0.1:${port}`;
@@ -90,6 +101,7 @@ async function runDirect() {
     ...convertV4MiniflareOptions({
       ...options,
       bindings: { ...workerOptions.bindings, ...vars },
+      serviceBindings: { ...workerOptions.serviceBindings, DOVETAIL_STORAGE: storageReport },
       modules: true,
       scriptPath: path.join(outdir, "index.js"),
       modulesRoot: outdir,
@@ -109,7 +121,11 @@ async function runDirect() {
   for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, stop);
 }
 
-/** `wrangler dev`: rebuilds on change, at the cost of a proxy worker in front of every request. */
+/**
+ * `wrangler dev`: rebuilds on change, at the cost of a proxy worker in front of every request.
+ * It cannot bind a Node function, so this mode runs without the storage guard (a full disk then
+ * resets topics; docs/architecture.md, "Full disk").
+ */
 async function runWranglerDev() {
   const args = [wrangler, "dev", "--ip", "127.0.0.1", "--port", port, "--persist-to", state, "--show-interactive-dev-session=false"];
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);

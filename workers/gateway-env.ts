@@ -9,6 +9,8 @@ export interface GatewayEnv {
     tenant: string;
     /** Who is calling (workers/middleware/auth.ts). */
     credential: Credential;
+    /** The topic the route acts on, checked by permit() (workers/middleware/permissions.ts). */
+    topic: string;
     /** Set by auth() when an API key's request bucket is empty; rateLimit() answers 429. */
     throttledMs: number;
   };

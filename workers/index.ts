@@ -3,5 +3,6 @@ import { createApp } from "./app.ts";
 
 export { Topic } from "../objects/topic.ts";
 export { Keys } from "../objects/keys.ts";
+export { Directory } from "../objects/directory.ts";
 
 export default createApp();

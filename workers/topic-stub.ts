@@ -1,13 +1,16 @@
 /**
- * Routing: which Durable Object holds a topic. Topics are namespaced by tenant, so two tenants'
- * `orders` are different objects. Tenant and topic names cannot hold `:`, so the name is unique.
+ * Routing: which Durable Object holds a topic, and which holds a tenant's Directory
+ * (objects/topic-address.ts says how they are named).
  */
+import { directoryObjectName, topicObjectName } from "../objects/topic-address.ts";
 import type { Env } from "./env.ts";
 
-export function topicObjectName(tenant: string, topic: string): string {
-  return `${tenant}:${topic}`;
-}
+export { topicObjectName };
 
 export function topicStub(env: Env, tenant: string, topic: string) {
   return env.TOPIC.get(env.TOPIC.idFromName(topicObjectName(tenant, topic)));
+}
+
+export function directoryStub(env: Pick<Env, "DIRECTORY">, tenant: string) {
+  return env.DIRECTORY.get(env.DIRECTORY.idFromName(directoryObjectName(tenant)));
 }

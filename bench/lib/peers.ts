@@ -188,6 +188,28 @@ export function wranglerVersion(): string {
   }
 }
 
+/**
+ * The workerd serving a bus on `port` (`--socket-addr=entry=127.0.0.1:PORT`), and any other
+ * workerd in its process group (DOVETAIL_DEV=wrangler would run a proxy workerd beside it).
+ * Empty when none is found.
+ */
+export function workerdPids(port: number): number[] {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (!stat.includes("(workerd)")) continue;
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (!cmd.includes(`127.0.0.1:${port}\0`) && !cmd.endsWith(`127.0.0.1:${port}`)) continue;
+      const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      return pidsInGroup(pgid, "workerd");
+    } catch {
+      // raced with exit
+    }
+  }
+  return [];
+}
+
 /** Bus variables for benchmarks: authentication off (benchmarks measure the data path). */
 export const BENCH_BUS_VARS = { DOVETAIL_AUTH: "off" };
 
@@ -199,29 +221,11 @@ export async function startDovetail(options: { verbose?: boolean } = {}): Promis
   } catch (e) {
     return { skipped: `dovetail: bus did not start: ${e instanceof Error ? e.message.slice(0, 500) : String(e)}` };
   }
-  const workerdPids = () => {
-    // The workerd serving the bus's port (`--socket-addr=entry=127.0.0.1:PORT`), and any other
-    // workerd in its process group (DOVETAIL_DEV=wrangler would run a proxy workerd beside it).
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-        if (!stat.includes("(workerd)")) continue;
-        const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-        if (!cmd.includes(`127.0.0.1:${bus.port}\0`) && !cmd.endsWith(`127.0.0.1:${bus.port}`)) continue;
-        const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-        return pidsInGroup(pgid, "workerd");
-      } catch {
-        // raced with exit
-      }
-    }
-    return [];
-  };
   return {
     name: "dovetail",
     url: bus.url,
     version: `workerd ${workerdVersion()}`,
-    rssBytes: () => rssOf(workerdPids()),
+    rssBytes: () => rssOf(workerdPids(bus.port)),
     stop: () => bus.stop(),
     bus,
   };

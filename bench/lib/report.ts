@@ -7,6 +7,7 @@
  * writeFileSync("bench/results/latest.md", renderMarkdown(results));
  * for (const chart of renderCharts(results)) writeFileSync(`bench/results/${chart.file}`, chart.svg);
  */
+import type { Latencies, ManyTopicsResult, Probe } from "./many-topics.ts";
 import type { Metrics } from "./runner.ts";
 import type { Row } from "./scenarios.ts";
 
@@ -51,6 +52,8 @@ export interface BenchResults {
   edgeTargets: { label: string; target: number; unit: string; higherIsBetter: boolean; value: number | null; met: boolean | null; note?: string }[];
   coldStart: Record<string, unknown>;
   external: Record<string, { status: "ok" | "not present" | "failed"; reason?: string; file: string; figures?: unknown }>;
+  /** Many topics on one local bus (bench/lib/many-topics.ts); absent when not selected. */
+  manyTopics?: ManyTopicsResult | { error: string };
 }
 
 /** 1234567 → "1.23 M", 0.000123 → "0.000123"; three significant digits. */
@@ -191,7 +194,42 @@ export function renderMarkdown(res: BenchResults): string {
     out.push(`| ${sys} | ${rest.join(".")} | ${typeof v === "number" ? fmt(v, k.endsWith("Ms") ? "ms" : "") : String(v)} |`);
   }
   out.push("");
+  if (res.manyTopics) out.push(...renderManyTopics(res.manyTopics));
   return out.join("\n");
+}
+
+/** Section 8: one table row per wave, right after it and after its idle gap; the checks. */
+export function renderManyTopics(mt: ManyTopicsResult | { error: string }): string[] {
+  const out: string[] = ["## 8. Many topics on one local bus", ""];
+  if ("error" in mt) return [...out, `**failed**: ${mt.error}`, ""];
+  const c = mt.config;
+  const s = mt.summary;
+  out.push(
+    `${c.topics.toLocaleString("en-US")} topics in ${c.waves} waves on a bus of its own, one HTTP publish each (${c.concurrency} in flight), at least ${c.idleMs / 1000} s idle after each wave. ` +
+      "Memory and descriptors are workerd's (/proc); *topics open* = distinct topic databases with open files. *Old topic* = a publish to a topic of an earlier wave, whose object had left memory. " +
+      `Healthy = every request succeeded, \`/healthz\` ≤ ${fmt(c.healthMaxMs, "ms")}, each wave's topic files closed within ${c.releaseTimeoutMs / 1000} s, memory after the last gap ≤ ${c.memoryFactor}× memory after wave 1.`,
+    "",
+  );
+  out.push(`**${mt.ok ? "healthy" : "failed"}**${mt.problems.length ? `: ${mt.problems.join("; ")}` : ""}. workerd open-file limit: ${mt.fdLimit ?? "unknown"}; baseline ${fmt(mt.baseline.rssMB, "MB")}, ${mt.baseline.fds} fds.`);
+  out.push("");
+  const lat = (l: Latencies) => (l.n === 0 ? "–" : l.failed ? `${l.failed}/${l.n} failed` : `${fmt(l.p50Ms, "ms")} (max ${fmt(l.maxMs, "ms")})`);
+  const health = (p: Probe) => (p.healthMs === null ? "failed" : fmt(p.healthMs, "ms"));
+  out.push("| wave | topics | created/s | failed | `/healthz` during wave p50 / max | after wave: RSS | fds | topics open | `/healthz` | fresh topic publish | old topic publish | files closed after | after idle: RSS | fds | `/healthz` | fresh topic publish | old topic publish |");
+  out.push("|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---|");
+  for (const w of mt.waves) {
+    const a = w.afterWave;
+    const i = w.afterIdle;
+    out.push(
+      `| ${w.wave} | ${w.topicsSoFar.toLocaleString("en-US")} | ${w.topicsPerSec} | ${w.failed} | ${fmt(w.healthDuringWave.p50Ms, "ms")} / ${fmt(w.healthDuringWave.maxMs, "ms")} | ${fmt(a.rssMB, "MB")} | ${a.fds} | ${a.openTopics} | ${health(a)} | ${lat(a.freshPublishMs)} | ${lat(a.oldPublishMs)} | ` +
+        `${w.releasedAfterMs === null ? "**never**" : `${(w.releasedAfterMs / 1000).toFixed(1)} s`} | ${fmt(i.rssMB, "MB")} | ${i.fds} | ${health(i)} | ${lat(i.freshPublishMs)} | ${lat(i.oldPublishMs)} |`,
+    );
+  }
+  out.push("");
+  out.push("| summary | value |");
+  out.push("|---|---:|");
+  for (const [k, v] of Object.entries(s)) out.push(`| ${k} | ${v === null ? "–" : fmt(v, k.endsWith("Ms") ? "ms" : k.endsWith("MB") ? "MB" : "")} |`);
+  out.push("");
+  return out;
 }
 
 /** Flatten an object to `a.b.c → leaf` pairs (numbers, strings and booleans only). */

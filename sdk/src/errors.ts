@@ -9,6 +9,10 @@
 export const ERROR_CODES = {
   /** The frame or body is not valid JSON, or not an object. */
   bad_frame: { status: 400 },
+  /** A JSON frame or body is not valid UTF-8 (or, in a WebSocket text frame, holds a raw U+FFFD: see docs/protocol.md). */
+  invalid_utf8: { status: 400 },
+  /** A JSON value nests deeper than the protocol allows (MAX_JSON_DEPTH, docs/protocol.md). */
+  too_deep: { status: 400 },
   /** A frame `type` this protocol version does not know. */
   unknown_type: { status: 400 },
   /** A field is missing, has the wrong type, or is out of range. `message` names the field. */
@@ -51,6 +55,8 @@ export const ERROR_CODES = {
   unauthorized: { status: 401 },
   /** Valid credentials that do not allow this action on this topic. */
   forbidden: { status: 403 },
+  /** The server's storage is full; nothing of this request was stored. Retention and topic deletion still run. */
+  storage_full: { status: 507 },
   /** The server failed; nothing the client sent was stored unless it was acknowledged. */
   internal: { status: 500 },
   /** Client side only: the client was closed, or the connection is gone and will not return. */

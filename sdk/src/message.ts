@@ -1,7 +1,7 @@
 /** Messages as the application sees them, and their encoding to and from the wire. */
 import { base64ToBytes, bytesToBase64 } from "./base64.ts";
 import { DovetailError } from "./errors.ts";
-import { MAX_HEADERS, MAX_KEY_LENGTH, type DeliveredMessage } from "./protocol.ts";
+import { MAX_DATA_DEPTH, MAX_HEADERS, MAX_KEY_LENGTH, nestsDeeperThan, type DeliveredMessage } from "./protocol.ts";
 
 export { base64ToBytes, bytesToBase64 };
 
@@ -40,9 +40,61 @@ function utf8Length(text: string): number {
   return text.length;
 }
 
+/** Fewest characters of JSON text that can nest deeper than MAX_DATA_DEPTH (`[[…]]`): shorter text needs no scan. */
+const SHORTEST_TOO_DEEP = 2 * (MAX_DATA_DEPTH + 1);
+
+/**
+ * Does this JSON text (as JSON.stringify writes it) nest arrays and objects more than `max`
+ * levels deep? The depth the topic measures on the parsed value (protocol.ts nestsDeeperThan),
+ * read from the text rather than from the application's value: `toJSON` (Dates, or objects that
+ * break a cycle of parent links) can make the two differ.
+ */
+export function jsonNestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: skip to its closing quote; `\` escapes the next character.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** JSON text of `data`, or the DovetailError the send fails with (never another kind of error). */
+function dataJson(data: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(data);
+  } catch (error) {
+    // A RangeError from nesting deep enough to exhaust the stack; a TypeError for a cycle or a
+    // BigInt inside; whatever a toJSON threw.
+    if (error instanceof RangeError && nestsDeeperThan(data, MAX_DATA_DEPTH)) throw tooDeep();
+    throw new DovetailError("invalid_field", `data cannot be sent as JSON: ${error instanceof Error ? error.message : String(error)}`, {}, { cause: error });
+  }
+  if (typeof text !== "string") throw new DovetailError("invalid_field", "data cannot be sent as JSON: it serializes to nothing (a toJSON returning undefined?)");
+  if (text.length >= SHORTEST_TOO_DEEP && jsonNestsDeeperThan(text, MAX_DATA_DEPTH)) throw tooDeep();
+  return text;
+}
+
+function tooDeep(): DovetailError {
+  return new DovetailError("too_deep", `data nests more than ${MAX_DATA_DEPTH} levels of arrays and objects`);
+}
+
 /**
  * Encode one message. `Uint8Array` / `ArrayBuffer` payloads travel as `bytes` (base64); any other
- * value as JSON `data`. Throws `invalid_field` for what the topic would refuse anyway.
+ * value as JSON `data`. Throws a DovetailError for what the topic would refuse anyway:
+ * `invalid_field` (not JSON: undefined, a function, a cycle, a BigInt; a key too long; too many
+ * headers) or `too_deep` (data nested more than MAX_DATA_DEPTH levels), so that only this
+ * message's send fails, not the others batched with it.
  */
 export function encodeMessage(data: unknown, options: PublishOptions | undefined): EncodedMessage {
   let body: string;
@@ -55,7 +107,7 @@ export function encodeMessage(data: unknown, options: PublishOptions | undefined
     if (data === undefined || typeof data === "function" || typeof data === "symbol" || typeof data === "bigint") {
       throw new DovetailError("invalid_field", `data: ${typeof data} cannot be sent as JSON`);
     }
-    const text = JSON.stringify(data);
+    const text = dataJson(data);
     body = `"data":${text}`;
     size = utf8Length(text);
   }
@@ -69,7 +121,10 @@ export function encodeMessage(data: unknown, options: PublishOptions | undefined
     if (Object.keys(options.headers).length > MAX_HEADERS) throw new DovetailError("invalid_field", `headers: at most ${MAX_HEADERS}`);
     body += `,"headers":${JSON.stringify(options.headers)}`;
   }
-  return { json: `{${body}}`, size };
+  // The server refuses a raw U+FFFD in a text frame (it cannot tell it from invalid UTF-8 that
+  // the runtime replaced; docs/protocol.md): JSON's escape carries the same character.
+  const json = `{${body}}`;
+  return { json: json.includes("\uFFFD") ? json.replaceAll("\uFFFD", "\\ufffd") : json, size };
 }
 
 /** A delivered wire message as the application sees it. */

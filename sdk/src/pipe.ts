@@ -12,6 +12,15 @@
  *   window.
  * - A frame the topic refused did not use its seq, and every later frame already sent was refused
  *   with `sequence_gap`; those later frames are renumbered from the refused seq and sent again.
+ *   That holds once the topic knows the producer; a topic that has not seen it takes any seq as its
+ *   start, so a new pipe sends ONE frame until the first ack (one round trip) and pipelines after.
+ *
+ * Rate limits (issue 18). A frame refused with `rate_limited` was not stored; it and every frame
+ * after it go again, same seqs, after `retryAfterMs`. Then the pipe sends one frame at a time
+ * until one is acked, and from then on keeps the frames it sends {@link SendSpacing} apart, the
+ * spacing learned from the refusals: resending the whole window after every pause drew up to 31
+ * refusals per token of the limit, and the topic closes a connection with 1008 once it has drawn
+ * 200 refusals (refilled at 20/s; objects/frame-limiter.ts).
  */
 import { DovetailError } from "./errors.ts";
 import { Link, type LinkConfig, type LinkOwner } from "./link.ts";
@@ -19,6 +28,53 @@ import type { ServerFrame, TopicLimits, WelcomeFrame } from "./protocol.ts";
 
 /** Most frames unanswered at once on one pipe; well inside the topic's 64-seq dedup window. */
 export const MAX_INFLIGHT_FRAMES = 32;
+/** A learned spacing is halved after this long without a `rate_limited` refusal. */
+export const SPACING_HOLD_MS = 5_000;
+/** Largest spacing kept between frames, whatever the topic asks to wait. */
+export const MAX_SPACING_MS = 10_000;
+
+/**
+ * How far apart a rate-limited pipe sends its frames: learned from `rate_limited` refusals, and
+ * given back slowly once they stop.
+ *
+ * Why adding each wait to the spacing works: the topic's bucket refills at R tokens/s (a frame
+ * costs one frame token, or its bytes). If the previous frame left t >= 0 tokens and the next one
+ * comes s ms later, it is refused when t + s*R/1000 < 1, with
+ * retryAfterMs = (1 - t - s*R/1000) * 1000/R <= 1000/R - s. So spacing + retryAfterMs never
+ * exceeds the limit's own interval 1000/R (but for the server's rounding up to whole ms): the
+ * spacing climbs to the limit's pace in a refusal or two, and frames at that pace are admitted.
+ * Only the first refusal of a burst counts: the answers to the frames behind it are ignored.
+ *
+ * Every {@link SPACING_HOLD_MS} without a refusal the spacing halves (below 1 ms it is 0). Under a
+ * limit still in force that probe costs a few refusals (at most the frames on the wire); once the
+ * application sends slower than the limit, the pacing fades out.
+ *
+ * @example
+ * const spacing = new SendSpacing();
+ * spacing.refused(180, now);  // spacing.current(now) === 180
+ */
+export class SendSpacing {
+  #ms = 0;
+  #since = 0;
+
+  /** A frame was refused with `rate_limited` at `now`, to be tried again after `retryAfterMs`. */
+  refused(retryAfterMs: number, now: number): void {
+    this.#ms = Math.min(MAX_SPACING_MS, this.current(now) + Math.max(1, retryAfterMs));
+    this.#since = now;
+  }
+
+  /** The spacing to keep between frames sent from `now` on (0: none). */
+  current(now: number): number {
+    if (this.#ms === 0) return 0;
+    const halvings = Math.floor((now - this.#since) / SPACING_HOLD_MS);
+    if (halvings > 0) {
+      this.#ms /= 2 ** halvings;
+      if (this.#ms < 1) this.#ms = 0;
+      this.#since += halvings * SPACING_HOLD_MS;
+    }
+    return this.#ms;
+  }
+}
 
 export interface FrameResult {
   offset: number;
@@ -48,8 +104,15 @@ export class PublishPipe implements LinkOwner {
   #queue: OutFrame[] = [];
   #inflight: OutFrame[] = [];
   readonly #byId = new Map<number, OutFrame>();
-  #pausedUntil = 0;
-  #pauseTimer: ReturnType<typeof setTimeout> | null = null;
+  /** No frame leaves before this time (ms since the epoch): a `rate_limited` wait, or the spacing. */
+  #notBefore = 0;
+  #wakeTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #spacing = new SendSpacing();
+  /**
+   * While not null, one frame at a time: until a frame with an id from this one on is acked. Set
+   * by a `rate_limited` refusal; 0 at the start, so that the first frame establishes the producer.
+   */
+  #singleFromId: number | null = 0;
   #failed: DovetailError | null = null;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
@@ -91,7 +154,8 @@ export class PublishPipe implements LinkOwner {
     if (this.#closed) return;
     this.#closed = true;
     this.#link.close();
-    if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = null;
     this.#rejectAll(error);
   }
 
@@ -110,6 +174,7 @@ export class PublishPipe implements LinkOwner {
     if (frame.type === "ack") {
       const f = this.#take(frame.id);
       if (!f) return;
+      if (this.#singleFromId !== null && frame.id >= this.#singleFromId) this.#singleFromId = null; // admitted: the whole window again
       f.resolve({ offset: frame.offset, count: frame.count });
       this.#pump();
       this.#checkIdle();
@@ -136,9 +201,16 @@ export class PublishPipe implements LinkOwner {
   #onRefused(f: OutFrame, error: DovetailError): void {
     const seq = f.seq!;
     if (error.code === "rate_limited") {
-      // Not stored: send it again (same seq) and everything after it once the wait is over.
+      // Not stored: send it again (same seq) and everything after it once the wait is over, one
+      // frame at a time until one is admitted, then spaced. The later frames already on the wire
+      // are refused too (rate_limited or sequence_gap); their answers are ignored (renumbered).
+      const waitMs = Math.max(0, error.details.retryAfterMs ?? 1000);
+      const now = Date.now();
       this.#rewind(seq, true);
-      this.#pause(error.details.retryAfterMs ?? 1000);
+      this.#singleFromId = this.#nextId;
+      this.#spacing.refused(waitMs, now);
+      this.#notBefore = Math.max(this.#notBefore, now + waitMs);
+      this.#pump();
       return;
     }
     if (error.code === "sequence_gap") {
@@ -175,16 +247,6 @@ export class PublishPipe implements LinkOwner {
     this.#nextSeq = startSeq;
   }
 
-  #pause(ms: number): void {
-    this.#pausedUntil = Date.now() + ms;
-    if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
-    this.#pauseTimer = setTimeout(() => {
-      this.#pauseTimer = null;
-      this.#pausedUntil = 0;
-      this.#pump();
-    }, ms);
-  }
-
   #take(id: number): OutFrame | undefined {
     const f = this.#byId.get(id);
     if (!f) return undefined;
@@ -195,8 +257,14 @@ export class PublishPipe implements LinkOwner {
   }
 
   #pump(): void {
-    if (!this.#link.ready || this.#pausedUntil > Date.now()) return;
-    while (this.#queue.length > 0 && this.#inflight.length < MAX_INFLIGHT_FRAMES) {
+    if (!this.#link.ready) return;
+    const window = this.#singleFromId === null ? MAX_INFLIGHT_FRAMES : 1;
+    while (this.#queue.length > 0 && this.#inflight.length < window) {
+      const now = Date.now();
+      if (now < this.#notBefore) {
+        this.#wakeAt(this.#notBefore - now);
+        return;
+      }
       const f = this.#queue[0]!;
       if (f.seq === null) f.seq = this.#nextSeq++;
       else this.#nextSeq = Math.max(this.#nextSeq, f.seq + 1);
@@ -206,7 +274,18 @@ export class PublishPipe implements LinkOwner {
       this.#queue.shift();
       this.#byId.set(f.id, f);
       this.#inflight.push(f);
+      const spacing = this.#spacing.current(now);
+      if (spacing > 0) this.#notBefore = now + spacing;
     }
+  }
+
+  /** Pump again in `ms` (an earlier wake-up already set pumps, and sets the next one). */
+  #wakeAt(ms: number): void {
+    if (this.#wakeTimer || this.#closed) return;
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = null;
+      this.#pump();
+    }, ms);
   }
 
   #rejectAll(error: DovetailError): void {

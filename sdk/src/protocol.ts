@@ -55,6 +55,42 @@ export const MAX_HEADERS = 64;
 export const MAX_HEADER_NAME_LENGTH = 128;
 export const MAX_HEADER_VALUE_LENGTH = 4096;
 export const MAX_PRODUCER_ID_LENGTH = 128;
+/**
+ * Deepest nesting of arrays and objects in a message's `data` (`{"a":[1]}` is 2 levels). Deeper
+ * values are refused with `too_deep` on every path (WebSocket, HTTP, Durable Streams JSON appends,
+ * and by the SDK before sending), checked without recursion, so no depth can overflow a stack.
+ */
+export const MAX_DATA_DEPTH = 128;
+
+/**
+ * Does `value` nest arrays and objects more than `max` levels deep? Walks with its own stack
+ * (no recursion) and stops at the first path deeper than `max`.
+ *
+ * @example
+ * nestsDeeperThan({ a: [1] }, 1) // true
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const values: object[] = [value];
+  const depths: number[] = [1];
+  while (values.length > 0) {
+    const v = values.pop()!;
+    const depth = depths.pop()!;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === "object" && child !== null) {
+        values.push(child);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return false;
+}
+
+/** The `too_deep` refusal for message `index`. */
+export function tooDeepError(index: number): DovetailError {
+  return new DovetailError("too_deep", `messages.${index}.data nests more than ${MAX_DATA_DEPTH} levels of arrays and objects`);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
@@ -75,7 +111,9 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
  */
 export const publishMessageSchema = z
   .object({
-    data: z.json().optional(),
+    // Any JSON value. Not z.json(): it validates by recursion, and a value nested a few thousand
+    // levels deep overflowed the stack (issue 18). Depth is checked by nestsDeeperThan().
+    data: z.unknown().optional(),
     bytes: z.string().regex(BASE64, "bytes must be standard base64").optional(),
     key: z.string().max(MAX_KEY_LENGTH).optional(),
     headers: headersSchema.optional(),
@@ -265,6 +303,10 @@ export function parseClientFrame(raw: string | ArrayBuffer): ParseResult<ClientF
     return fail("bad_frame", "frame must be a JSON object");
   }
   const obj = value as Record<string, unknown>;
+  // The runtime hands us text frames already decoded, with invalid UTF-8 replaced by U+FFFD, so
+  // a raw U+FFFD is refused: it may be a corrupted byte. A client that means U+FFFD escapes it
+  // as \ufffd in its JSON, as the SDK does (issue 18; docs/protocol.md, "Text frames").
+  if (raw.includes("\uFFFD")) return fail("invalid_utf8", "frame holds invalid UTF-8 (or a raw U+FFFD: escape it as \\ufffd)", obj.id);
   const type = obj.type;
   if (typeof type !== "string") return fail("bad_frame", "frame has no string `type`", obj.id);
   if (!Object.hasOwn(CLIENT_SCHEMAS, type)) return fail("unknown_type", `unknown frame type ${JSON.stringify(type).slice(0, 64)}`, obj.id);
@@ -282,6 +324,7 @@ export function parsePublishMessages(raw: unknown[]): ParseResult<PublishMessage
   for (let i = 0; i < raw.length; i++) {
     const parsed = publishMessageSchema.safeParse(raw[i]);
     if (!parsed.success) return fail("invalid_field", issueText(parsed.error, `messages.${i}`));
+    if (nestsDeeperThan(parsed.data.data, MAX_DATA_DEPTH)) return { ok: false, error: tooDeepError(i) };
     out[i] = parsed.data;
   }
   return { ok: true, frame: out };

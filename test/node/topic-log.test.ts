@@ -6,6 +6,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { DovetailError } from "../../sdk/src/errors.ts";
 import { prepareMessage, TopicLog, type SqlHandle } from "../../objects/log.ts";
+import { knownError } from "../../objects/rpc-result.ts";
 
 function sqliteHandle(db: DatabaseSync): { sql: SqlHandle; transaction: <T>(fn: () => T) => T } {
   const sql = {
@@ -95,6 +96,41 @@ describe("TopicLog", () => {
     expect(() => log.read(3, 1)).toThrowError(DovetailError);
     const [appended] = log.appendGroups([{ messages: [msg(10)] }], 9999);
     expect(appended?.offset).toBe(10);
+  });
+
+  it("a full database refuses a batch as storage_full without moving head, and takes messages again after a trim", () => {
+    const { db, log } = openLog();
+    log.appendGroups([{ messages: [msg(0)] }], 1000);
+    // SQLite's own size limit, the way a Durable Object's is enforced: SQLITE_FULL from the insert.
+    const pages = (db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count;
+    db.exec(`PRAGMA max_page_count = ${pages + 40}`);
+    const big = (n: number) => prepareMessage({ data: { n, pad: "x".repeat(20_000) } }, 1 << 20);
+    let n = 1;
+    let failure: unknown = null;
+    while (failure === null && n < 100) {
+      try {
+        log.appendGroups([{ messages: [big(n)] }], 1000 + n);
+        n++;
+      } catch (error) {
+        failure = error;
+      }
+    }
+    expect(String(failure)).toMatch(/database or disk is full/);
+    expect(knownError(failure)).toMatchObject({ code: "storage_full", status: 507 });
+    // The refused batch took no offset: head, bytes and the next append are those of the stored log.
+    const full = log.info();
+    expect(full).toMatchObject({ head: n, earliest: 0, messages: n });
+    expect(openLog(db).log.info()).toMatchObject({ head: n, bytes: full.bytes });
+    expect(() => log.appendGroups([{ messages: [big(n)] }], 9000)).toThrowError(/database or disk is full/);
+    expect(log.info()).toEqual(full);
+
+    // A trim, in steps as the topic makes them, frees pages the next messages reuse.
+    expect(log.retentionCut(9000, { maxAgeMs: 0, maxMessages: 2, maxBytes: 0 })).toBe(n - 2);
+    expect(log.trimTo(3)).toBe(3);
+    expect(log.trimTo(n - 2)).toBe(n - 2);
+    const [next] = log.appendGroups([{ messages: [big(n)] }], 9000);
+    expect(next?.offset).toBe(n);
+    expect(log.read(n - 2, 10).map((r) => r.offset)).toEqual([n - 2, n - 1, n]);
   });
 
   it("records producer batches within a window", () => {

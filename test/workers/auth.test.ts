@@ -9,7 +9,7 @@ import { DovetailError } from "../../sdk/src/errors.ts";
 import { generateApiKey, hashApiKey, parseApiKey, sameHash } from "../../workers/auth/api-key.ts";
 import { jwtConfigFromEnv, verifyJwt } from "../../workers/auth/jwt.ts";
 import { allows, parseScope, patternProblem, topicMatches } from "../../workers/auth/scopes.ts";
-import { admitFrame, MAX_REJECTED_FRAMES, newFrameLimitState, takeTokens, fullBucket } from "../../objects/frame-limiter.ts";
+import { admitFrame, REFUSAL_BURST, newFrameLimitState, takeTokens, fullBucket } from "../../objects/frame-limiter.ts";
 
 describe("topic patterns", () => {
   const cases: [string, string, boolean][] = [
@@ -135,13 +135,50 @@ describe("token buckets", () => {
     expect(takeTokens(b, 1, 2, 1, 1000)).toBe(0);
   });
 
-  it("asks for 1008 after sustained refused frames", () => {
+  it("asks for 1008 once the refusal budget is spent", () => {
     const limits = { framesPerSecond: 1, frameBurst: 1, bytesPerSecond: 1e6, byteBurst: 1e6 };
     const state = newFrameLimitState(limits, 0);
     expect(admitFrame(state, limits, 10, 0)).toEqual({ ok: true });
     let last = admitFrame(state, limits, 10, 0);
-    for (let i = 1; i < MAX_REJECTED_FRAMES; i++) last = admitFrame(state, limits, 10, 0);
+    for (let i = 1; i < REFUSAL_BURST; i++) last = admitFrame(state, limits, 10, 0);
     expect(last).toMatchObject({ ok: false, close: false });
     expect(admitFrame(state, limits, 10, 0)).toMatchObject({ ok: false, close: true });
+  });
+
+  it("closes a flood even when refilled tokens admit frames between refusals", () => {
+    // 100 frames/s allowed, 1,000 sent: one in ten is admitted, and the refusals still add up.
+    const limits = { framesPerSecond: 100, frameBurst: 1, bytesPerSecond: 1e9, byteBurst: 1e9 };
+    const state = newFrameLimitState(limits, 0);
+    let admitted = 0;
+    let closedAtMs = -1;
+    for (let t = 0; t < 10_000 && closedAtMs < 0; t++) {
+      const v = admitFrame(state, limits, 10, t);
+      if (v.ok) admitted++;
+      else if (v.close) closedAtMs = t;
+    }
+    expect(admitted).toBeGreaterThan(10);
+    expect(closedAtMs).toBeGreaterThan(0);
+    expect(closedAtMs).toBeLessThan(1000);
+  });
+
+  it("never closes a client that waits retryAfterMs after each refusal, however long it runs", () => {
+    const limits = { framesPerSecond: 5, frameBurst: 5, bytesPerSecond: 1e9, byteBurst: 1e9 };
+    const state = newFrameLimitState(limits, 0);
+    let t = 0;
+    let admitted = 0;
+    // A pipeline of 32 frames each time, as the SDK sends before its first refusal comes back.
+    for (let round = 0; round < 200; round++) {
+      let wait = 0;
+      for (let i = 0; i < (round === 0 ? 32 : 1); i++) {
+        const v = admitFrame(state, limits, 10, t);
+        if (v.ok) admitted++;
+        else {
+          expect(v.close).toBe(false);
+          wait = Math.max(wait, v.retryAfterMs);
+        }
+      }
+      t += Math.max(wait, 1);
+    }
+    expect(admitted).toBeGreaterThan(100);
   });
 });

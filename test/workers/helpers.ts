@@ -41,6 +41,21 @@ export function testCredential(): Promise<string> {
   return testKey;
 }
 
+/** The bus's Keys object. */
+export function keysObject() {
+  return bindings.KEYS.get(bindings.KEYS.idFromName(KEYS_OBJECT_NAME));
+}
+
+/** Issue an API key straight from the Keys object (any tenant). */
+export async function issueKey(
+  tenant: string,
+  scopes: string[],
+  extra: { rate?: Record<string, number>; expiresAt?: number } = {},
+): Promise<{ id: string; key: string }> {
+  const { key, record } = await keysObject().create({ name: "test", tenant, scopes, ...extra });
+  return { id: record.id, key };
+}
+
 /** A request to the gateway with no credential added (security tests). */
 export function anonymousFetch(path: string, init?: RequestInit): Promise<Response> {
   return exports.default.fetch(new Request(`http://bus.test${path}`, init));
@@ -173,10 +188,10 @@ export class TestSocket {
 export async function openSocket(
   topic: string,
   path = `/v1/topics/${encodeURIComponent(topic)}/ws`,
-  /** `token`: the credential to send (`null`: none); the test credential by default. */
-  options: { token?: string | null } = {},
+  /** `token`: the credential to send (`null`: none); the test credential by default. `headers`: more request headers. */
+  options: { token?: string | null; headers?: Record<string, string> } = {},
 ): Promise<TestSocket> {
-  const headers: Record<string, string> = { Upgrade: "websocket" };
+  const headers: Record<string, string> = { ...options.headers, Upgrade: "websocket" };
   const token = options.token === undefined ? await testCredential() : options.token;
   if (token !== null) headers.Authorization = `Bearer ${token}`;
   const res = await anonymousFetch(path, { headers });

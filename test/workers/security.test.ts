@@ -3,24 +3,14 @@
  * changes nothing stored; tenants never see each other's messages; rate limits answer 429 with
  * Retry-After; WebSocket frames are limited per connection; revoking a key closes its sockets.
  */
-import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { KEYS_OBJECT_NAME } from "../../objects/keys.ts";
+import { REFUSAL_BURST } from "../../objects/frame-limiter.ts";
 import type { RateOverrides } from "../../workers/auth/credential.ts";
-import type { Env } from "../../workers/env.ts";
-import { anonymousFetch, freshTopic, gatewayFetch, numbered, openSocket } from "./helpers.ts";
-
-const keysObject = () => {
-  const keys = (env as unknown as Pick<Env, "KEYS">).KEYS;
-  return keys.get(keys.idFromName(KEYS_OBJECT_NAME));
-};
+import { anonymousFetch, bindings, freshTopic, gatewayFetch, issueKey, keysObject, numbered, openSocket } from "./helpers.ts";
 
 /** Issue a key straight from the Keys object (any tenant). */
-async function issue(tenant: string, scopes: string[], extra: { rate?: RateOverrides; expiresAt?: number } = {}): Promise<{ id: string; key: string }> {
-  const { key, record } = await keysObject().create({ name: "security-test", tenant, scopes, ...extra });
-  return { id: record.id, key };
-}
+const issue = (tenant: string, scopes: string[], extra: { rate?: RateOverrides; expiresAt?: number } = {}) => issueKey(tenant, scopes, extra);
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
@@ -29,9 +19,10 @@ async function errorOf(res: Response): Promise<{ status: number; code: string; b
   return { status: res.status, code: body.error.code, body };
 }
 
-/** Head of a topic in the tenant `default`, read with the all-scopes test credential. */
+/** Head of a topic in the tenant `default`, read with the all-scopes test credential (0: the topic does not exist). */
 async function head(topic: string): Promise<number> {
   const res = await gatewayFetch(`/v1/topics/${topic}`);
+  if (res.status === 404) return 0;
   return ((await res.json()) as { head: number }).head;
 }
 
@@ -48,18 +39,19 @@ describe("authentication", () => {
     const expired = await issue("default", ["publish:>"], { expiresAt: Date.now() - 1000 });
     const forged = (await issue("default", ["publish:>"])).key.slice(0, -4) + "AAAA";
     const now = Math.floor(Date.now() / 1000);
-    const jwt = (edit: (j: SignJWT) => SignJWT) =>
+    // Signed with the bus's own secret, so each case fails on exactly the check it names.
+    const jwt = (edit: (j: SignJWT) => SignJWT, secret = bindings.DOVETAIL_JWT_SECRET!) =>
       edit(new SignJWT({ tenant: "default", scope: "publish:>" }).setProtectedHeader({ alg: "HS256" }).setSubject("s").setIssuer("dovetail").setAudience("dovetail").setExpirationTime(now + 60)).sign(
-        new TextEncoder().encode("not-the-bus-secret-not-the-bus-secret"),
+        new TextEncoder().encode(secret),
       );
     const cases: [string, Record<string, string>, RegExp][] = [
       ["no credential", {}, /no credential/],
       ["not a bearer", { Authorization: "Basic Zm9vOmJhcg==" }, /Bearer/],
       ["garbage", bearer("hello"), /neither/],
-      ["bad signature (JWT)", bearer(await jwt((j) => j)), /signature|not accepted/],
-      ["expired (JWT)", bearer(await jwt((j) => j.setExpirationTime(now - 60))), /expired|not accepted/],
-      ["not yet valid (JWT)", bearer(await jwt((j) => j.setNotBefore(now + 600))), /not yet valid|not accepted/],
-      ["wrong audience (JWT)", bearer(await jwt((j) => j.setAudience("other"))), /audience|not accepted/],
+      ["bad signature (JWT)", bearer(await jwt((j) => j, "not-the-bus-secret-not-the-bus-secret")), /signature|not accepted/],
+      ["expired (JWT)", bearer(await jwt((j) => j.setExpirationTime(now - 60))), /expired/],
+      ["not yet valid (JWT)", bearer(await jwt((j) => j.setNotBefore(now + 600))), /not yet valid|nbf/],
+      ["wrong audience (JWT)", bearer(await jwt((j) => j.setAudience("other"))), /audience|aud/],
       ["forged API key", bearer(forged), /unknown API key/],
       ["revoked API key", bearer(revoked.key), /revoked/],
       ["expired API key", bearer(expired.key), /expired/],
@@ -210,7 +202,12 @@ describe("rate limits", () => {
     const refusal = answers.find((f) => f.type === "error");
     expect(refusal).toMatchObject({ type: "error", code: "rate_limited" });
     expect((refusal as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
-    for (let i = 0; i < 150; i++) s.sendRaw("{}");
+    // Every refusal names the frame it refuses, so a client can retry exactly that frame.
+    const ids = answers.map((f) => (f as { id?: number }).id);
+    expect(new Set(ids).size).toBe(5);
+    expect(ids.every((id) => typeof id === "number")).toBe(true);
+    // Ignoring retryAfterMs empties the refusal budget: the connection is closed.
+    for (let i = 0; i < REFUSAL_BURST + 50; i++) s.sendRaw("{}");
     await s.until(() => s.closed !== null, "the abuse close");
     expect(s.closed?.code).toBe(1008);
     expect(await head(topic)).toBe(3);

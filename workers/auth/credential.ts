@@ -90,6 +90,11 @@ export const OPEN_CREDENTIAL: Credential = {
   rate: null,
 };
 
+/** The API key id of credential `id` (`key:<id>`), or null for other credentials. */
+export function apiKeyIdOf(id: string): string | null {
+  return id.startsWith("key:") ? id.slice(4) : null;
+}
+
 /** WebSocket tag under which a topic object files sockets opened with credential `id`. */
 export function credentialTag(id: string): string {
   return `cred:${id}`.slice(0, 256);

@@ -1,14 +1,13 @@
 /**
- * What the gateway tells a topic object about a WebSocket it forwards: who opened it, what it
- * may do, and its limits. Sent in the {@link GRANT_HEADER} request header on the upgrade (the
- * gateway always overwrites any client-sent value) and kept in the socket attachment.
+ * What the gateway tells a topic object about a WebSocket it opens there: who opened it, what it
+ * may do, and its limits. It travels in the upgrade request the gateway builds from scratch
+ * (objects/topic-request.ts) and is kept in the socket attachment.
  *
- * The topic object trusts this header because only the gateway can reach it: Durable Objects
- * have no public route, and the gateway sets the header on every upgrade it forwards.
+ * The topic object trusts it because only the gateway can reach it (Durable Objects have no public
+ * route) and no part of a client's request is passed on to the object.
  */
 import { z } from "zod";
-
-export const GRANT_HEADER = "X-Dovetail-Grant";
+import type { Credential } from "./credential.ts";
 
 const positive = z.number().positive();
 export const socketGrantSchema = z.object({
@@ -36,17 +35,24 @@ export const socketGrantSchema = z.object({
 });
 export type SocketGrant = z.infer<typeof socketGrantSchema>;
 
-/** Read the grant header; `null` when absent or not valid (callers treat that as "no grant"). */
-export function readGrant(headers: Headers): SocketGrant | null {
-  const raw = headers.get(GRANT_HEADER);
-  if (!raw) return null;
-  try {
-    const parsed = socketGrantSchema.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
-}
-
 /** WebSocket close code when a socket's credential is revoked or expires (4000 + 401, as for refused upgrades). */
 export const CREDENTIAL_CLOSE_CODE = 4401;
+
+/** The grant for a socket opened with `credential`, which may publish and/or subscribe on its topic. */
+export function socketGrantFor(credential: Credential, rights: { pub: boolean; sub: boolean }): SocketGrant {
+  const grant: SocketGrant = { cred: credential.id, ...rights };
+  if (credential.expiresAt !== undefined) grant.exp = credential.expiresAt;
+  if (credential.rate) {
+    const r = credential.rate;
+    grant.rate = {
+      framesPerSecond: r.framesPerSecond,
+      frameBurst: r.frameBurst,
+      bytesPerSecond: r.bytesPerSecond,
+      byteBurst: r.byteBurst,
+      topicMessagesPerSecond: r.topicMessagesPerSecond,
+      topicMessageBurst: r.topicMessageBurst,
+    };
+  }
+  if (credential.kind === "key") grant.tag = true;
+  return grant;
+}

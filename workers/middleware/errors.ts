@@ -7,6 +7,7 @@
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { DovetailError } from "../../sdk/src/errors.ts";
 import { encodeErrorFrame } from "../../sdk/src/protocol.ts";
+import { knownError } from "../../objects/rpc-result.ts";
 
 /** WebSocket close code for a refused upgrade with this HTTP status. */
 export function upgradeRefusalCloseCode(status: number): number {
@@ -30,9 +31,17 @@ function refuseUpgrade(error: DovetailError): Response {
   return new Response(null, { status: 101, webSocket: pair[0] });
 }
 
-/** Hono error handler: typed errors keep their code; anything else is `internal` and logged. */
+/**
+ * Hono error handler: typed errors keep their code; anything else is `internal` and logged. A
+ * topic whose storage filled up while committing is reset by the runtime, and the SQLite error
+ * reaches the gateway as the RPC's exception: `knownError` makes it `storage_full` (507).
+ */
 export const onError: ErrorHandler = (err, c) => {
-  if (err instanceof DovetailError) return errorResponse(c, err);
+  const known = knownError(err);
+  if (known) {
+    if (known.code === "storage_full" && !(err instanceof DovetailError)) console.error("gateway: storage full", err);
+    return errorResponse(c, known);
+  }
   console.error("gateway: unexpected error", err);
   return errorResponse(c, new DovetailError("internal", "internal error"));
 };

@@ -14,6 +14,7 @@ import { KEYS_OBJECT_NAME } from "../../objects/keys.ts";
 import { rateOverridesSchema } from "../auth/credential.ts";
 import { MAX_SCOPES, parseScopes } from "../auth/scopes.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
+import { permit } from "../middleware/permissions.ts";
 import { topicStub } from "../topic-stub.ts";
 
 /** Largest admin request body. */
@@ -48,6 +49,8 @@ async function body(c: Context<GatewayEnv>): Promise<unknown> {
 
 export function adminRoutes(): Hono<GatewayEnv> {
   const admin = new Hono<GatewayEnv>();
+  // Every admin route needs the admin scope over every topic (admin:>), checked before anything.
+  admin.use("*", permit("admin", null));
 
   admin.post("/keys", async (c) => {
     const parsed = createKeySchema.safeParse(await body(c));
@@ -77,7 +80,7 @@ export function adminRoutes(): Hono<GatewayEnv> {
     const tenant = c.get("tenant");
     const revoked = await keys(c).revoke(tenant, id);
     if (!revoked) throw new DovetailError("not_found", `no key ${id} in this tenant`);
-    // Close the sockets the key opened: each topic object finds them by their tag.
+    // Close the key's live sockets: Keys knows the topics that registered them, and no others.
     let closedSockets = 0;
     const topics = [...revoked.topics];
     await Promise.all(

@@ -9,10 +9,10 @@
  *
  * Topic names may hold `/` here as they are (`/v1/stream/team-a/jobs`), unlike /v1/topics.
  */
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { DovetailError } from "../../sdk/src/errors.ts";
-import { topicNameProblem } from "../../sdk/src/topic-name.ts";
-import { utf8ByteLength } from "../../objects/bytes.ts";
+import { MAX_DATA_DEPTH } from "../../sdk/src/protocol.ts";
+import { decodeUtf8Strict, utf8ByteLength } from "../../objects/bytes.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import {
   bytesToBase64,
@@ -28,8 +28,10 @@ import {
   type ParsedOffset,
 } from "../../objects/stream-format.ts";
 import { decodeReadReply, type DsPayload, type DsProducer, type DsReadReply, type DsReply } from "../../objects/stream-service.ts";
-import { DS_WAIT_HEADER, TOPIC_NAME_HEADER } from "../../objects/topic.ts";
+import { topicUpgradeRequest } from "../../objects/topic-request.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
+import { checkedTopic, may, permit, type TopicOf } from "../middleware/permissions.ts";
+import { topicExists } from "../topic-exists.ts";
 import { topicStub } from "../topic-stub.ts";
 
 /** Where the routes are mounted; `Stream-Forked-From` may name a source with this prefix. */
@@ -56,21 +58,44 @@ function send(reply: DsReply, extra: Record<string, string> = {}): Response {
   return new Response(nullBody ? null : reply.body, { status: reply.status, headers: { ...reply.headers, ...extra } });
 }
 
-/** The topic a stream path names, or a 400/404 answer. */
-function streamTopic(path: string): { topic: string } | { error: Response } {
+/** The topic a stream path (after {@link STREAM_ROUTE_PREFIX}) names; throws the 400/404 refusal. */
+function streamTopic(path: string): string {
   let topic: string;
   try {
     topic = decodeURIComponent(path);
   } catch {
-    return { error: fail(400, "invalid_topic", "stream path is not valid percent-encoding") };
+    throw new DovetailError("invalid_topic", "stream path is not valid percent-encoding");
   }
   if (topic === "__ds" || topic.startsWith("__ds/")) {
-    return { error: fail(404, "not_found", "the __ds subscription APIs are not supported by this server") };
+    throw new DovetailError("not_found", "the __ds subscription APIs are not supported by this server");
   }
-  const problem = topicNameProblem(topic);
-  if (problem) return { error: fail(400, "invalid_topic", problem) };
-  return { topic };
+  return checkedTopic(topic);
 }
+
+/** The stream route's topic, for permit(). */
+const streamTopicOf: TopicOf = (c) => streamTopic(new URL(c.req.url).pathname.slice(STREAM_ROUTE_PREFIX.length));
+
+/** The source a `Stream-Forked-From` header names (a path, with or without the route prefix). */
+function forkSourceTopic(forkedFrom: string): string {
+  return streamTopic(forkedFrom.startsWith(STREAM_ROUTE_PREFIX) ? forkedFrom.slice(STREAM_ROUTE_PREFIX.length) : forkedFrom.replace(/^\/+/, ""));
+}
+
+/** Reads of a stream nobody created are answered 404 here, without waking a topic object. */
+const existingStream: MiddlewareHandler<GatewayEnv> = async function existingStream(c, next) {
+  const topic = c.get("topic");
+  if (!(await topicExists(c.env, c.get("tenant"), topic))) return fail(404, "not_found", `no stream ${topic}`);
+  await next();
+};
+
+/** A fork copies its source: creating one also needs subscribe on the source. */
+const permitForkSource: MiddlewareHandler<GatewayEnv> = async function permitForkSource(c, next) {
+  const forkedFrom = header(c, "Stream-Forked-From");
+  if (c.req.method === "PUT" && forkedFrom !== undefined) {
+    const source = forkSourceTopic(forkedFrom);
+    if (!may(c, "subscribe", source)) throw new DovetailError("forbidden", `this credential may not fork ${source} (it needs subscribe on the source)`);
+  }
+  await next();
+};
 
 function header(c: Context<GatewayEnv>, name: string): string | undefined {
   return c.req.header(name) ?? undefined;
@@ -93,9 +118,12 @@ function encodePayload(
   const json = isJsonContentType(contentType);
   try {
     if (json) {
-      const flat = flattenJsonBody(new TextDecoder().decode(body));
+      const text = decodeUtf8Strict(body);
+      if (text === null) return { error: fail(400, "invalid_utf8", "a JSON body must be valid UTF-8") };
+      const flat = flattenJsonBody(text);
       if ("error" in flat) {
         if (flat.error === "empty_array" && forCreate) return { payload: null };
+        if (flat.error === "too_deep") return { error: fail(400, "too_deep", `a JSON value nests more than ${MAX_DATA_DEPTH} levels of arrays and objects`) };
         return { error: fail(400, "invalid_field", flat.error === "empty_array" ? "an append may not be an empty JSON array" : "body is not valid JSON") };
       }
       // Each text is JSON.stringify output: stored as the message's `data` as it is.
@@ -130,9 +158,7 @@ function encodePayload(
  */
 async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, after: number, timeoutMs: number): Promise<DsReadReply | boolean> {
   if (timeoutMs <= 0) return false;
-  const res = await stub.fetch("https://topic/ds-wait", {
-    headers: { Upgrade: "websocket", [TOPIC_NAME_HEADER]: topic, [DS_WAIT_HEADER]: String(after) },
-  });
+  const res = await stub.fetch(topicUpgradeRequest({ kind: "stream-wait", topic, after }));
   const ws = res.webSocket;
   if (!ws) return true;
   ws.accept();
@@ -172,12 +198,16 @@ export function streamRoutes(): Hono<GatewayEnv> {
   // CORS, preflights included, is the gateway's (workers/middleware/cors.ts).
   const streams = new Hono<GatewayEnv>();
 
-  streams.on(["GET", "HEAD", "PUT", "POST", "DELETE"], "/*", async (c) => {
+  // Reading needs subscribe; creating, appending, closing and deleting need publish.
+  streams.on(["GET", "HEAD"], "/*", permit("subscribe", streamTopicOf), existingStream, handle);
+  streams.on(["PUT", "POST", "DELETE"], "/*", permit("publish", streamTopicOf), permitForkSource, handle);
+  return streams;
+}
+
+async function handle(c: Context<GatewayEnv>): Promise<Response> {
     const method = c.req.method;
     const url = new URL(c.req.url);
-    const found = streamTopic(url.pathname.slice(STREAM_ROUTE_PREFIX.length));
-    if ("error" in found) return found.error;
-    const { topic } = found;
+    const topic = c.get("topic");
     const stub = topicStub(c.env, c.get("tenant"), topic);
     switch (method) {
       case "PUT":
@@ -198,8 +228,6 @@ export function streamRoutes(): Hono<GatewayEnv> {
       default:
         return read(c, topic, stub, url);
     }
-  });
-  return streams;
 }
 
 async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>): Promise<Response> {
@@ -235,14 +263,12 @@ async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
   let fork = null;
   let source: { topic: string; stub: ReturnType<typeof topicStub> } | null = null;
   if (forkedFrom !== undefined) {
-    const sourcePath = forkedFrom.startsWith(STREAM_ROUTE_PREFIX) ? forkedFrom.slice(STREAM_ROUTE_PREFIX.length) : forkedFrom.replace(/^\/+/, "");
-    const src = streamTopic(sourcePath);
-    if ("error" in src) return src.error;
-    if (src.topic === topic) return fail(409, "conflict", "a stream cannot fork itself");
-    source = { topic: src.topic, stub: topicStub(c.env, c.get("tenant"), src.topic) };
-    const copy = await source.stub.dsForkSource(src.topic, forkOffset, subOffset);
+    const sourceTopic = forkSourceTopic(forkedFrom);
+    if (sourceTopic === topic) return fail(409, "conflict", "a stream cannot fork itself");
+    source = { topic: sourceTopic, stub: topicStub(c.env, c.get("tenant"), sourceTopic) };
+    const copy = await source.stub.dsForkSource(sourceTopic, forkOffset, subOffset);
     if (!copy.ok) return send(copy.reply);
-    fork = { ...copy.copy, from: src.topic };
+    fork = { ...copy.copy, from: sourceTopic };
     contentType ??= copy.copy.contentType;
   }
   const encoded = encodePayload(c, body, contentType ?? "application/octet-stream", true);

@@ -14,11 +14,14 @@ import {
   type PublishMessage,
   type SubscribeFrom,
 } from "../../sdk/src/protocol.ts";
-import { topicNameProblem } from "../../sdk/src/topic-name.ts";
+import { decodeUtf8Strict } from "../../objects/bytes.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import { unwrap } from "../../objects/rpc-result.ts";
-import { TOPIC_NAME_HEADER } from "../../objects/topic.ts";
+import { topicUpgradeRequest } from "../../objects/topic-request.ts";
+import { socketGrantFor } from "../auth/socket-grant.ts";
+import { may, permit } from "../middleware/permissions.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
+import { topicExists } from "../topic-exists.ts";
 import { topicStub } from "../topic-stub.ts";
 
 /** Default and largest `limit` for an HTTP read. */
@@ -38,23 +41,18 @@ const publishBodySchema = z.union([
   publishMessageSchema,
 ]);
 
-function topicParam(c: Context<GatewayEnv>): string {
-  const topic = c.req.param("topic");
-  const problem = topicNameProblem(topic);
-  if (problem) throw new DovetailError("invalid_topic", problem);
-  return topic as string;
-}
-
 function stubFor(c: Context<GatewayEnv>) {
-  const topic = topicParam(c);
+  const topic = c.get("topic");
   return { topic, stub: topicStub(c.env, c.get("tenant"), topic) };
 }
 
 async function jsonBody(c: Context<GatewayEnv>, maxBytes: number): Promise<unknown> {
   const declared = Number(c.req.header("Content-Length") ?? "0");
   if (declared > maxBytes) throw new DovetailError("batch_too_large", `request body is ${declared} bytes; the limit is ${maxBytes}`);
-  const text = await c.req.text();
-  if (text.length > maxBytes) throw new DovetailError("batch_too_large", `request body is over ${maxBytes} bytes`);
+  const body = await c.req.arrayBuffer();
+  if (body.byteLength > maxBytes) throw new DovetailError("batch_too_large", `request body is over ${maxBytes} bytes`);
+  const text = decodeUtf8Strict(body);
+  if (text === null) throw new DovetailError("invalid_utf8", "request body is not valid UTF-8");
   try {
     return JSON.parse(text);
   } catch {
@@ -97,8 +95,11 @@ function readLimit(c: Context<GatewayEnv>): number {
 export function topicRoutes(): Hono<GatewayEnv> {
   const topics = new Hono<GatewayEnv>();
 
-  /** WebSocket: the topic object takes the socket over (hibernation API). */
-  topics.get("/:topic/ws", async (c) => {
+  /**
+   * WebSocket: the topic object takes the socket over (hibernation API). The credential needs
+   * publish or subscribe; the grant tells the object which, and the object checks each frame.
+   */
+  topics.get("/:topic/ws", permit(["publish", "subscribe"]), async (c) => {
     const { topic, stub } = stubFor(c);
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
       throw new DovetailError("upgrade_required", "this route takes a WebSocket upgrade (Upgrade: websocket)");
@@ -107,13 +108,13 @@ export function topicRoutes(): Hono<GatewayEnv> {
     if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
       throw new DovetailError("unsupported_version", `this server speaks protocol version ${PROTOCOL_VERSION}; asked for ${JSON.stringify(version)}`);
     }
-    const headers = new Headers(c.req.raw.headers);
-    headers.set(TOPIC_NAME_HEADER, topic);
-    return stub.fetch(new Request(c.req.raw.url, { headers }));
+    const grant = socketGrantFor(c.get("credential"), { pub: may(c, "publish", topic), sub: may(c, "subscribe", topic) });
+    // Built from scratch: nothing of the client's request reaches the object (objects/topic-request.ts).
+    return stub.fetch(topicUpgradeRequest({ kind: "socket", topic, hibernate: c.req.query("hibernate") !== "0", grant }));
   });
 
   /** Publish one message (`{data|bytes, key?, headers?}`) or a batch (`{messages:[...], producer?}`). */
-  topics.post("/:topic/messages", async (c) => {
+  topics.post("/:topic/messages", permit("publish"), async (c) => {
     const { topic, stub } = stubFor(c);
     const { limits } = settingsFromEnv(c.env);
     // base64 and JSON escaping can make the body larger than the payload bytes it carries.
@@ -131,10 +132,17 @@ export function topicRoutes(): Hono<GatewayEnv> {
   });
 
   /** Read from an offset: `?from=N|earliest|latest` or `?since=ms|ISO`, `&limit=1..1000`. */
-  topics.get("/:topic/messages", async (c) => {
+  topics.get("/:topic/messages", permit("subscribe"), async (c) => {
     const { topic, stub } = stubFor(c);
     const from = readStart(c);
     const limit = readLimit(c);
+    // A topic nobody wrote to reads as an empty log, answered here without waking an object.
+    if (!(await topicExists(c.env, c.get("tenant"), topic))) {
+      if (typeof from === "number" && from > 0) {
+        throw new DovetailError("offset_out_of_range", `offset ${from} is past the end of the log (next offset is 0)`, { head: 0 });
+      }
+      return c.json({ messages: [], next: 0, head: 0, earliest: 0 });
+    }
     const r = unwrap(await stub.read(topic, from, limit));
     return c.body(`{"messages":${r.messagesJson},"next":${r.next},"head":${r.head},"earliest":${r.earliest}}`, 200, {
       "Content-Type": "application/json",
@@ -142,13 +150,14 @@ export function topicRoutes(): Hono<GatewayEnv> {
   });
 
   /** Topic info: head, earliest, counts, subscribers, retention. */
-  topics.get("/:topic", async (c) => {
+  topics.get("/:topic", permit(["subscribe", "publish", "admin"]), async (c) => {
     const { topic, stub } = stubFor(c);
+    if (!(await topicExists(c.env, c.get("tenant"), topic))) throw new DovetailError("not_found", `no topic ${topic} (nothing was ever published to it)`);
     return c.json(await stub.info(topic));
   });
 
   /** Change retention: `{ "retention": { maxAgeMs?, maxMessages?, maxBytes? } }` (0 = no limit). */
-  topics.patch("/:topic", async (c) => {
+  topics.patch("/:topic", permit("admin"), async (c) => {
     const { topic, stub } = stubFor(c);
     const body = retentionBodySchema.safeParse(await jsonBody(c, 64 * 1024));
     if (!body.success) throw invalid(body.error);

@@ -1,0 +1,186 @@
+/**
+ * Directory: the index of one tenant's topics, one Durable Object per tenant (named by the
+ * tenant). Each topic object reports to it: once when the topic is created (before its first
+ * write is acknowledged, so a topic that holds a message is always listed), when it is deleted,
+ * and at most every {@link REPORT_INTERVAL_MS} while it is active, never on the publish path.
+ *
+ * What it answers:
+ * - whether a topic exists, so the gateway answers reads of unknown topics without waking (and,
+ *   in local workerd, creating) a topic object (issue 18: twenty HEADs made twenty SQLite files);
+ * - the topics of the tenant, by prefix or by pattern (the one matcher of workers/auth/scopes.ts),
+ *   with their last reported stats, a page at a time;
+ * - an ordered feed of `created` / `deleted` events that other objects can follow from a sequence
+ *   number (pattern subscriptions and Durable Streams subscriptions will).
+ *
+ * @example
+ * const dir = env.DIRECTORY.get(env.DIRECTORY.idFromName(tenant));
+ * await dir.list({ prefix: "agents.", limit: 100 });
+ */
+import { DurableObject } from "cloudflare:workers";
+import { topicMatches } from "../workers/auth/scopes.ts";
+
+const SCHEMA_VERSION = 1;
+/** A topic reports its stats at most this often while active. */
+export const REPORT_INTERVAL_MS = 5_000;
+/** Most topics in one page of {@link Directory.list}. */
+export const MAX_LIST_LIMIT = 1000;
+/** Events kept for followers; older ones are dropped (a follower that falls further behind re-lists). */
+export const MAX_EVENTS = 10_000;
+
+/** A topic as the Directory knows it. Stats are as of `reportedAt` (at most a few seconds old while active). */
+export interface TopicEntry {
+  name: string;
+  /** When the topic was created (ms since the epoch). */
+  createdAt: number;
+  /** Last write, as last reported. */
+  lastActive: number;
+  head: number;
+  messages: number;
+  bytes: number;
+  subscribers: number;
+  reportedAt: number;
+}
+
+export type TopicStats = Pick<TopicEntry, "lastActive" | "head" | "messages" | "bytes" | "subscribers">;
+
+export interface ListQuery {
+  /** Names starting with this. */
+  prefix?: string;
+  /** Names matching this topic pattern (`*` one segment, `>` the rest). */
+  pattern?: string;
+  /** Names after this one (the `cursor` of the previous page). */
+  after?: string;
+  limit?: number;
+}
+
+export interface ListPage {
+  topics: TopicEntry[];
+  /** Pass as `after` for the next page; null on the last page. */
+  cursor: string | null;
+}
+
+export interface DirectoryEvent {
+  seq: number;
+  kind: "created" | "deleted";
+  topic: string;
+  at: number;
+}
+
+interface Row extends Record<string, SqlStorageValue> {
+  name: string;
+  created_at: number;
+  last_active: number;
+  head: number;
+  messages: number;
+  bytes: number;
+  subscribers: number;
+  reported_at: number;
+}
+
+function toEntry(r: Row): TopicEntry {
+  return {
+    name: r.name,
+    createdAt: r.created_at,
+    lastActive: r.last_active,
+    head: r.head,
+    messages: r.messages,
+    bytes: r.bytes,
+    subscribers: r.subscribers,
+    reportedAt: r.reported_at,
+  };
+}
+
+/** The Directory reads no bindings. */
+type DirectoryEnv = Record<string, unknown>;
+
+export class Directory extends DurableObject<DirectoryEnv> {
+  readonly #sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: DirectoryEnv) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_topics (
+      name TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active INTEGER NOT NULL,
+      head INTEGER NOT NULL, messages INTEGER NOT NULL, bytes INTEGER NOT NULL,
+      subscribers INTEGER NOT NULL, reported_at INTEGER NOT NULL) WITHOUT ROWID`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_events (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, topic TEXT NOT NULL, at INTEGER NOT NULL)`);
+    const version = this.#sql.exec<{ v: number }>(`SELECT v FROM dd_meta WHERE k = 'schema'`).toArray()[0]?.v;
+    if (version === undefined) this.#sql.exec(`INSERT INTO dd_meta (k, v) VALUES ('schema', ?)`, SCHEMA_VERSION);
+    else if (version !== SCHEMA_VERSION) throw new Error(`directory: schema version ${version} is not ${SCHEMA_VERSION}`);
+  }
+
+  /** A topic was created (its first write is about to commit). Idempotent. */
+  async created(topic: string, at: number): Promise<void> {
+    const inserted = this.#sql.exec(
+      `INSERT INTO dd_topics (name, created_at, last_active, head, messages, bytes, subscribers, reported_at)
+       VALUES (?, ?, ?, 0, 0, 0, 0, ?) ON CONFLICT(name) DO NOTHING`,
+      topic, at, at, at,
+    ).rowsWritten;
+    if (inserted > 0) this.#event("created", topic, at);
+  }
+
+  /** A topic's latest stats. A report for an unlisted topic lists it (it was created before the Directory). */
+  async report(topic: string, stats: TopicStats, at: number): Promise<void> {
+    this.#sql.exec(
+      `INSERT INTO dd_topics (name, created_at, last_active, head, messages, bytes, subscribers, reported_at)
+       VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7)
+       ON CONFLICT(name) DO UPDATE SET last_active = excluded.last_active, head = excluded.head,
+         messages = excluded.messages, bytes = excluded.bytes, subscribers = excluded.subscribers,
+         reported_at = excluded.reported_at`,
+      topic, stats.lastActive, stats.head, stats.messages, stats.bytes, stats.subscribers, at,
+    );
+  }
+
+  /** A topic was deleted. Idempotent. */
+  async deleted(topic: string, at: number): Promise<void> {
+    if (this.#sql.exec(`DELETE FROM dd_topics WHERE name = ?`, topic).rowsWritten > 0) this.#event("deleted", topic, at);
+  }
+
+  async exists(topic: string): Promise<boolean> {
+    return this.#sql.exec(`SELECT 1 FROM dd_topics WHERE name = ?`, topic).toArray().length > 0;
+  }
+
+  async get(topic: string): Promise<TopicEntry | null> {
+    const row = this.#sql.exec<Row>(`SELECT * FROM dd_topics WHERE name = ?`, topic).toArray()[0];
+    return row ? toEntry(row) : null;
+  }
+
+  /** A page of topics in name order. A pattern is matched here, over pages of the prefix range. */
+  async list(query: ListQuery): Promise<ListPage> {
+    const limit = Math.max(1, Math.min(MAX_LIST_LIMIT, query.limit ?? 100));
+    const prefix = query.prefix ?? "";
+    // Topic names are ASCII, so every name that starts with `prefix` sorts below prefix + U+FFFF.
+    const upper = `${prefix}\uffff`;
+    let after = query.after ?? "";
+    const topics: TopicEntry[] = [];
+    for (;;) {
+      const rows = this.#sql
+        .exec<Row>(`SELECT * FROM dd_topics WHERE name >= ? AND name < ? AND name > ? ORDER BY name LIMIT ?`, prefix, upper, after, limit + 1)
+        .toArray();
+      for (const row of rows) {
+        if (query.pattern !== undefined && !topicMatches(query.pattern, row.name)) continue;
+        if (topics.length === limit) return { topics, cursor: topics[limit - 1]!.name };
+        topics.push(toEntry(row));
+      }
+      if (rows.length <= limit) return { topics, cursor: null };
+      after = rows[rows.length - 1]!.name;
+    }
+  }
+
+  /** Created/deleted events after `seq`, oldest first. `first` is the oldest sequence still kept. */
+  async events(after: number, limit = 1000): Promise<{ events: DirectoryEvent[]; first: number }> {
+    const events = this.#sql
+      .exec<{ seq: number; kind: string; topic: string; at: number }>(`SELECT seq, kind, topic, at FROM dd_events WHERE seq > ? ORDER BY seq LIMIT ?`, after, Math.max(1, Math.min(limit, 1000)))
+      .toArray()
+      .map((r) => ({ seq: r.seq, kind: r.kind as DirectoryEvent["kind"], topic: r.topic, at: r.at }));
+    const first = this.#sql.exec<{ s: number | null }>(`SELECT MIN(seq) AS s FROM dd_events`).one().s ?? after + 1;
+    return { events, first };
+  }
+
+  #event(kind: DirectoryEvent["kind"], topic: string, at: number): void {
+    const seq = this.#sql.exec<{ seq: number }>(`INSERT INTO dd_events (kind, topic, at) VALUES (?, ?, ?) RETURNING seq`, kind, topic, at).one().seq;
+    if (seq > MAX_EVENTS) this.#sql.exec(`DELETE FROM dd_events WHERE seq <= ?`, seq - MAX_EVENTS);
+  }
+}
