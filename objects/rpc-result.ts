@@ -14,12 +14,15 @@ import { DovetailError, type ErrorBody } from "../sdk/src/errors.ts";
 
 export type RpcResult<T> = { ok: true; value: T } | { ok: false; error: ErrorBody["error"] };
 
-/** workerd's message for SQLITE_FULL ends with the code's name; the SQLite text is the fallback. */
-const STORAGE_FULL = /\bSQLITE_FULL\b|database or disk is full/;
+/**
+ * SQLite's text for SQLITE_FULL (`sqlite3_errstr`), which workerd's message starts with. Matched
+ * without the code's name: a topic name may be `SQLITE_FULL`, but it cannot hold a space.
+ */
+const STORAGE_FULL = /database or disk is full/;
 
 /** The message of a `storage_full` error. */
 export const STORAGE_FULL_MESSAGE =
-  "the topic's storage is full; nothing of this request was stored. Free space with retention (PATCH /v1/topics/{topic}) and retry";
+  "storage is full: nothing of this request was stored. Free space with retention (PATCH /v1/topics/{topic}) and retry";
 
 /**
  * The typed error for `error`: a DovetailError as it is, a storage failure as `storage_full`,

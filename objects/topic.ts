@@ -375,7 +375,6 @@ export class Topic extends DurableObject<Env> {
     const now = Date.now();
     await trimInSteps(this.#log, now, () => this.ctx.storage.sync(), retention);
     this.#log.setRetention(retention);
-    await this.ctx.storage.sync();
     if (retention.maxAgeMs > 0) {
       await this.#alarmAt(now + Math.min(retention.maxAgeMs, RETENTION_CHECK_MS));
       this.#alarmKnown = true;
@@ -477,7 +476,7 @@ export class Topic extends DurableObject<Env> {
         },
         (error: unknown) => {
           this.#listing = null;
-          throw new DovetailError("internal", "the topic could not be listed in the tenant's directory; nothing was stored", {}, { cause: error });
+          throw knownError(error) ?? new DovetailError("internal", "the topic could not be listed in the tenant's directory; nothing was stored", {}, { cause: error });
         },
       );
     return this.#listing;

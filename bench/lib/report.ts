@@ -214,20 +214,31 @@ export function renderManyTopics(mt: ManyTopicsResult | { error: string }): stri
   out.push("");
   const lat = (l: Latencies) => (l.n === 0 ? "–" : l.failed ? `${l.failed}/${l.n} failed` : `${fmt(l.p50Ms, "ms")} (max ${fmt(l.maxMs, "ms")})`);
   const health = (p: Probe) => (p.healthMs === null ? "failed" : fmt(p.healthMs, "ms"));
-  out.push("| wave | topics | created/s | failed | `/healthz` during wave p50 / max | after wave: RSS | fds | topics open | `/healthz` | fresh topic publish | old topic publish | files closed after | after idle: RSS | fds | `/healthz` | fresh topic publish | old topic publish |");
-  out.push("|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---|");
+  const count = (n: number) => n.toLocaleString("en-US");
+  out.push("Right after each wave, and the time until its topics' files were closed (measured from its last request):");
+  out.push("");
+  out.push("| wave | topics so far | created/s | failed | `/healthz` during the wave p50 / max | RSS | open fds | topics open | `/healthz` | publish, fresh topic | publish, old topic | files closed after |");
+  out.push("|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---:|");
   for (const w of mt.waves) {
     const a = w.afterWave;
-    const i = w.afterIdle;
     out.push(
-      `| ${w.wave} | ${w.topicsSoFar.toLocaleString("en-US")} | ${w.topicsPerSec} | ${w.failed} | ${fmt(w.healthDuringWave.p50Ms, "ms")} / ${fmt(w.healthDuringWave.maxMs, "ms")} | ${fmt(a.rssMB, "MB")} | ${a.fds} | ${a.openTopics} | ${health(a)} | ${lat(a.freshPublishMs)} | ${lat(a.oldPublishMs)} | ` +
-        `${w.releasedAfterMs === null ? "**never**" : `${(w.releasedAfterMs / 1000).toFixed(1)} s`} | ${fmt(i.rssMB, "MB")} | ${i.fds} | ${health(i)} | ${lat(i.freshPublishMs)} | ${lat(i.oldPublishMs)} |`,
+      `| ${w.wave} | ${count(w.topicsSoFar)} | ${w.topicsPerSec} | ${w.failed} | ${fmt(w.healthDuringWave.p50Ms, "ms")} / ${fmt(w.healthDuringWave.maxMs, "ms")} | ${fmt(a.rssMB, "MB")} | ${count(a.fds)} | ${count(a.openTopics)} | ${health(a)} | ${lat(a.freshPublishMs)} | ${lat(a.oldPublishMs)} | ${w.releasedAfterMs === null ? "**never**" : `${(w.releasedAfterMs / 1000).toFixed(1)} s`} |`,
     );
+  }
+  out.push("");
+  out.push("After the idle gap:");
+  out.push("");
+  out.push("| wave | RSS | anonymous | open fds | topics open | `/healthz` | publish, fresh topic | publish, old topic |");
+  out.push("|---:|---:|---:|---:|---:|---:|---|---|");
+  for (const w of mt.waves) {
+    const i = w.afterIdle;
+    out.push(`| ${w.wave} | ${fmt(i.rssMB, "MB")} | ${fmt(i.anonMB, "MB")} | ${count(i.fds)} | ${count(i.openTopics)} | ${health(i)} | ${lat(i.freshPublishMs)} | ${lat(i.oldPublishMs)} |`);
   }
   out.push("");
   out.push("| summary | value |");
   out.push("|---|---:|");
-  for (const [k, v] of Object.entries(s)) out.push(`| ${k} | ${v === null ? "–" : fmt(v, k.endsWith("Ms") ? "ms" : k.endsWith("MB") ? "MB" : "")} |`);
+  const value = (k: string, v: number) => (k.endsWith("Ms") ? fmt(v, "ms") : k.endsWith("MB") ? fmt(v, "MB") : Number.isInteger(v) ? count(v) : fmt(v));
+  for (const [k, v] of Object.entries(s)) out.push(`| ${k} | ${v === null ? "–" : value(k, v)} |`);
   out.push("");
   return out;
 }

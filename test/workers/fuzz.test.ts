@@ -9,7 +9,7 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../sdk/src/errors.ts";
 import { seededRandom } from "../support/seeded-random.ts";
-import { freshTopic, gatewayFetch, openSocket, type TestSocket } from "./helpers.ts";
+import { freshTopic, gatewayFetch, issueKey, openSocket, type TestSocket } from "./helpers.ts";
 
 const SEED = Number((globalThis as { process?: { env?: Record<string, string> } }).process?.env?.FUZZ_SEED ?? 20261117);
 const SOCKETS = 8;
@@ -33,10 +33,15 @@ const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs
 
 type Fuzzed = { frame: string | ArrayBuffer; valid?: string };
 
-/** One fuzzed frame: mostly malformed, about 2% valid publishes carrying a unique tag. */
-function fuzzFrame(r: () => number, tag: () => string): Fuzzed {
-  const id = Math.floor(r() * 1e6);
-  const c = Math.floor(r() * 16);
+/** JSON text of `depth` nested arrays. */
+const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+
+/**
+ * One fuzzed frame: mostly malformed, about 2% valid publishes carrying a unique tag. `id` is
+ * unique per socket, so every answer can be matched to its frame.
+ */
+function fuzzFrame(r: () => number, tag: () => string, id: number): Fuzzed {
+  const c = Math.floor(r() * 18);
   if (r() < 0.02) {
     const t = tag();
     return { frame: JSON.stringify({ type: "publish", id, messages: [{ data: { fuzz: t, s: randomText(r, 8) } }] }), valid: t };
@@ -77,12 +82,44 @@ function fuzzFrame(r: () => number, tag: () => string): Fuzzed {
       return { frame: JSON.stringify({ type: "credit", messages: pick(r, HUGE) }) };
     case 14:
       return { frame: JSON.stringify({ type: "subscribe", id, from: pick(r, [-1, "soon", { time: -5 }, 1e300, null]) }) };
+    case 15: // deeper than MAX_DATA_DEPTH: too_deep, never a stack overflow or a lost frame
+      return { frame: `{"type":"publish","id":${id},"messages":[{"data":1},{"data":${nested(129 + Math.floor(r() * 20_000))}}]}` };
+    case 16: // a raw U+FFFD: what the runtime makes of invalid UTF-8
+      return { frame: `{"type":"publish","id":${id},"messages":[{"data":"${randomText(r, 5).replace(/[^a-z]/gi, "")}\uFFFD"}]}` };
     default:
       return { frame: JSON.stringify(pick(r, [null, [], 42, "str", true, { type: null }, { type: "publish", id, producer: { id: "", seq: -1 }, messages: [{ data: 1 }] }])) };
   }
 }
 
 const DOCUMENTED = new Set(Object.keys(ERROR_CODES));
+
+/**
+ * The invariant of issue 18: a frame that carries an id gets exactly one answer with that id.
+ * Frames were numbered 1..sent; an answer may lack an id only if its frame had none we could read.
+ */
+function expectOneAnswerPerId(all: ReturnType<typeof answers>, sent: number, withId: ReadonlySet<number>): void {
+  const count = new Map<number, number>();
+  for (const a of all) {
+    const id = (a as { id?: number }).id;
+    if (id !== undefined) count.set(id, (count.get(id) ?? 0) + 1);
+  }
+  const twice = [...count].filter(([, n]) => n > 1).map(([id]) => id);
+  expect(twice, "ids answered more than once").toEqual([]);
+  expect([...count.keys()].filter((id) => id < 1 || id > sent), "answers to ids never sent").toEqual([]);
+  expect([...withId].filter((id) => !count.has(id)), "frames with an id that got no answer with it").toEqual([]);
+}
+
+/** The id a server can read from a frame: a JSON object's safe-integer `id`. */
+function readableId(frame: string | ArrayBuffer): number | undefined {
+  if (typeof frame !== "string") return undefined;
+  try {
+    const v = JSON.parse(frame) as { id?: unknown } | null;
+    const id = typeof v === "object" && v !== null && !Array.isArray(v) ? v.id : undefined;
+    return typeof id === "number" && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Answers (ack/error frames) received so far, excluding subscription traffic. */
 const answers = (s: TestSocket) => s.frames.filter((f) => f.type === "ack" || f.type === "error");
@@ -105,10 +142,13 @@ describe("fuzz", () => {
       await s.frame("welcome");
       let sent = 0;
       let validHere = 0;
+      const withId = new Set<number>();
       while (sent < FRAMES_PER_SOCKET) {
         const n = Math.min(BATCH, FRAMES_PER_SOCKET - sent);
         for (let i = 0; i < n; i++) {
-          const f = fuzzFrame(r, tag);
+          const f = fuzzFrame(r, tag, sent + i + 1);
+          const id = readableId(f.frame);
+          if (id !== undefined) withId.add(id);
           if (f.valid) {
             validTags.push(f.valid);
             validHere++;
@@ -121,6 +161,7 @@ describe("fuzz", () => {
       }
       const all = answers(s);
       expect(all).toHaveLength(FRAMES_PER_SOCKET); // exactly one answer per frame
+      expectOneAnswerPerId(all, FRAMES_PER_SOCKET, withId);
       for (const a of all) {
         if (a.type === "error") expect(DOCUMENTED.has(a.code), `undocumented code ${a.code}`).toBe(true);
       }
@@ -202,5 +243,30 @@ describe("fuzz", () => {
     const delivered = await subscriber.waitDelivered(validTags.length, 120_000);
     expect(delivered.map((m) => (m.data as { fuzz: string }).fuzz)).toEqual(stored);
     subscriber.close();
+  });
+
+  it(`answers every frame with an id exactly once also when the connection's rate limit refuses it (seed ${SEED})`, async () => {
+    const topic = freshTopic("fuzz-rl");
+    const { key } = await issueKey("default", ["publish:>", "subscribe:>"], { rate: { framesPerSecond: 5, frameBurst: 40 } });
+    for (const path of [`/v1/topics/${topic}/ws`, `/v1/topics/${topic}/ws?hibernate=0`]) {
+      const r = seededRandom(SEED + 99);
+      const s = await openSocket(topic, path, { token: key });
+      await s.frame("welcome");
+      const withId = new Set<number>();
+      const sent = 150; // within the refusal budget, so the socket stays open
+      for (let i = 1; i <= sent; i++) {
+        const f = fuzzFrame(r, () => `rl${i}`, i);
+        const id = readableId(f.frame);
+        if (id !== undefined) withId.add(id);
+        s.sendRaw(f.frame);
+      }
+      await s.until(() => answers(s).length >= sent || s.closed !== null, `answers to ${sent} frames on ${path}`);
+      expect(s.closed).toBeNull();
+      const all = answers(s);
+      expect(all).toHaveLength(sent);
+      expect(all.some((a) => a.type === "error" && a.code === "rate_limited")).toBe(true);
+      expectOneAnswerPerId(all, sent, withId);
+      s.close();
+    }
   });
 });

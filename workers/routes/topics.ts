@@ -17,6 +17,7 @@ import {
 import { decodeUtf8Strict } from "../../objects/bytes.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import { unwrap } from "../../objects/rpc-result.ts";
+import type { TopicInfo } from "../../objects/topic.ts";
 import { topicUpgradeRequest } from "../../objects/topic-request.ts";
 import { socketGrantFor } from "../auth/socket-grant.ts";
 import { may, permit } from "../middleware/permissions.ts";
@@ -152,7 +153,11 @@ export function topicRoutes(): Hono<GatewayEnv> {
   /** Topic info: head, earliest, counts, subscribers, retention. */
   topics.get("/:topic", permit(["subscribe", "publish", "admin"]), async (c) => {
     const { topic, stub } = stubFor(c);
-    if (!(await topicExists(c.env, c.get("tenant"), topic))) throw new DovetailError("not_found", `no topic ${topic} (nothing was ever published to it)`);
+    // A topic nobody wrote to is an empty log with the default retention, answered here.
+    if (!(await topicExists(c.env, c.get("tenant"), topic))) {
+      const empty: TopicInfo = { topic, head: 0, earliest: 0, messages: 0, bytes: 0, lastTime: 0, retention: settingsFromEnv(c.env).retention, subscribers: 0 };
+      return c.json(empty);
+    }
     return c.json(await stub.info(topic));
   });
 
