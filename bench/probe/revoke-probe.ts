@@ -26,10 +26,12 @@ const created = (await (
 const wsUrl = (topic: string, query = "") => `${bus.url.replace("http", "ws")}/v1/topics/${topic}/ws?token=${created.key}${query}`;
 /** Open a socket; resolves with it once the first frame (welcome or refusal) arrived. */
 const open = (url: string) =>
-  new Promise<{ ws: WebSocket; closed: Promise<number> }>((resolve, reject) => {
+  new Promise<{ ws: WebSocket; closed: Promise<number>; refused: Promise<number> }>((resolve, reject) => {
     const ws = new WebSocket(url);
     const closed = new Promise<number>((r) => ws.addEventListener("close", (e) => r(e.code)));
-    ws.addEventListener("message", () => resolve({ ws, closed }), { once: true });
+    // When the `unauthorized` error frame that precedes the 4401 close arrives.
+    const refused = new Promise<number>((r) => ws.addEventListener("message", (e) => String(e.data).includes('"unauthorized"') && r(performance.now())));
+    ws.addEventListener("message", () => resolve({ ws, closed, refused }), { once: true });
     ws.addEventListener("error", () => reject(new Error(`socket error on ${url}`)), { once: true });
   });
 
@@ -64,9 +66,10 @@ const t0 = performance.now();
 const res = await fetch(`${bus.url}/v1/admin/keys/${created.id}`, { method: "DELETE", headers: admin });
 const revokeMs = performance.now() - t0;
 const body = (await res.json()) as { closedSockets?: number };
-const codes = await Promise.all(live.map((s) => Promise.race([s.closed, new Promise<number>((r) => setTimeout(() => r(-1), 5000))])));
+const refusedMs = await Promise.all(live.map(async (s) => Number(((await s.refused) - t0).toFixed(1))));
 probing = false;
 await prober;
+const codes = await Promise.all(live.map((s) => Promise.race([s.closed, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))])));
 health.sort((a, b) => a - b);
 console.log(
   JSON.stringify({
@@ -76,6 +79,7 @@ console.log(
     revokeStatus: res.status,
     revokeMs: Number(revokeMs.toFixed(1)),
     closedSockets: body.closedSockets,
+    unauthorizedFrameAfterMs: refusedMs,
     liveSocketCloseCodes: codes,
     healthzMaxMs: Number((health.at(-1) ?? 0).toFixed(1)),
   }),
