@@ -15,6 +15,7 @@ import {
   PING_TEXT,
   PONG_TEXT,
   PROTOCOL_VERSION,
+  CLOSE_CODES,
   DEFAULT_CREDIT,
   type ClientFrame,
   type ProducerStamp,
@@ -68,14 +69,23 @@ export interface ReadResult {
 
 export class Topic extends DurableObject<Env> {
   readonly #settings: TopicSettings;
-  readonly #log: TopicLog;
-  readonly #fanout: Fanout;
-  readonly #commits: CommitQueue;
+  // Built over this object's storage by #open(), and built again after the topic is deleted.
+  #log!: TopicLog;
+  #fanout!: Fanout;
+  #commits!: CommitQueue;
   #alarmKnown = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#settings = settingsFromEnv(env);
+    this.#open();
+    // Keep-alives are answered by the runtime without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
+  }
+
+  /** The log, fan-out and commit queue over this object's storage. */
+  #open(): void {
+    const ctx = this.ctx;
     this.#log = new TopicLog(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn), {
       topic: "",
       retention: this.#settings.retention,
@@ -96,8 +106,6 @@ export class Topic extends DurableObject<Env> {
         extraLingerMs: () => Math.min(MAX_SUBSCRIBER_LINGER_MS, this.#fanout.subscriberCount * LINGER_PER_SUBSCRIBER_MS),
       },
     );
-    // Keep-alives are answered by the runtime without waking the object.
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -265,6 +273,52 @@ export class Topic extends DurableObject<Env> {
     for (const [ws, attachment] of this.#fanout.sockets()) if (attachment.grant?.cred === credentialId) sockets.add(ws);
     for (const ws of sockets) this.#closeForCredential(ws, "the credential this socket was opened with was revoked");
     return sockets.size;
+  }
+
+  /**
+   * Delete the topic: every socket gets a `topic_deleted` error frame and close code 4004
+   * (Durable Streams waiters are woken), messages written before this call are committed and
+   * then removed with all other storage, and the Directory forgets the topic. A later write
+   * creates a fresh topic, from offset 0. Returns how many client sockets were closed.
+   */
+  async deleteTopic(): Promise<{ closedSockets: number }> {
+    this.#commits.flush();
+    const notice = encodeErrorFrame(new DovetailError("topic_deleted", "this topic was deleted"));
+    const hibernatable = new Set<WebSocket>(this.ctx.getWebSockets());
+    const sockets = new Set<WebSocket>(hibernatable);
+    for (const [ws] of this.#fanout.sockets()) sockets.add(ws);
+    const waiters = new Set(this.ctx.getWebSockets(DS_WAIT_TAG));
+    let closedSockets = 0;
+    for (const ws of sockets) {
+      this.#policyClosed.add(ws);
+      try {
+        // A socket that is still closing must not bring its subscription into the fresh fan-out.
+        if (hibernatable.has(ws)) ws.serializeAttachment({ v: 1 });
+        if (!waiters.has(ws)) {
+          ws.send(notice);
+          closedSockets++;
+        }
+        ws.close(waiters.has(ws) ? 1000 : CLOSE_CODES.topicDeleted, "topic deleted");
+      } catch {
+        // Already closed.
+      }
+      this.#forget(ws);
+    }
+    if (this.#reportTimer !== null) clearTimeout(this.#reportTimer);
+    this.#reportTimer = null;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    await this.#directory().deleted(this.#address().topic, Date.now());
+    // Fresh in-memory state over the now empty storage.
+    this.#publishBuckets.clear();
+    this.#dsServiceInstance = undefined;
+    this.#dsStateInstance = undefined;
+    this.#dsWaiterCount = null;
+    this.#listed = false;
+    this.#listing = null;
+    this.#alarmKnown = false;
+    this.#open();
+    return { closedSockets };
   }
 
   // -------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
  */
 import { createInterface } from "node:readline";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { connect, connectAdmin, DovetailError, KEY_RATE_FIELDS, type AdminClient, type Bus, type CreateKeyOptions, type KeyRecord, type Message } from "../src/index.ts";
+import { connect, connectAdmin, DovetailError, KEY_RATE_FIELDS, type AdminClient, type Bus, type CreateKeyOptions, type KeyRecord, type Message, type TopicEntry } from "../src/index.ts";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, connect: 3, auth: 4, interrupted: 130 } as const;
 
@@ -27,6 +27,8 @@ Commands:
   pub <topic> [json|-]     publish one message, or one per stdin line
   sub <topic>              print messages as they arrive
   info <topic>             print a topic's head, earliest offset, size and subscribers
+  topics ls                list your tenant's topics (--prefix, --pattern)
+  topics rm <topic>        delete a topic and its messages (needs admin on it)
   bench <topic>            measure publish rate and end-to-end latency
   keys create <name>       issue an API key in your tenant (needs admin:>)
   keys list                list your tenant's API keys
@@ -117,6 +119,31 @@ Options:
 Revokes the key with this id (the 16 hex characters after "dvt_"; see dovetail keys list) and
 prints its record as JSON, with "revokedAt" and "closedSockets". It stops working at once: new
 requests get "unauthorized" and its open sockets are closed.
+
+Options:
+  --url, --token`,
+  topics: `Usage: dovetail topics <ls|rm> [options]
+
+  ls          list the topics of your tenant that your credential may see
+  rm <topic>  delete a topic: its subscribers are closed, its messages removed
+
+Run dovetail topics <command> --help for its options.`,
+  "topics ls": `Usage: dovetail topics ls [--prefix P] [--pattern P] [--limit N] [--json]
+
+Prints a table (name, head, messages, bytes, subscribers, last active), every page of it.
+Stats are as the topics last reported them: at most a few seconds old while a topic is active.
+
+Options:
+  --prefix P    names starting with P
+  --pattern P   names matching P (* one segment, > the rest), e.g. agents.*.inbox
+  --limit N     stop after N topics
+  --json        print the entries as a JSON array
+  --url, --token`,
+  "topics rm": `Usage: dovetail topics rm <topic>
+
+Deletes the topic (needs admin on it) and prints {"topic","deleted":true,"closedSockets":N}.
+Its sockets are closed with code 4004 after a "topic_deleted" error; a later publish creates a
+fresh topic from offset 0.
 
 Options:
   --url, --token`,
@@ -502,10 +529,14 @@ async function keysCreate(args: string[]): Promise<number> {
 
 const isoTime = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z"));
 
-function keyTable(keys: KeyRecord[]): string {
-  const rows = [["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "REVOKED"], ...keys.map((k) => [k.id, k.name, k.scopes.join(" "), isoTime(k.createdAt), isoTime(k.expiresAt), isoTime(k.revokedAt)])];
+/** Rows as a text table: columns padded to their widest cell, the last one left as it is. */
+function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ")).join("\n");
+}
+
+function keyTable(keys: KeyRecord[]): string {
+  return table([["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "REVOKED"], ...keys.map((k) => [k.id, k.name, k.scopes.join(" "), isoTime(k.createdAt), isoTime(k.expiresAt), isoTime(k.revokedAt)])]);
 }
 
 async function keysList(args: string[]): Promise<number> {
@@ -539,6 +570,61 @@ async function keysRevoke(args: string[]): Promise<number> {
   }
 }
 
+function topicTable(topics: TopicEntry[]): string {
+  return table([["NAME", "HEAD", "MESSAGES", "BYTES", "SUBSCRIBERS", "LAST ACTIVE"], ...topics.map((t) => [t.name, String(t.head), String(t.messages), String(t.bytes), String(t.subscribers), isoTime(t.lastActive || null)])]);
+}
+
+async function topicsList(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { prefix: { type: "string" }, pattern: { type: "string" }, limit: { type: "string" }, json: { type: "boolean" } });
+  if (values.help) return help("topics ls");
+  if (positionals.length > 0) throw new UsageError(`topics ls: takes no arguments, got ${JSON.stringify(positionals[0])}\n\n${HELP["topics ls"]}`);
+  const max = values.limit === undefined ? Infinity : Number(values.limit);
+  if (!(max >= 1) || !Number.isInteger(max === Infinity ? 1 : max)) throw new UsageError(`topics ls: --limit expects a positive integer, got ${JSON.stringify(values.limit)}`);
+  const { bus, url } = openBus(values, 1);
+  try {
+    const all: TopicEntry[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await bus.topics({ ...(values.prefix ? { prefix: values.prefix } : {}), ...(values.pattern ? { pattern: values.pattern } : {}), ...(cursor ? { cursor } : {}), limit: Math.min(1000, max - all.length) });
+      all.push(...page.topics);
+      cursor = page.cursor ?? undefined;
+    } while (cursor !== undefined && all.length < max);
+    process.stdout.write(`${values.json ? JSON.stringify(all, null, 2) : topicTable(all)}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    process.stderr.write(`dovetail: ${describe(error, url)}\n`);
+    return exitCodeFor(error);
+  } finally {
+    await bus.close({ force: true });
+  }
+}
+
+async function topicsRemove(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  if (values.help) return help("topics rm");
+  const topic = topicArg(positionals, "topics rm");
+  const { bus, url } = openBus(values, 1);
+  try {
+    process.stdout.write(`${JSON.stringify(await bus.deleteTopic(topic))}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    process.stderr.write(`dovetail: ${describe(error, url)}\n`);
+    return exitCodeFor(error);
+  } finally {
+    await bus.close({ force: true });
+  }
+}
+
+const TOPICS_COMMANDS: Record<string, (args: string[]) => Promise<number>> = { ls: topicsList, rm: topicsRemove };
+
+async function topics(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help" || sub === "help") return help("topics");
+  const run = sub === undefined ? undefined : TOPICS_COMMANDS[sub];
+  if (!run) throw new UsageError(`topics: ${sub === undefined ? "missing command" : `unknown command ${JSON.stringify(sub)}`}\n\n${HELP.topics}`);
+  return run(rest);
+}
+
 const KEYS_COMMANDS: Record<string, (args: string[]) => Promise<number>> = { create: keysCreate, list: keysList, revoke: keysRevoke };
 
 async function keys(args: string[]): Promise<number> {
@@ -554,7 +640,7 @@ function help(command?: string): number {
   return EXIT.ok;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { pub, sub, info, bench, keys };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { pub, sub, info, bench, keys, topics };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -42,6 +42,35 @@ export interface TopicInfo {
   retention: { maxAgeMs: number; maxMessages: number; maxBytes: number };
 }
 
+/** One topic in {@link Bus.topics}: its stats as last reported (at most a few seconds old while active). */
+export interface TopicEntry {
+  name: string;
+  createdAt: number;
+  lastActive: number;
+  head: number;
+  messages: number;
+  bytes: number;
+  subscribers: number;
+  reportedAt: number;
+}
+
+export interface TopicListOptions {
+  /** Names starting with this. */
+  prefix?: string;
+  /** Names matching this pattern: `*` one segment, `>` one or more at the end. */
+  pattern?: string;
+  /** The `cursor` of the previous page. */
+  cursor?: string;
+  /** 1 to 1000; default 100. */
+  limit?: number;
+}
+
+export interface TopicPage {
+  topics: TopicEntry[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  cursor: string | null;
+}
+
 export interface ReadOptions {
   from?: number | "earliest" | "latest" | Date | { time: number };
   /** 1 to 1000; default 100. */
@@ -143,6 +172,35 @@ export class Bus {
    */
   async info(topic: string): Promise<TopicInfo> {
     return (await this.#http("GET", topic, "")) as TopicInfo;
+  }
+
+  /**
+   * One page of the tenant's topics that this credential may see, in name order.
+   *
+   * @example
+   * for (let page = await bus.topics({ prefix: "agents." }); ; page = await bus.topics({ prefix: "agents.", cursor: page.cursor! })) {
+   *   for (const t of page.topics) console.log(t.name, t.head);
+   *   if (page.cursor === null) break;
+   * }
+   */
+  async topics(options: TopicListOptions = {}): Promise<TopicPage> {
+    this.#checkOpen();
+    const q = new URLSearchParams();
+    for (const key of ["prefix", "pattern", "cursor"] as const) if (options[key] !== undefined) q.set(key, options[key]);
+    if (options.limit !== undefined) q.set("limit", String(options.limit));
+    const query = q.size > 0 ? `?${q}` : "";
+    return (await requestJson(this.#options, this.#httpBase, "GET", `/v1/topics${query}`)) as TopicPage;
+  }
+
+  /**
+   * Delete a topic (needs `admin` on it): its subscribers' iterators end with `topic_deleted`,
+   * its messages are removed, and a later publish creates a fresh topic from offset 0.
+   *
+   * @example
+   * await bus.deleteTopic("agents.scratch");
+   */
+  async deleteTopic(topic: string): Promise<{ topic: string; deleted: true; closedSockets: number }> {
+    return (await this.#http("DELETE", topic, "")) as { topic: string; deleted: true; closedSockets: number };
   }
 
   /**

@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   stale_epoch: { status: 403 },
   /** Too many requests or frames; retry after `retryAfterMs`. */
   rate_limited: { status: 429 },
+  /** The topic was deleted while this socket was open (close code 4004 follows). */
+  topic_deleted: { status: 410 },
   /** The topic, route or resource does not exist. */
   not_found: { status: 404 },
   /** The route exists but not for this HTTP method. */

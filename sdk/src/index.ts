@@ -9,7 +9,7 @@
  * for await (const msg of bus.subscribe("agents.events", { from: 0 })) console.log(msg.data);
  */
 export { connect, Bus } from "./client.ts";
-export type { ConnectOptions, TopicInfo, ReadOptions, ReadResult } from "./client.ts";
+export type { ConnectOptions, TopicInfo, TopicEntry, TopicListOptions, TopicPage, ReadOptions, ReadResult } from "./client.ts";
 export { Publisher } from "./publisher.ts";
 export type { PublisherOptions } from "./publisher.ts";
 export { Subscription } from "./subscription.ts";

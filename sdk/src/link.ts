@@ -36,12 +36,13 @@ export interface LinkConfig {
  * Errors that no retry can fix: the server refused who we are or what we asked for. Close codes
  * 4000 + HTTP status are how the gateway refuses an upgrade (workers/middleware/errors.ts).
  */
-const FINAL_CODES = new Set(["unauthorized", "forbidden", "invalid_topic", "not_found", "unsupported_version", "bad_frame"]);
+const FINAL_CODES = new Set(["unauthorized", "forbidden", "invalid_topic", "not_found", "unsupported_version", "bad_frame", "topic_deleted"]);
 const FINAL_CLOSE_CODES: Record<number, DovetailError["code"]> = {
   4400: "invalid_field",
   4401: "unauthorized",
   4403: "forbidden",
   4404: "not_found",
+  4004: "topic_deleted",
 };
 
 function unref(timer: unknown): void {
@@ -201,7 +202,9 @@ export class Link {
     if (this.#closed) return;
     const { topic, role } = this.#config;
     const max = this.#config.reconnect.maxAttempts ?? Infinity;
-    if (FINAL_CODES.has(error.code) || this.#attempt + 1 >= max) {
+    // A deleted topic ends a subscription; a publisher reconnects, and its next publish creates the topic afresh.
+    const final = FINAL_CODES.has(error.code) && !(error.code === "topic_deleted" && role === "publish");
+    if (final || this.#attempt + 1 >= max) {
       this.#failed = error.code === "closed" && this.#attempt + 1 >= max
         ? new DovetailError("closed", `${error.message} (gave up after ${this.#attempt + 1} attempts)`, {}, { cause: error })
         : error;

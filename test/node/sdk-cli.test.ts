@@ -83,6 +83,25 @@ describe("dovetail CLI and examples", () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ topic, head: 1, earliest: 0, messages: 1 });
   });
 
+  it("topics ls prints a table or JSON of the tenant's topics; topics rm deletes one", async () => {
+    const root = freshTopic().replaceAll(".", "-");
+    await run(CLI, ["pub", `${root}.x`, "1"], { env });
+    await run(CLI, ["pub", `${root}.y`, "2"], { env });
+    const table = await run(CLI, ["topics", "ls", "--prefix", `${root}.`], { env });
+    expect(table.code).toBe(0);
+    expect(table.stdout.split("\n")[0]).toMatch(/^NAME\s+HEAD\s+MESSAGES/);
+    expect(table.stdout).toContain(`${root}.x`);
+    const json = await run(CLI, ["topics", "ls", "--pattern", `${root}.*`, "--json"], { env });
+    expect((JSON.parse(json.stdout) as { name: string }[]).map((t) => t.name)).toEqual([`${root}.x`, `${root}.y`]);
+    const rm = await run(CLI, ["topics", "rm", `${root}.x`], { env });
+    expect(rm.code).toBe(0);
+    expect(JSON.parse(rm.stdout)).toMatchObject({ topic: `${root}.x`, deleted: true });
+    const after = await run(CLI, ["topics", "ls", "--prefix", `${root}.`, "--json"], { env });
+    expect((JSON.parse(after.stdout) as { name: string }[]).map((t) => t.name)).toEqual([`${root}.y`]);
+    expect((await run(CLI, ["topics", "rm", `${root}.x`], { env })).code).toBe(1); // not_found
+    expect((await run(CLI, ["topics", "nope"], { env })).code).toBe(2);
+  });
+
   it("bench runs and prints a JSON summary with rates and percentiles", async () => {
     const topic = freshTopic();
     const r = await run(CLI, ["bench", topic, "--rate", "500", "--subs", "2", "--duration", "2"], { env });

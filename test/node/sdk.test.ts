@@ -197,6 +197,28 @@ describe("sdk against a real bus", () => {
     expect(events.map((e) => e.type)).toEqual(["connecting", "connected", "closed"]);
   });
 
+  it("lists topics and deletes one: its subscription ends with topic_deleted, a later publish starts again at 0", async () => {
+    const root = freshTopic("lst").replaceAll(".", "-");
+    await bus.publish(`${root}.a`, 1);
+    await bus.publish(`${root}.b`, 2);
+    const page = await bus.topics({ prefix: `${root}.` });
+    expect(page).toMatchObject({ topics: [{ name: `${root}.a` }, { name: `${root}.b` }], cursor: null });
+    const first = await bus.topics({ prefix: `${root}.`, limit: 1 });
+    expect(first.topics.map((t) => t.name)).toEqual([`${root}.a`]);
+    expect((await bus.topics({ prefix: `${root}.`, cursor: first.cursor! })).topics.map((t) => t.name)).toEqual([`${root}.b`]);
+
+    const sub = bus.subscribe(`${root}.a`, { from: 0 });
+    const it = sub[Symbol.asyncIterator]();
+    expect((await it.next()).value).toMatchObject({ offset: 0, data: 1 });
+    const ended = it.next().then(() => null, (e: unknown) => e); // caught now: it fails while deleteTopic runs
+    // Two sockets: the subscriber's, and the publisher's that bus.publish() opened.
+    expect(await bus.deleteTopic(`${root}.a`)).toMatchObject({ topic: `${root}.a`, deleted: true, closedSockets: 2 });
+    expect(await ended).toMatchObject({ code: "topic_deleted" });
+    expect((await bus.topics({ prefix: `${root}.` })).topics.map((t) => t.name)).toEqual([`${root}.b`]);
+    expect(await bus.publish(`${root}.a`, 3)).toEqual({ offset: 0 });
+    await expect(bus.deleteTopic(`${root}.nothing`)).rejects.toMatchObject({ code: "not_found" });
+  });
+
   it("gives up with `closed` when the bus cannot be reached and maxAttempts is set", async () => {
     const nowhere = connect("http://127.0.0.1:9", { reconnect: { maxAttempts: 2, initialDelayMs: 10 } });
     await expect(nowhere.publish(freshTopic(), 1)).rejects.toMatchObject({ code: "closed" });

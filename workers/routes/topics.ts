@@ -22,12 +22,16 @@ import { topicUpgradeRequest } from "../../objects/topic-request.ts";
 import { socketGrantFor } from "../auth/socket-grant.ts";
 import { may, permit } from "../middleware/permissions.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
-import { topicExists } from "../topic-exists.ts";
-import { topicStub } from "../topic-stub.ts";
+import { MAX_LIST_LIMIT } from "../../objects/directory.ts";
+import { patternProblem } from "../auth/scopes.ts";
+import { forgetTopic, topicExists } from "../topic-exists.ts";
+import { directoryStub, topicStub } from "../topic-stub.ts";
 
 /** Default and largest `limit` for an HTTP read. */
 export const DEFAULT_READ_LIMIT = 100;
 export const MAX_READ_LIMIT = 1000;
+/** Default page size of the topic list. */
+export const DEFAULT_LIST_LIMIT = 100;
 
 const retentionBodySchema = z.object({
   retention: z.object({
@@ -169,11 +173,48 @@ export function topicRoutes(): Hono<GatewayEnv> {
     return c.json(await stub.configure(topic, body.data.retention));
   });
 
+  /**
+   * Delete a topic (admin): its sockets are closed with 4004 after a `topic_deleted` frame, its
+   * storage is removed, and a later write creates a fresh topic from offset 0.
+   */
+  topics.delete("/:topic", permit("admin"), async (c) => {
+    const { topic, stub } = stubFor(c);
+    const tenant = c.get("tenant");
+    if (!(await topicExists(c.env, tenant, topic))) throw new DovetailError("not_found", `no topic ${topic}`);
+    const { closedSockets } = await stub.deleteTopic();
+    forgetTopic(tenant, topic);
+    return c.json({ topic, deleted: true, closedSockets });
+  });
+
+  /**
+   * The tenant's topics, a page at a time, in name order: `?prefix=&pattern=&cursor=&limit=`.
+   * Listing needs no scope of its own: each credential sees the topics it may publish to,
+   * subscribe to or administer (a page may thus hold fewer than `limit`; follow `cursor`).
+   */
+  topics.get("/", async (c) => {
+    const prefix = c.req.query("prefix") ?? "";
+    if (prefix.length > 200) throw new DovetailError("invalid_field", "prefix: at most 200 characters");
+    const pattern = c.req.query("pattern");
+    if (pattern !== undefined) {
+      const problem = patternProblem(pattern);
+      if (problem) throw new DovetailError("invalid_field", `pattern: ${problem}`);
+    }
+    const cursor = c.req.query("cursor");
+    if (cursor !== undefined && cursor.length > 200) throw new DovetailError("invalid_field", "cursor: not a cursor of this list");
+    const rawLimit = c.req.query("limit");
+    const limit = rawLimit === undefined ? DEFAULT_LIST_LIMIT : Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new DovetailError("invalid_field", `limit: expected an integer from 1 to ${MAX_LIST_LIMIT}`);
+    const page = await directoryStub(c.env, c.get("tenant")).list({ prefix, ...(pattern !== undefined ? { pattern } : {}), ...(cursor !== undefined ? { after: cursor } : {}), limit });
+    const visible = page.topics.filter((t) => may(c, ["subscribe", "publish", "admin"], t.name));
+    return c.json({ topics: visible, cursor: page.cursor });
+  });
+
   const notAllowed = (c: Context<GatewayEnv>) => {
     throw new DovetailError("method_not_allowed", `${c.req.method} is not allowed on ${new URL(c.req.url).pathname}`);
   };
   topics.all("/:topic/ws", notAllowed);
   topics.all("/:topic/messages", notAllowed);
   topics.all("/:topic", notAllowed);
+  topics.all("/", notAllowed);
   return topics;
 }
