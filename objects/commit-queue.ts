@@ -10,8 +10,8 @@
  * It also deduplicates idempotent producers: a (producer id, seq) already stored, or waiting
  * here, is answered with the offsets of the first copy instead of being stored again.
  */
-import { DovetailError } from "../sdk/src/errors.ts";
-import type { ProducerStamp } from "../sdk/src/protocol.ts";
+import { DovetailError } from "../protocol/errors.ts";
+import type { ProducerStamp } from "../protocol/frames.ts";
 import type { AppendResult, PreparedMessage, TopicLog } from "./log.ts";
 import { knownError } from "./rpc-result.ts";
 import { storageGuard } from "./storage-guard.ts";

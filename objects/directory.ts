@@ -7,7 +7,7 @@
  * What it answers:
  * - whether a topic exists, so the gateway answers reads of unknown topics without waking (and,
  *   in local workerd, creating) a topic object (issue 18: twenty HEADs made twenty SQLite files);
- * - the topics of the tenant, by prefix or by pattern (the one matcher of workers/auth/scopes.ts),
+ * - the topics of the tenant, by prefix or by pattern (the one matcher of protocol/scopes.ts),
  *   with their last reported stats, a page at a time;
  * - an ordered feed of `created` / `deleted` events that other objects can follow from a sequence
  *   number (pattern subscriptions and Durable Streams subscriptions will).
@@ -17,7 +17,7 @@
  * await dir.list({ prefix: "agents.", limit: 100 });
  */
 import { DurableObject } from "cloudflare:workers";
-import { topicMatches } from "../workers/auth/scopes.ts";
+import { topicMatches } from "../protocol/scopes.ts";
 
 const SCHEMA_VERSION = 1;
 /** A topic reports its stats at most this often while active. */

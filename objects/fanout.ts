@@ -11,11 +11,11 @@
  * Subscription state lives in each socket's attachment, so it survives hibernation; the maps
  * here are a cache rebuilt from `getWebSockets()` when the object wakes.
  */
-import { DovetailError } from "../sdk/src/errors.ts";
-import { encodeErrorFrame, encodeMessagesFrame, MAX_CREDIT } from "../sdk/src/protocol.ts";
+import { DovetailError } from "../protocol/errors.ts";
+import { encodeErrorFrame, encodeMessagesFrame, MAX_CREDIT } from "../protocol/frames.ts";
 import type { CommittedBatch } from "./commit-queue.ts";
 import { messageJson, type TopicLog } from "./log.ts";
-import type { SocketGrant } from "../workers/auth/socket-grant.ts";
+import type { SocketGrant } from "../protocol/grant.ts";
 import type { FrameLimitState } from "./frame-limiter.ts";
 
 /** What each socket carries across hibernation. Keep it small: it is written on every delivery. */
@@ -23,7 +23,7 @@ export interface SocketAttachment {
   /** Attachment format version. */
   v: 1;
   sub?: Subscription;
-  /** Who opened the socket and what it may do (set by the gateway; workers/auth/socket-grant.ts). */
+  /** Who opened the socket and what it may do (set by the gateway; protocol/grant.ts). */
   grant?: SocketGrant;
   /** Per-connection frame and byte buckets (objects/frame-limiter.ts). */
   limit?: FrameLimitState;

@@ -12,7 +12,7 @@
  * const bucket = fullBucket(200);
  * takeTokens(bucket, 100, 200, 1, Date.now()) // 0: admitted
  */
-import type { RateConfig } from "../workers/auth/credential.ts";
+import type { RateConfig } from "../protocol/credential.ts";
 
 /** A bucket: tokens left and when they were last counted (ms since the epoch). */
 export interface Bucket {
@@ -51,8 +51,6 @@ export function takeTokens(bucket: Bucket, perSecond: number, burst: number, n: 
  */
 export const REFUSAL_BURST = 200;
 export const REFUSALS_PER_SECOND = 20;
-/** Close code for sustained abuse (RFC 6455 policy violation). */
-export const ABUSE_CLOSE_CODE = 1008;
 
 /** Per-connection limiter state, stored in the socket attachment. Short keys: it is serialized per frame. */
 export interface FrameLimitState {

@@ -11,9 +11,9 @@
  * thousands of topics created their storage and stalled the bus).
  */
 import { DurableObject } from "cloudflare:workers";
-import { generateApiKey, sameHash, hashApiKey } from "../workers/auth/api-key.ts";
-import { rateWith, type RateConfig, type RateOverrides } from "../workers/auth/credential.ts";
-import { formatScope, parseScopes, type Scope } from "../workers/auth/scopes.ts";
+import { generateApiKey, sameHash, hashApiKey } from "../protocol/api-key.ts";
+import { rateWith, type RateConfig, type RateOverrides } from "../protocol/credential.ts";
+import { formatScope, parseScopes, type Scope } from "../protocol/scopes.ts";
 import { fullBucket, takeTokens, type Bucket } from "./frame-limiter.ts";
 
 export const KEYS_OBJECT_NAME = "keys";

@@ -3,7 +3,7 @@
  * `[vars]`). Every value has a default so a bare deployment works; a bad value fails loudly at
  * the first request rather than silently falling back.
  */
-import type { TopicLimits } from "../sdk/src/protocol.ts";
+import type { TopicLimits } from "../protocol/frames.ts";
 import type { Retention } from "./log.ts";
 
 export interface LimitsEnv {

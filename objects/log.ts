@@ -11,8 +11,8 @@
  * message's JSON body (everything but offset and time) ready to be sent, so delivery never
  * re-encodes a payload.
  */
-import { DovetailError } from "../sdk/src/errors.ts";
-import type { PublishMessage, ProducerStamp, SubscribeFrom } from "../sdk/src/protocol.ts";
+import { DovetailError } from "../protocol/errors.ts";
+import type { PublishMessage, ProducerStamp, SubscribeFrom } from "../protocol/frames.ts";
 import { base64ByteLength, utf8ByteLength } from "./bytes.ts";
 
 /** A value SQLite hands back. */

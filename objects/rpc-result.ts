@@ -10,7 +10,7 @@
  * RPC result, in an error frame, and at the gateway when the runtime reset the object and the
  * error reached the caller instead (docs/architecture.md, "Full disk").
  */
-import { DovetailError, type ErrorBody } from "../sdk/src/errors.ts";
+import { DovetailError, type ErrorBody } from "../protocol/errors.ts";
 
 export type RpcResult<T> = { ok: true; value: T } | { ok: false; error: ErrorBody["error"] };
 

@@ -25,7 +25,7 @@
  * One guard per isolate (module state): every topic of the local bus writes to the same volume.
  */
 import { env } from "cloudflare:workers";
-import { DovetailError } from "../sdk/src/errors.ts";
+import { DovetailError } from "../protocol/errors.ts";
 import type { Retention, TopicLog } from "./log.ts";
 import { STORAGE_FULL_MESSAGE } from "./rpc-result.ts";
 

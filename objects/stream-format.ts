@@ -8,8 +8,8 @@
  * (a reserved sub-position, kept so the token has the same shape as the reference server's).
  * `0000000000000042_0000000000000000` is "after message 41, before message 42" on both paths.
  */
-import { base64ToBytes, bytesToBase64 } from "../sdk/src/base64.ts";
-import { MAX_DATA_DEPTH, nestsDeeperThan } from "../sdk/src/protocol.ts";
+import { base64ToBytes, bytesToBase64 } from "../protocol/base64.ts";
+import { MAX_DATA_DEPTH, nestsDeeperThan } from "../protocol/frames.ts";
 
 export { base64ToBytes, bytesToBase64 };
 

@@ -8,7 +8,7 @@
  * Errors use the Dovetail error body `{ error: { code, message } }` with protocol-mandated status
  * and headers (e.g. `409` + `Stream-Closed: true`, `403` + `Producer-Epoch`).
  */
-import { DovetailError, type ErrorCode } from "../sdk/src/errors.ts";
+import { DovetailError, type ErrorCode } from "../protocol/errors.ts";
 import type { PublishResult } from "./commit-queue.ts";
 import type { PreparedMessage, TopicLog } from "./log.ts";
 import { knownError } from "./rpc-result.ts";

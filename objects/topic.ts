@@ -7,7 +7,7 @@
  * them, and there is no public route to objects.
  */
 import { DurableObject } from "cloudflare:workers";
-import { DovetailError } from "../sdk/src/errors.ts";
+import { DovetailError } from "../protocol/errors.ts";
 import {
   encodeErrorFrame,
   encodeServerFrame,
@@ -15,27 +15,27 @@ import {
   PING_TEXT,
   PONG_TEXT,
   PROTOCOL_VERSION,
-  CLOSE_CODES,
   DEFAULT_CREDIT,
   type ClientFrame,
   type ProducerStamp,
   type PublishMessage,
   type SubscribeFrom,
-} from "../sdk/src/protocol.ts";
-import type { Env } from "../workers/env.ts";
+} from "../protocol/frames.ts";
+import type { ObjectsEnv as Env } from "./env.ts";
 import { CommitQueue, type PublishResult } from "./commit-queue.ts";
 import { Fanout } from "./fanout.ts";
 import { settingsFromEnv, type TopicSettings } from "./limits.ts";
 import { messageJson, prepareMessage, TopicLog, type LogInfo, type PreparedMessage, type Retention } from "./log.ts";
 import { knownError, rpcResult, type RpcResult } from "./rpc-result.ts";
 import { trimInSteps } from "./storage-guard.ts";
-import { apiKeyIdOf, credentialTag } from "../workers/auth/credential.ts";
+import { apiKeyIdOf, credentialTag } from "../protocol/credential.ts";
 import { KEYS_OBJECT_NAME } from "./keys.ts";
 import { REPORT_INTERVAL_MS } from "./directory.ts";
-import { directoryObjectName, parseTopicObjectName } from "./topic-address.ts";
-import { CREDENTIAL_CLOSE_CODE, type SocketGrant } from "../workers/auth/socket-grant.ts";
-import { readTopicUpgrade } from "./topic-request.ts";
-import { ABUSE_CLOSE_CODE, admitFrame, fullBucket, newFrameLimitState, takeTokens, type Bucket } from "./frame-limiter.ts";
+import { directoryObjectName, parseTopicObjectName } from "../protocol/topic-address.ts";
+import { type SocketGrant } from "../protocol/grant.ts";
+import { CLOSE_CODES } from "../protocol/close-codes.ts";
+import { readTopicUpgrade } from "../protocol/topic-request.ts";
+import { admitFrame, fullBucket, newFrameLimitState, takeTokens, type Bucket } from "./frame-limiter.ts";
 import { encodeReadReply, StreamService, type DsAppendRequest, type DsCreateRequest, type DsReadReply, type DsReadRequest, type DsReply } from "./stream-service.ts";
 import { StreamState } from "./stream-state.ts";
 
@@ -216,7 +216,7 @@ export class Topic extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.#forget(ws);
     try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+      ws.close(code === 1005 || code === 1006 ? CLOSE_CODES.normal : code, reason);
     } catch {
       // Already closed by the runtime.
     }
@@ -298,7 +298,7 @@ export class Topic extends DurableObject<Env> {
           ws.send(notice);
           closedSockets++;
         }
-        ws.close(waiters.has(ws) ? 1000 : CLOSE_CODES.topicDeleted, "topic deleted");
+        ws.close(waiters.has(ws) ? CLOSE_CODES.normal : CLOSE_CODES.topicDeleted, "topic deleted");
       } catch {
         // Already closed.
       }
@@ -333,7 +333,7 @@ export class Topic extends DurableObject<Env> {
     this.#policyClosed.add(ws);
     try {
       ws.send(encodeErrorFrame(new DovetailError("unauthorized", message)));
-      ws.close(CREDENTIAL_CLOSE_CODE, "credential revoked or expired");
+      ws.close(CLOSE_CODES.credentialEnded, "credential revoked or expired");
     } catch {
       // Already closed.
     }
@@ -362,7 +362,7 @@ export class Topic extends DurableObject<Env> {
     if (verdict.ok) return true;
     try {
       ws.send(encodeErrorFrame(new DovetailError("rate_limited", `too many frames or bytes on this connection; retry after ${verdict.retryAfterMs} ms`, { retryAfterMs: verdict.retryAfterMs }), id));
-      if (verdict.close) ws.close(ABUSE_CLOSE_CODE, "rate limit exceeded repeatedly");
+      if (verdict.close) ws.close(CLOSE_CODES.policyViolation, "rate limit exceeded repeatedly");
     } catch {
       // Already closed.
     }
@@ -681,7 +681,7 @@ export class Topic extends DurableObject<Env> {
             }
             ws.send(reply);
           }
-          ws.close(1000, "wake");
+          ws.close(CLOSE_CODES.normal, "wake");
         } catch {
           // Already closing.
         }
@@ -708,7 +708,7 @@ function refusedSocket(pair: { 0: WebSocket; 1: WebSocket }, message: string): R
   const server = pair[1];
   server.accept();
   server.send(encodeErrorFrame(new DovetailError("unauthorized", message)));
-  server.close(CREDENTIAL_CLOSE_CODE, "credential revoked or expired");
+  server.close(CLOSE_CODES.credentialEnded, "credential revoked or expired");
   return new Response(null, { status: 101, webSocket: pair[0] });
 }
 

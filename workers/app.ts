@@ -3,7 +3,7 @@
  * tenant/auth first, then routes (which validate input and route to the topic object).
  */
 import { Hono } from "hono";
-import { PROTOCOL_VERSION } from "../sdk/src/protocol.ts";
+import { PROTOCOL_VERSION } from "../protocol/frames.ts";
 import type { GatewayEnv } from "./gateway-env.ts";
 import { cors } from "./middleware/cors.ts";
 import { notFound, onError } from "./middleware/errors.ts";

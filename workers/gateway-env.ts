@@ -1,6 +1,6 @@
 /** Hono's type parameters for the gateway: bindings and per-request variables. */
 import type { Env } from "./env.ts";
-import type { Credential } from "./auth/credential.ts";
+import type { Credential } from "../protocol/credential.ts";
 
 export interface GatewayEnv {
   Bindings: Env;

@@ -1,8 +1,8 @@
 /**
  * Routing: which Durable Object holds a topic, and which holds a tenant's Directory
- * (objects/topic-address.ts says how they are named).
+ * (protocol/topic-address.ts says how they are named).
  */
-import { directoryObjectName, topicObjectName } from "../objects/topic-address.ts";
+import { directoryObjectName, topicObjectName } from "../protocol/topic-address.ts";
 import type { Env } from "./env.ts";
 
 export { topicObjectName };

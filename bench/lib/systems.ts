@@ -2,7 +2,7 @@
  * Client adapters, one per system, behind the same two small interfaces, so every workload runs
  * the same code against every system. Used inside the worker processes (bench/worker.ts).
  *
- * - `dovetail`: raw WebSocket speaking protocol v1 (sdk/src/protocol.ts): `publish` frames,
+ * - `dovetail`: raw WebSocket speaking protocol v1 (protocol/frames.ts): `publish` frames,
  *   acked once durable; `subscribe` with credit, granting more as messages are consumed.
  * - `redis-pubsub`: PUBLISH / SUBSCRIBE (not durable).
  * - `redis-streams`, `redis-streams-aof`: XADD, read with XREAD BLOCK (aof: appendonly yes,

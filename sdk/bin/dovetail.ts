@@ -442,7 +442,7 @@ async function bench(args: string[]): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // keys: the admin API (docs/security.md, "Admin API")
 
-/** Scope actions (workers/auth/scopes.ts); the bus checks patterns, this catches typos offline. */
+/** Scope actions (protocol/scopes.ts); the bus checks patterns, this catches typos offline. */
 const SCOPE_ACTIONS = ["publish", "subscribe", "admin"];
 const KEY_ID = /^[0-9a-f]{16}$/;
 const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

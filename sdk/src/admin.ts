@@ -7,7 +7,7 @@
  * Plain HTTP (`fetch`), no sockets, so there is nothing to close.
  */
 import { z } from "zod";
-import { DovetailError } from "./errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { busBases, requestJson } from "./http.ts";
 import type { FetchLike } from "./transport.ts";
 

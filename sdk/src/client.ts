@@ -3,15 +3,15 @@
  * then one socket per topic for publishing and one per subscription.
  */
 import type { ReconnectOptions } from "./backoff.ts";
-import { DovetailError } from "./errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { busBases, requestJson } from "./http.ts";
 import { decodeMessage, encodeMessage, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
-import type { DeliveredMessage } from "./protocol.ts";
+import type { DeliveredMessage } from "../../protocol/frames.ts";
 import { Publisher, type PublisherOptions } from "./publisher.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
-import { topicNameProblem } from "./topic-name.ts";
+import { topicNameProblem } from "../../protocol/topic-name.ts";
 import { webSocketTransport, type FetchLike, type Transport } from "./transport.ts";
 
 

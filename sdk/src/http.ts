@@ -3,7 +3,7 @@
  * (the server's error body rebuilt by `DovetailError.fromWire`, `Retry-After` folded into
  * `retryAfterMs`, an unreachable bus as `closed`). Used by the bus client and the admin client.
  */
-import { DovetailError } from "./errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import type { FetchLike } from "./transport.ts";
 
 /** The HTTP and WebSocket bases of a bus URL given as http(s):// or ws(s)://. */

@@ -5,8 +5,9 @@
  * resend; the link only knows sockets, backoff and keep-alive.
  */
 import { backoffDelayMs, type ReconnectOptions } from "./backoff.ts";
-import { DovetailError } from "./errors.ts";
-import { parseServerFrame, PING_TEXT, type ServerFrame, type WelcomeFrame } from "./protocol.ts";
+import { closeCodeError } from "../../protocol/close-codes.ts";
+import { DovetailError } from "../../protocol/errors.ts";
+import { parseServerFrame, PING_TEXT, type ServerFrame, type WelcomeFrame } from "../../protocol/frames.ts";
 import type { StatusHub } from "./status.ts";
 import { OPEN, type SocketLike, type Transport } from "./transport.ts";
 
@@ -37,13 +38,6 @@ export interface LinkConfig {
  * 4000 + HTTP status are how the gateway refuses an upgrade (workers/middleware/errors.ts).
  */
 const FINAL_CODES = new Set(["unauthorized", "forbidden", "invalid_topic", "not_found", "unsupported_version", "bad_frame", "topic_deleted"]);
-const FINAL_CLOSE_CODES: Record<number, DovetailError["code"]> = {
-  4400: "invalid_field",
-  4401: "unauthorized",
-  4403: "forbidden",
-  4404: "not_found",
-  4004: "topic_deleted",
-};
 
 function unref(timer: unknown): void {
   (timer as { unref?: () => void } | null)?.unref?.();
@@ -148,7 +142,8 @@ export class Link {
     });
     socket.addEventListener("close", (event) => {
       if (this.#socket !== socket) return;
-      const refusal = this.#refusal ?? (FINAL_CLOSE_CODES[event.code] ? new DovetailError(FINAL_CLOSE_CODES[event.code]!, event.reason || `refused (close code ${event.code})`) : null);
+      const final = closeCodeError(event.code);
+      const refusal = this.#refusal ?? (final ? new DovetailError(final, event.reason || `refused (close code ${event.code})`) : null);
       this.#drop(refusal ?? new DovetailError("closed", `connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`));
     });
     socket.addEventListener("error", () => {

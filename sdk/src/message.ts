@@ -1,7 +1,7 @@
 /** Messages as the application sees them, and their encoding to and from the wire. */
-import { base64ToBytes, bytesToBase64 } from "./base64.ts";
-import { DovetailError } from "./errors.ts";
-import { MAX_DATA_DEPTH, MAX_HEADERS, MAX_KEY_LENGTH, nestsDeeperThan, type DeliveredMessage } from "./protocol.ts";
+import { base64ToBytes, bytesToBase64 } from "../../protocol/base64.ts";
+import { DovetailError } from "../../protocol/errors.ts";
+import { MAX_DATA_DEPTH, MAX_HEADERS, MAX_KEY_LENGTH, nestsDeeperThan, type DeliveredMessage } from "../../protocol/frames.ts";
 
 export { base64ToBytes, bytesToBase64 };
 

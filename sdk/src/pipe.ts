@@ -22,9 +22,9 @@
  * refusals per token of the limit, and the topic closes a connection with 1008 once it has drawn
  * 200 refusals (refilled at 20/s; objects/frame-limiter.ts).
  */
-import { DovetailError } from "./errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { Link, type LinkConfig, type LinkOwner } from "./link.ts";
-import type { ServerFrame, TopicLimits, WelcomeFrame } from "./protocol.ts";
+import type { ServerFrame, TopicLimits, WelcomeFrame } from "../../protocol/frames.ts";
 
 /** Most frames unanswered at once on one pipe; well inside the topic's 64-seq dedup window. */
 export const MAX_INFLIGHT_FRAMES = 32;

@@ -4,7 +4,7 @@
  * messages or `lingerMs` after its first message, and each `send()` resolves with its offset
  * once the topic has committed the frame.
  */
-import { DovetailError } from "./errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { encodeMessage, type EncodedMessage, type PublishOptions } from "./message.ts";
 import { MAX_INFLIGHT_FRAMES, type PublishPipe } from "./pipe.ts";
 

@@ -1,5 +1,5 @@
 /** Connection events, as `bus.status()` yields them. */
-import type { DovetailError } from "./errors.ts";
+import type { DovetailError } from "../../protocol/errors.ts";
 
 export type StatusEvent =
   /** A socket for `topic` is being opened (`attempt` 0 is the first try). */

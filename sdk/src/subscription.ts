@@ -10,10 +10,10 @@
  *   the offsets is treated as a broken connection. The application sees each offset once, in
  *   order.
  */
-import { DovetailError } from "./errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { Link, type LinkConfig, type LinkOwner } from "./link.ts";
 import { decodeMessage, type Message } from "./message.ts";
-import { encodeClientFrame, type DeliveredMessage, type ServerFrame, type SubscribeFrom, type WelcomeFrame } from "./protocol.ts";
+import { encodeClientFrame, type DeliveredMessage, type ServerFrame, type SubscribeFrom, type WelcomeFrame } from "../../protocol/frames.ts";
 
 export interface SubscribeOptions {
   /**

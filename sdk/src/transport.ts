@@ -5,7 +5,7 @@
  * `exports.default.fetch` inside workerd). Other transports plug in behind {@link Transport}
  * (nats.js keeps `transport.ts` runtime-free the same way).
  */
-import { DovetailError } from "./errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 
 /** The part of the standard WebSocket the SDK uses. Browsers', undici's and workerd's all fit. */
 export interface SocketLike {

@@ -6,10 +6,10 @@
 import { describe, expect, it } from "vitest";
 import { backoffDelayMs } from "../src/backoff.ts";
 import { connect } from "../src/client.ts";
-import { DovetailError } from "../src/errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { base64ToBytes, bytesToBase64, decodeMessage, encodeMessage, jsonNestsDeeperThan } from "../src/message.ts";
 import { MAX_SPACING_MS, SendSpacing, SPACING_HOLD_MS } from "../src/pipe.ts";
-import { MAX_DATA_DEPTH, nestsDeeperThan } from "../src/protocol.ts";
+import { MAX_DATA_DEPTH, nestsDeeperThan } from "../../protocol/frames.ts";
 import { wireFrom } from "../src/subscription.ts";
 import { webSocketUrlWithToken, type SocketLike, type Transport } from "../src/transport.ts";
 

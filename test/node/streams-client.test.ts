@@ -1,11 +1,11 @@
 /**
  * The official Durable Streams client (@durable-streams/client) against the real bus, with a
- * WebSocket subscriber (Node's global WebSocket, protocol v1 frames from sdk/src/protocol.ts) on
+ * WebSocket subscriber (Node's global WebSocket, protocol v1 frames from protocol/frames.ts) on
  * the same topic: one log, one order, one identity per message on both paths.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DurableStream, IdempotentProducer } from "@durable-streams/client";
-import { encodeClientFrame, parseServerFrame, type DeliveredMessage } from "../../sdk/src/protocol.ts";
+import { encodeClientFrame, parseServerFrame, type DeliveredMessage } from "../../protocol/frames.ts";
 import { encodeOffset } from "../../objects/stream-format.ts";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
 

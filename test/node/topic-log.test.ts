@@ -4,7 +4,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
-import { DovetailError } from "../../sdk/src/errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { prepareMessage, TopicLog, type SqlHandle } from "../../objects/log.ts";
 import { knownError } from "../../objects/rpc-result.ts";
 

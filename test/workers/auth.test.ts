@@ -5,10 +5,10 @@
  */
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { DovetailError } from "../../sdk/src/errors.ts";
-import { generateApiKey, hashApiKey, parseApiKey, sameHash } from "../../workers/auth/api-key.ts";
+import { DovetailError } from "../../protocol/errors.ts";
+import { generateApiKey, hashApiKey, parseApiKey, sameHash } from "../../protocol/api-key.ts";
 import { jwtConfigFromEnv, verifyJwt } from "../../workers/auth/jwt.ts";
-import { allows, parseScope, patternProblem, topicMatches } from "../../workers/auth/scopes.ts";
+import { allows, parseScope, patternProblem, topicMatches } from "../../protocol/scopes.ts";
 import { admitFrame, REFUSAL_BURST, newFrameLimitState, takeTokens, fullBucket } from "../../objects/frame-limiter.ts";
 
 describe("topic patterns", () => {

@@ -4,7 +4,7 @@
  * storage gone, a fresh topic on the next write); the created/deleted event feed.
  */
 import { describe, expect, it } from "vitest";
-import { directoryObjectName } from "../../objects/topic-address.ts";
+import { directoryObjectName } from "../../protocol/topic-address.ts";
 import { bindings, freshTopic, gatewayFetch, issueKey, anonymousFetch, numbered, openSocket } from "./helpers.ts";
 
 interface Page {

@@ -3,7 +3,7 @@
  * changes. One case per error code the core produces (docs/protocol.md, "Error codes").
  */
 import { describe, expect, it } from "vitest";
-import type { ErrorFrame } from "../../sdk/src/protocol.ts";
+import type { ErrorFrame } from "../../protocol/frames.ts";
 import { freshTopic, gatewayFetch, numbered, openSocket, type TestSocket } from "./helpers.ts";
 
 async function lastError(s: TestSocket, count: number): Promise<ErrorFrame> {

@@ -7,7 +7,7 @@
  * Deterministic: the generator is seeded (FUZZ_SEED overrides; the seed is in the test name).
  */
 import { describe, expect, it } from "vitest";
-import { ERROR_CODES } from "../../sdk/src/errors.ts";
+import { ERROR_CODES } from "../../protocol/errors.ts";
 import { seededRandom } from "../support/seeded-random.ts";
 import { freshTopic, gatewayFetch, issueKey, openSocket, type TestSocket } from "./helpers.ts";
 

@@ -4,7 +4,7 @@
 import { env, exports } from "cloudflare:workers";
 import { KEYS_OBJECT_NAME } from "../../objects/keys.ts";
 import type { Env } from "../../workers/env.ts";
-import { parseServerFrame, type ClientFrame, type DeliveredMessage, type ServerFrame } from "../../sdk/src/protocol.ts";
+import { parseServerFrame, type ClientFrame, type DeliveredMessage, type ServerFrame } from "../../protocol/frames.ts";
 
 /**
  * This Worker's bindings, typed. (`Cloudflare.Env` from test/workers/env.d.ts stops resolving to

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { AckFrame, DeliveredMessage } from "../../sdk/src/protocol.ts";
+import type { AckFrame, DeliveredMessage } from "../../protocol/frames.ts";
 import { freshTopic, gatewayFetch, openSocket, type TestSocket } from "./helpers.ts";
 
 function expectContiguous(messages: DeliveredMessage[], from: number, count: number): void {

@@ -8,8 +8,8 @@
 import { listDurableObjectIds } from "cloudflare:test";
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { topicObjectName } from "../../objects/topic-address.ts";
-import { MAX_DATA_DEPTH } from "../../sdk/src/protocol.ts";
+import { topicObjectName } from "../../protocol/topic-address.ts";
+import { MAX_DATA_DEPTH } from "../../protocol/frames.ts";
 import { anonymousFetch, bindings, freshTopic, gatewayFetch, issueKey, numbered, openSocket } from "./helpers.ts";
 
 /** Every name the gateway ever used to signal the object, and the parameters of today's internal requests. */

@@ -6,7 +6,7 @@
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { REFUSAL_BURST } from "../../objects/frame-limiter.ts";
-import type { RateOverrides } from "../../workers/auth/credential.ts";
+import type { RateOverrides } from "../../protocol/credential.ts";
 import { anonymousFetch, bindings, freshTopic, gatewayFetch, issueKey, keysObject, numbered, openSocket } from "./helpers.ts";
 
 /** Issue a key straight from the Keys object (any tenant). */

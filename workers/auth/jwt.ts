@@ -13,9 +13,9 @@
  * credential.tenant // "team-a"
  */
 import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload } from "jose";
-import { DovetailError } from "../../sdk/src/errors.ts";
-import { rateOverridesSchema, rateWith, TENANT_NAME, type Credential } from "./credential.ts";
-import { parseScopes } from "./scopes.ts";
+import { DovetailError } from "../../protocol/errors.ts";
+import { rateOverridesSchema, rateWith, TENANT_NAME, type Credential } from "../../protocol/credential.ts";
+import { parseScopes } from "../../protocol/scopes.ts";
 
 export interface JwtEnv {
   DOVETAIL_JWT_SECRET?: string;

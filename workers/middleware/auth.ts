@@ -16,10 +16,10 @@
  * app.use("/v1/*", rateLimit());
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { DovetailError } from "../../sdk/src/errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { KEYS_OBJECT_NAME } from "../../objects/keys.ts";
-import { hashApiKey, parseApiKey } from "../auth/api-key.ts";
-import { OPEN_CREDENTIAL, type Credential } from "../auth/credential.ts";
+import { hashApiKey, parseApiKey } from "../../protocol/api-key.ts";
+import { OPEN_CREDENTIAL, type Credential } from "../../protocol/credential.ts";
 import { jwtConfigFromEnv, looksLikeJwt, verifyJwt } from "../auth/jwt.ts";
 import type { Env } from "../env.ts";
 import type { GatewayEnv } from "../gateway-env.ts";

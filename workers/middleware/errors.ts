@@ -1,18 +1,15 @@
 /**
  * The gateway's one error shape: every failure leaves as `{ "error": { code, message, ... } }`
- * with the status of its code (sdk/src/errors.ts). A failed WebSocket upgrade is answered the
+ * with the status of its code (protocol/errors.ts). A failed WebSocket upgrade is answered the
  * way a browser can read it: the upgrade succeeds, one `error` frame explains, and the socket is
  * closed with code 4000 + the HTTP status (4400, 4401, 4403, 4404, 4429, 4500).
  */
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
-import { DovetailError } from "../../sdk/src/errors.ts";
-import { encodeErrorFrame } from "../../sdk/src/protocol.ts";
+import { upgradeRefusalCloseCode } from "../../protocol/close-codes.ts";
+import { DovetailError } from "../../protocol/errors.ts";
+import { encodeErrorFrame } from "../../protocol/frames.ts";
 import { knownError } from "../../objects/rpc-result.ts";
 
-/** WebSocket close code for a refused upgrade with this HTTP status. */
-export function upgradeRefusalCloseCode(status: number): number {
-  return 4000 + status;
-}
 
 export function errorResponse(c: Context, error: DovetailError): Response {
   const isUpgrade = c.req.header("Upgrade")?.toLowerCase() === "websocket";

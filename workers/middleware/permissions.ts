@@ -1,6 +1,6 @@
 /**
  * permit(): each route declares the action it needs on the topic it names, and this one
- * middleware checks the declaration with the one scope matcher (workers/auth/scopes.ts). There is
+ * middleware checks the declaration with the one scope matcher (protocol/scopes.ts). There is
  * no second router: the route's own path parameters say which topic, and Hono runs the
  * declaration for every method the route answers. HEAD is answered by GET routes, so it is
  * checked as the GET it mirrors (issue 18: a path-regex router keyed on `method === "GET"` let
@@ -11,9 +11,9 @@
  * topics.get("/:topic", permit(["subscribe", "publish", "admin"]), handler); // any one of them
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { DovetailError } from "../../sdk/src/errors.ts";
-import { topicNameProblem } from "../../sdk/src/topic-name.ts";
-import { allows, type ScopeAction } from "../auth/scopes.ts";
+import { DovetailError } from "../../protocol/errors.ts";
+import { topicNameProblem } from "../../protocol/topic-name.ts";
+import { allows, type ScopeAction } from "../../protocol/scopes.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 
 /** Which topic a request acts on; throws `invalid_topic` for a name that breaks the rules. */

@@ -14,7 +14,7 @@
  * app.use("/v1/*", auth(), rateLimit());
  */
 import type { MiddlewareHandler } from "hono";
-import { DovetailError } from "../../sdk/src/errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 
 /** What a JWT caller over the binding's limit is told to wait; the binding does not say. */

@@ -9,10 +9,10 @@
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { DovetailError } from "../../sdk/src/errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import { KEYS_OBJECT_NAME } from "../../objects/keys.ts";
-import { rateOverridesSchema } from "../auth/credential.ts";
-import { MAX_SCOPES, parseScopes } from "../auth/scopes.ts";
+import { rateOverridesSchema } from "../../protocol/credential.ts";
+import { MAX_SCOPES, parseScopes } from "../../protocol/scopes.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 import { permit } from "../middleware/permissions.ts";
 import { topicStub } from "../topic-stub.ts";

@@ -10,8 +10,8 @@
  * Topic names may hold `/` here as they are (`/v1/stream/team-a/jobs`), unlike /v1/topics.
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
-import { DovetailError } from "../../sdk/src/errors.ts";
-import { MAX_DATA_DEPTH } from "../../sdk/src/protocol.ts";
+import { DovetailError } from "../../protocol/errors.ts";
+import { MAX_DATA_DEPTH } from "../../protocol/frames.ts";
 import { decodeUtf8Strict, utf8ByteLength } from "../../objects/bytes.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import {
@@ -28,7 +28,7 @@ import {
   type ParsedOffset,
 } from "../../objects/stream-format.ts";
 import { decodeReadReply, type DsPayload, type DsProducer, type DsReadReply, type DsReply } from "../../objects/stream-service.ts";
-import { topicUpgradeRequest } from "../../objects/topic-request.ts";
+import { topicUpgradeRequest } from "../../protocol/topic-request.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 import { checkedTopic, may, permit, type TopicOf } from "../middleware/permissions.ts";
 import { topicExists } from "../topic-exists.ts";

@@ -5,7 +5,7 @@
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { DovetailError } from "../../sdk/src/errors.ts";
+import { DovetailError } from "../../protocol/errors.ts";
 import {
   parsePublishMessages,
   producerSchema,
@@ -13,17 +13,17 @@ import {
   publishMessageSchema,
   type PublishMessage,
   type SubscribeFrom,
-} from "../../sdk/src/protocol.ts";
+} from "../../protocol/frames.ts";
 import { decodeUtf8Strict } from "../../objects/bytes.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import { unwrap } from "../../objects/rpc-result.ts";
 import type { TopicInfo } from "../../objects/topic.ts";
-import { topicUpgradeRequest } from "../../objects/topic-request.ts";
-import { socketGrantFor } from "../auth/socket-grant.ts";
+import { topicUpgradeRequest } from "../../protocol/topic-request.ts";
+import { socketGrantFor } from "../../protocol/grant.ts";
 import { may, permit } from "../middleware/permissions.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 import { MAX_LIST_LIMIT } from "../../objects/directory.ts";
-import { patternProblem } from "../auth/scopes.ts";
+import { patternProblem } from "../../protocol/scopes.ts";
 import { forgetTopic, topicExists } from "../topic-exists.ts";
 import { directoryStub, topicStub } from "../topic-stub.ts";
 
@@ -114,7 +114,7 @@ export function topicRoutes(): Hono<GatewayEnv> {
       throw new DovetailError("unsupported_version", `this server speaks protocol version ${PROTOCOL_VERSION}; asked for ${JSON.stringify(version)}`);
     }
     const grant = socketGrantFor(c.get("credential"), { pub: may(c, "publish", topic), sub: may(c, "subscribe", topic) });
-    // Built from scratch: nothing of the client's request reaches the object (objects/topic-request.ts).
+    // Built from scratch: nothing of the client's request reaches the object (protocol/topic-request.ts).
     return stub.fetch(topicUpgradeRequest({ kind: "socket", topic, hibernate: c.req.query("hibernate") !== "0", grant }));
   });
 

@@ -7,7 +7,7 @@
  * `publish`, `subscribe` or `admin`.
  *
  * A pattern is a topic name whose segments may be wildcards. Segments are separated by `.` or
- * `/` exactly as in topic names (sdk/src/topic-name.ts), and separators must match literally:
+ * `/` exactly as in topic names (protocol/topic-name.ts), and separators must match literally:
  * - a literal segment matches itself (case-sensitive);
  * - `*` matches exactly one segment;
  * - `>` as the LAST segment matches one or more remaining segments, whatever separates them.

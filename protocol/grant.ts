@@ -1,7 +1,7 @@
 /**
  * What the gateway tells a topic object about a WebSocket it opens there: who opened it, what it
  * may do, and its limits. It travels in the upgrade request the gateway builds from scratch
- * (objects/topic-request.ts) and is kept in the socket attachment.
+ * (protocol/topic-request.ts) and is kept in the socket attachment.
  *
  * The topic object trusts it because only the gateway can reach it (Durable Objects have no public
  * route) and no part of a client's request is passed on to the object.
@@ -35,8 +35,6 @@ export const socketGrantSchema = z.object({
 });
 export type SocketGrant = z.infer<typeof socketGrantSchema>;
 
-/** WebSocket close code when a socket's credential is revoked or expires (4000 + 401, as for refused upgrades). */
-export const CREDENTIAL_CLOSE_CODE = 4401;
 
 /** The grant for a socket opened with `credential`, which may publish and/or subscribe on its topic. */
 export function socketGrantFor(credential: Credential, rights: { pub: boolean; sub: boolean }): SocketGrant {

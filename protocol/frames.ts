@@ -36,15 +36,6 @@ export const SERVER_FRAME = {
 export const PING_TEXT = '{"type":"ping"}';
 export const PONG_TEXT = '{"type":"pong"}';
 
-/** Close codes the server uses, beyond the standard 1000 (normal) and 1011 (server error). */
-export const CLOSE_CODES = {
-  /** Sustained abuse (frames over the rate limit after warnings): the socket is closed. */
-  policyViolation: 1008,
-  /** A frame larger than the server accepts. */
-  tooBig: 1009,
-  /** The topic was deleted while the socket was open. */
-  topicDeleted: 4004,
-} as const;
 
 /** Default credit a `subscribe` frame grants when it names none. */
 export const DEFAULT_CREDIT = 1000;

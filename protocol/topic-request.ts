@@ -12,7 +12,7 @@
  * @example
  * const res = await stub.fetch(topicUpgradeRequest({ kind: "socket", topic, hibernate: true, grant }));
  */
-import { socketGrantSchema, type SocketGrant } from "../workers/auth/socket-grant.ts";
+import { socketGrantSchema, type SocketGrant } from "./grant.ts";
 
 /** What the gateway asks a topic object for. */
 export type TopicUpgrade =

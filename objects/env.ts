@@ -1,0 +1,16 @@
+/**
+ * The bindings and variables the Durable Objects use (wrangler.toml). The gateway's Env
+ * (workers/env.ts) extends this one; objects never import the gateway.
+ */
+import type { Directory } from "./directory.ts";
+import type { Keys } from "./keys.ts";
+import type { LimitsEnv } from "./limits.ts";
+import type { Topic } from "./topic.ts";
+
+export interface ObjectsEnv extends LimitsEnv {
+  TOPIC: DurableObjectNamespace<Topic>;
+  /** API keys (hashes), their request buckets and their live sockets: objects/keys.ts. */
+  KEYS: DurableObjectNamespace<Keys>;
+  /** Each tenant's index of topics: objects/directory.ts. */
+  DIRECTORY: DurableObjectNamespace<Directory>;
+}
