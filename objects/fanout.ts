@@ -83,11 +83,12 @@ export class Fanout {
    * Track a new socket. `hibernatable` sockets keep their state in attachments; the others
    * (accepted with `accept()`, which keep the object awake) only in memory.
    */
-  add(ws: WebSocket, hibernatable: boolean, init: Omit<SocketAttachment, "v" | "sub"> = {}): void {
+  add(ws: WebSocket, hibernatable: boolean, init: Omit<SocketAttachment, "v" | "sub"> = {}): SocketAttachment {
     const attachment: SocketAttachment = { v: 1, ...init };
     if (hibernatable) this.#hibernatable.add(ws);
     this.#sockets.set(ws, attachment);
     this.#persist(ws, attachment);
+    return attachment;
   }
 
   /** The live attachment of a socket (security hooks read and update `grant` and `limit`). */

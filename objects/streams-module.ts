@@ -1,0 +1,127 @@
+/**
+ * The Durable Streams adapter as a Topic module: the protocol's operations on this topic
+ * (workers/routes/streams.ts calls them through the Topic's `ds*` RPC methods). The logic is in
+ * StreamService over StreamState (objects/stream-*.ts); messages go through the topic's commit
+ * queue and log, so HTTP and WebSocket share offsets and order. Readers waiting for data hold a
+ * hibernatable WebSocket to the object, which this module closes when data arrives
+ * (docs/decisions/008-streams-state-and-waiting.md).
+ */
+import { CLOSE_CODES } from "../protocol/close-codes.ts";
+import { DovetailError } from "../protocol/errors.ts";
+import type { CommitQueue } from "./commit-queue.ts";
+import type { TopicLog } from "./log.ts";
+import { encodeReadReply, StreamService } from "./stream-service.ts";
+import { StreamState } from "./stream-state.ts";
+import type { TopicModule } from "./topic-module.ts";
+
+/** Hibernation tag of Durable Streams waiter sockets (the gateway waiting for data, not subscribers). */
+export const DS_WAIT_TAG = "ds-wait";
+
+export interface StreamsModuleOptions {
+  log: TopicLog;
+  commits: CommitQueue;
+  sql: SqlStorage;
+  /** Hibernatable sockets filed under a tag; accepting one with a tag. */
+  taggedSockets(tag: string): WebSocket[];
+  acceptTagged(ws: WebSocket, tag: string): void;
+  pageMessages: number;
+  pageBytes: number;
+}
+
+export class StreamsModule implements TopicModule {
+  readonly #options: StreamsModuleOptions;
+  #service: StreamService | undefined;
+  #state: StreamState | undefined;
+  /** Upper bound of open waiter sockets (null: unknown since wake); saves a lookup per commit. */
+  #waiters: number | null = null;
+
+  constructor(options: StreamsModuleOptions) {
+    this.#options = options;
+  }
+
+  /** The stream service, made on first use (a topic never used as a stream reads no `ds_` table). */
+  get service(): StreamService {
+    if (!this.#service) {
+      const o = this.#options;
+      this.#state = new StreamState(o.sql);
+      this.#service = new StreamService({
+        log: o.log,
+        state: this.#state,
+        submit: (messages) => o.commits.submit(messages),
+        flush: () => o.commits.flush(),
+        waiting: () => o.commits.waitingMessages,
+        wakeAll: () => this.#wake(true),
+        pageMessages: o.pageMessages,
+        pageBytes: o.pageBytes,
+      });
+    }
+    return this.#service;
+  }
+
+  #record() {
+    void this.service;
+    return this.#state!.record;
+  }
+
+  /** WebSocket and /v1/topics publishes to a topic whose stream was closed over HTTP fail. */
+  beforeWrite(): void {
+    if (this.#record()?.closed) {
+      throw new DovetailError("stream_closed", "this topic's stream was closed (Stream-Closed); it takes no more messages");
+    }
+  }
+
+  /** Producer state is written with the commit that stores its messages; waiters see the data. */
+  onCommit(): void {
+    this.#state?.persist();
+    if (this.#waiters !== 0) this.#wake(false);
+  }
+
+  onDelete(): void {
+    this.#service = undefined;
+    this.#state = undefined;
+    this.#waiters = null;
+  }
+
+  /**
+   * The gateway waits for data after offset `after`: accept a hibernatable socket tagged as a
+   * waiter (not a subscriber), or answer 200 at once when there is already something to see.
+   */
+  acceptWaiter(after: number): Response {
+    const record = this.#record();
+    if (!record || record.closed || record.softDeleted || this.#options.log.head > after) return new Response(null, { status: 200 });
+    const pair = new WebSocketPair();
+    this.#options.acceptTagged(pair[1], DS_WAIT_TAG);
+    pair[1].serializeAttachment({ v: 1, dsWait: after });
+    this.#waiters = (this.#waiters ?? 0) + 1;
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /**
+   * Close waiter sockets whose offset now has data, first sending each the read it would make
+   * (one read per distinct offset), or close all of them (stream closed or deleted).
+   */
+  #wake(all: boolean): void {
+    const waiters = this.#options.taggedSockets(DS_WAIT_TAG);
+    let left = 0;
+    const replies = new Map<number, string>();
+    for (const ws of waiters) {
+      const at = (ws.deserializeAttachment() as { dsWait?: number } | null)?.dsWait ?? -1;
+      if (all || this.#options.log.head > at) {
+        try {
+          if (!all && at >= 0) {
+            let reply = replies.get(at);
+            if (reply === undefined) {
+              reply = encodeReadReply(this.service.read({ offset: { kind: "at", next: at }, live: true, ifNoneMatch: null }, Date.now()));
+              replies.set(at, reply);
+            }
+            ws.send(reply);
+          }
+          ws.close(CLOSE_CODES.normal, "wake");
+        } catch {
+          // Already closing.
+        }
+      } else left++;
+    }
+    this.#waiters = left;
+  }
+}
