@@ -2,8 +2,9 @@
  * /v1/stream/{topic}: the Durable Streams HTTP protocol (docs/streams.md) on every topic.
  *
  * The gateway checks and decodes each request (headers, offsets, JSON flattening, size limits),
- * then one RPC to the topic object does the work and answers with a ready HTTP reply
- * (objects/stream-service.ts). Live reads are held here, in the gateway: a reader at the tail
+ * then one RPC to the topic object does the work and answers with the protocol's reply (status,
+ * headers, body; objects/stream-service.ts). Refusals are thrown as DovetailError and shaped by
+ * the gateway's one onError, as on every other route. Live reads are held here, in the gateway: a reader at the tail
  * waits on a hibernatable WebSocket to the topic that the topic closes when data arrives, so a
  * waiting reader keeps no topic awake (docs/decisions/008-streams-state-and-waiting.md).
  *
@@ -46,13 +47,7 @@ interface StreamsEnv {
   STREAM_LONG_POLL_MS?: string;
 }
 
-function fail(status: number, code: ConstructorParameters<typeof DovetailError>[0], message: string): Response {
-  return new Response(JSON.stringify(new DovetailError(code, message).toBody()), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
+/** A reply the topic object composed (status, protocol headers, body) as a Response. */
 function send(reply: DsReply, extra: Record<string, string> = {}): Response {
   const nullBody = reply.status === 204 || reply.status === 304 || reply.body === undefined;
   return new Response(nullBody ? null : reply.body, { status: reply.status, headers: { ...reply.headers, ...extra } });
@@ -83,7 +78,7 @@ function forkSourceTopic(forkedFrom: string): string {
 /** Reads of a stream nobody created are answered 404 here, without waking a topic object. */
 const existingStream: MiddlewareHandler<GatewayEnv> = async function existingStream(c, next) {
   const topic = c.get("topic");
-  if (!(await topicExists(c.env, c.get("tenant"), topic))) return fail(404, "not_found", `no stream ${topic}`);
+  if (!(await topicExists(c.env, c.get("tenant"), topic))) throw new DovetailError("not_found", `no stream ${topic}`);
   await next();
 };
 
@@ -106,25 +101,24 @@ function closedHeader(c: Context<GatewayEnv>): boolean {
   return header(c, "Stream-Closed")?.toLowerCase() === "true";
 }
 
-/** Encode an append body as messages: one `data` per JSON value, or one `bytes` message. */
+/** Encode an append body as messages: one `data` per JSON value, or one `bytes` message. Throws the refusal. */
 function encodePayload(
   c: Context<GatewayEnv>,
   body: Uint8Array,
   contentType: string,
   forCreate: boolean,
-): { payload: DsPayload | null } | { error: Response } {
-  if (body.length === 0) return { payload: null };
+): DsPayload | null {
+  if (body.length === 0) return null;
   const { limits } = settingsFromEnv(c.env);
   const json = isJsonContentType(contentType);
-  try {
-    if (json) {
+  if (json) {
       const text = decodeUtf8Strict(body);
-      if (text === null) return { error: fail(400, "invalid_utf8", "a JSON body must be valid UTF-8") };
+      if (text === null) throw new DovetailError("invalid_utf8", "a JSON body must be valid UTF-8");
       const flat = flattenJsonBody(text);
       if ("error" in flat) {
-        if (flat.error === "empty_array" && forCreate) return { payload: null };
-        if (flat.error === "too_deep") return { error: fail(400, "too_deep", `a JSON value nests more than ${MAX_DATA_DEPTH} levels of arrays and objects`) };
-        return { error: fail(400, "invalid_field", flat.error === "empty_array" ? "an append may not be an empty JSON array" : "body is not valid JSON") };
+        if (flat.error === "empty_array" && forCreate) return null;
+        if (flat.error === "too_deep") throw new DovetailError("too_deep", `a JSON value nests more than ${MAX_DATA_DEPTH} levels of arrays and objects`);
+        throw new DovetailError("invalid_field", flat.error === "empty_array" ? "an append may not be an empty JSON array" : "body is not valid JSON");
       }
       // Each text is JSON.stringify output: stored as the message's `data` as it is.
       const sizes = new Uint32Array(flat.messages.length);
@@ -138,16 +132,12 @@ function encodePayload(
         total += size;
       }
       if (total > limits.maxBatchBytes) throw new DovetailError("batch_too_large", `an append may carry at most ${limits.maxBatchBytes} bytes`);
-      return { payload: { json, bodies: `"data":${flat.messages.join('\n"data":')}`, sizes } };
-    }
-    if (body.length > limits.maxMessageBytes) {
-      throw new DovetailError("message_too_large", `an append is ${body.length} bytes; the limit is ${limits.maxMessageBytes}`);
-    }
-    return { payload: { json, bodies: `"bytes":"${bytesToBase64(body)}"`, sizes: Uint32Array.of(body.length) } };
-  } catch (error) {
-    if (error instanceof DovetailError) return { error: fail(error.status, error.code, error.message) };
-    throw error;
+      return { json, bodies: `"data":${flat.messages.join('\n"data":')}`, sizes };
   }
+  if (body.length > limits.maxMessageBytes) {
+    throw new DovetailError("message_too_large", `an append is ${body.length} bytes; the limit is ${limits.maxMessageBytes}`);
+  }
+  return { json, bodies: `"bytes":"${bytesToBase64(body)}"`, sizes: Uint32Array.of(body.length) };
 }
 
 /**
@@ -180,11 +170,11 @@ async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, af
 }
 
 /** 413 before reading a body whose declared length is over twice the batch limit (JSON escaping can inflate a batch). */
-function bodyTooLarge(c: Context<GatewayEnv>): Response | null {
+function checkBodySize(c: Context<GatewayEnv>): void {
   const declared = Number(header(c, "Content-Length") ?? "0");
   const { limits } = settingsFromEnv(c.env);
-  if (declared <= limits.maxBatchBytes * 2) return null;
-  return fail(413, "batch_too_large", `request body is ${declared} bytes; the limit is ${limits.maxBatchBytes}`);
+  if (declared <= limits.maxBatchBytes * 2) return;
+  throw new DovetailError("batch_too_large", `request body is ${declared} bytes; the limit is ${limits.maxBatchBytes}`);
 }
 
 function longPollMs(c: Context<GatewayEnv>): number {
@@ -235,50 +225,48 @@ async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
   let contentType = rawType !== undefined && isValidContentType(rawType) ? rawType.trim() : null;
   const ttlRaw = header(c, "Stream-TTL");
   const expiresRaw = header(c, "Stream-Expires-At");
-  if (ttlRaw !== undefined && expiresRaw !== undefined) return fail(400, "invalid_field", "send Stream-TTL or Stream-Expires-At, not both");
+  if (ttlRaw !== undefined && expiresRaw !== undefined) throw new DovetailError("invalid_field", "send Stream-TTL or Stream-Expires-At, not both");
   const ttlSeconds = ttlRaw === undefined ? null : parseNonNegativeInt(ttlRaw);
-  if (ttlRaw !== undefined && ttlSeconds === null) return fail(400, "invalid_field", "Stream-TTL: expected a non-negative integer of seconds");
+  if (ttlRaw !== undefined && ttlSeconds === null) throw new DovetailError("invalid_field", "Stream-TTL: expected a non-negative integer of seconds");
   if (expiresRaw !== undefined && !Number.isFinite(Date.parse(expiresRaw))) {
-    return fail(400, "invalid_field", "Stream-Expires-At: expected an RFC 3339 timestamp");
+    throw new DovetailError("invalid_field", "Stream-Expires-At: expected an RFC 3339 timestamp");
   }
   const forkedFrom = header(c, "Stream-Forked-From");
   const forkOffsetRaw = header(c, "Stream-Fork-Offset");
   const subRaw = c.req.raw.headers.has("Stream-Fork-Sub-Offset") ? (c.req.raw.headers.get("Stream-Fork-Sub-Offset") ?? "") : undefined;
   if (forkedFrom === undefined && (forkOffsetRaw !== undefined || subRaw !== undefined)) {
-    return fail(400, "invalid_field", "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From");
+    throw new DovetailError("invalid_field", "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From");
   }
   let forkOffset: number | null = null;
   if (forkOffsetRaw !== undefined) {
     const parsed = parseOffset(forkOffsetRaw);
-    if (!parsed || parsed.kind !== "at") return fail(400, "invalid_field", "Stream-Fork-Offset: not an offset of this server");
+    if (!parsed || parsed.kind !== "at") throw new DovetailError("invalid_field", "Stream-Fork-Offset: not an offset of this server");
     forkOffset = parsed.next;
   }
   const subOffset = subRaw === undefined ? 0 : parseNonNegativeInt(subRaw);
-  if (subOffset === null) return fail(400, "invalid_field", "Stream-Fork-Sub-Offset: expected a non-negative integer");
-  if (subOffset > 0 && forkOffset === null) return fail(400, "invalid_field", "Stream-Fork-Sub-Offset needs Stream-Fork-Offset");
-  const tooLarge = bodyTooLarge(c);
-  if (tooLarge) return tooLarge;
+  if (subOffset === null) throw new DovetailError("invalid_field", "Stream-Fork-Sub-Offset: expected a non-negative integer");
+  if (subOffset > 0 && forkOffset === null) throw new DovetailError("invalid_field", "Stream-Fork-Sub-Offset needs Stream-Fork-Offset");
+  checkBodySize(c);
   const body = new Uint8Array(await c.req.arrayBuffer());
 
   let fork = null;
   let source: { topic: string; stub: ReturnType<typeof topicStub> } | null = null;
   if (forkedFrom !== undefined) {
     const sourceTopic = forkSourceTopic(forkedFrom);
-    if (sourceTopic === topic) return fail(409, "conflict", "a stream cannot fork itself");
+    if (sourceTopic === topic) throw new DovetailError("conflict", "a stream cannot fork itself");
     source = { topic: sourceTopic, stub: topicStub(c.env, c.get("tenant"), sourceTopic) };
     const copy = await source.stub.dsForkSource(sourceTopic, forkOffset, subOffset);
     if (!copy.ok) return send(copy.reply);
     fork = { ...copy.copy, from: sourceTopic };
     contentType ??= copy.copy.contentType;
   }
-  const encoded = encodePayload(c, body, contentType ?? "application/octet-stream", true);
-  if ("error" in encoded) return encoded.error;
+  const payload = encodePayload(c, body, contentType ?? "application/octet-stream", true);
   const reply = await stub.dsCreate(topic, {
     contentType,
     ttlSeconds,
     expiresAt: expiresRaw ?? null,
     closed: closedHeader(c),
-    payload: encoded.payload,
+    payload,
     fork,
   });
   if (reply.status === 201 && source) await source.stub.dsForkRef(source.topic, 1);
@@ -293,26 +281,24 @@ async function append(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
   let producer: DsProducer | null = null;
   if (pid !== undefined || pepoch !== undefined || pseq !== undefined) {
     if (pid === undefined || pepoch === undefined || pseq === undefined) {
-      return fail(400, "invalid_field", "Producer-Id, Producer-Epoch and Producer-Seq go together");
+      throw new DovetailError("invalid_field", "Producer-Id, Producer-Epoch and Producer-Seq go together");
     }
     const epoch = parseNonNegativeInt(pepoch);
     const seq = parseNonNegativeInt(pseq);
-    if (pid === "" || epoch === null || seq === null) return fail(400, "invalid_field", "invalid producer headers");
+    if (pid === "" || epoch === null || seq === null) throw new DovetailError("invalid_field", "invalid producer headers");
     producer = { id: pid, epoch, seq };
   }
-  const tooLarge = bodyTooLarge(c);
-  if (tooLarge) return tooLarge;
+  checkBodySize(c);
   const body = new Uint8Array(await c.req.arrayBuffer());
-  if (body.length === 0 && !close) return fail(400, "invalid_field", "an append needs a body (or Stream-Closed: true)");
+  if (body.length === 0 && !close) throw new DovetailError("invalid_field", "an append needs a body (or Stream-Closed: true)");
   const rawType = header(c, "Content-Type");
   if (body.length > 0 && (rawType === undefined || !isValidContentType(rawType))) {
-    return fail(400, "invalid_field", "an append with a body needs a Content-Type");
+    throw new DovetailError("invalid_field", "an append with a body needs a Content-Type");
   }
-  const encoded = encodePayload(c, body, rawType ?? "application/octet-stream", false);
-  if ("error" in encoded) return encoded.error;
+  const payload = encodePayload(c, body, rawType ?? "application/octet-stream", false);
   const reply = await stub.dsAppend(topic, {
     contentType: body.length > 0 ? rawType!.trim() : null,
-    payload: encoded.payload,
+    payload,
     close,
     streamSeq: header(c, "Stream-Seq") ?? null,
     producer,
@@ -322,17 +308,17 @@ async function append(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
 
 async function read(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>, url: URL): Promise<Response> {
   const offsets = url.searchParams.getAll("offset");
-  if (offsets.length > 1) return fail(400, "invalid_field", "give one offset");
+  if (offsets.length > 1) throw new DovetailError("invalid_field", "give one offset");
   let offset: ParsedOffset = { kind: "start" };
   if (offsets.length === 1) {
     const parsed = parseOffset(offsets[0]!);
-    if (!parsed) return fail(400, "invalid_field", "offset: not an offset of this server, -1 or now");
+    if (!parsed) throw new DovetailError("invalid_field", "offset: not an offset of this server, -1 or now");
     offset = parsed;
   }
   const live = url.searchParams.get("live");
   const cursor = url.searchParams.get("cursor") ?? undefined;
   if ((live === "long-poll" || live === "sse") && offsets.length === 0) {
-    return fail(400, "invalid_field", `live=${live} needs an offset`);
+    throw new DovetailError("invalid_field", `live=${live} needs an offset`);
   }
   if (live === "sse") return sse(c, topic, stub, offset, cursor);
   if (live !== "long-poll") {
