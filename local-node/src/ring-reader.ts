@@ -7,7 +7,7 @@ import { RingError, RingErrorCode } from "./errors.ts";
 import * as L from "./layout.ts";
 import { native } from "./native.ts";
 import type { Mapping } from "./ring-mapping.ts";
-import { checkRecord, RecordHeader, RecordSkip } from "./ring-record.ts";
+import { RecordCheck, RecordHeader } from "./ring-record.ts";
 import { nowMs32, TWO_POW_32, WAIT_SLICE_MS } from "./ring-util.ts";
 
 /** A busy consumer refreshes its heartbeat every this many calls (Date.now() costs ~40 ns here). */
@@ -73,7 +73,6 @@ export class RingReader {
   readonly slot: number;
   private readonly m: Mapping;
   private readonly d8: Uint8Array;
-  private readonly d16: Uint16Array;
   private readonly buffer: ArrayBuffer;
   private readonly dataOffset: number;
   private readonly capacity: number;
@@ -83,7 +82,7 @@ export class RingReader {
   private readonly spin: number;
   private readonly iteratorBatch: number;
   private readonly onGap: ((gap: RingGap) => void) | undefined;
-  /** Header of the record seek() found last; reused for every record (no allocation per record). */
+  /** Fields of the record header RecordHeader.check read last; reused for every record (no allocation per record). */
   private readonly found = new RecordHeader();
   /** Next position to read. */
   private pos: number;
@@ -105,7 +104,6 @@ export class RingReader {
     this.slot = slot;
     this.m = m;
     this.d8 = m.d8;
-    this.d16 = m.d16;
     this.buffer = m.buffer;
     this.dataOffset = m.dataOffset;
     this.capacity = m.capacity;
@@ -215,14 +213,17 @@ export class RingReader {
     let count = 0;
     while (count < max) {
       if (this.pos === this.head && !this.loadHead()) break;
-      const length = this.step();
+      const pos = this.pos;
+      const index = pos & this.mask;
+      const length = found.check(this.m, index, pos, this.head);
       if (length < 0) {
-        if (length === -2) break; // torn: resynced to the head, stop this call there
+        this.skip(pos, length);
+        if (length === RecordCheck.TORN) break; // resynced to the head: stop this call there
         continue;
       }
-      const offset = this.pos - found.size;
+      this.pos = pos + found.size;
       count++;
-      handler(this.d8, (offset & this.mask) + L.RECORD_HEADER_BYTES, length, found.type, offset);
+      handler(this.d8, index + L.RECORD_HEADER_BYTES, length, found.type, pos);
     }
     this.stats.records += count;
     if (Atomics.load(this.m.i32, this.stateIndex) !== L.SlotState.LIVE) {
@@ -409,39 +410,35 @@ export class RingReader {
   }
 
   /**
-   * Read the record at pos (below the head as last loaded) through checkRecord and move past it.
-   * Returns its payload length when it is one to deliver (type and size in `this.found`, offset
-   * `this.pos - this.found.size`); -1 when it was padding or corrupt (skipped, reported; call
-   * again); -2 when its header was torn (reported, pos resynced to the head). The one step poll,
-   * pollBatch and drain take per record. The results are literals, not named constants: see
-   * checkRecord.
+   * RecordHeader.check found no record to deliver at `pos` (`code` < 0): move past padding; report
+   * a corrupt record and move past it; report a torn header and resync to the head. Kept out of the
+   * per-record code that TurboFan inlines into poll, pollBatch and drain, so that it stays small
+   * (see RecordHeader.check).
    */
-  private step(): number {
-    const found = this.found;
-    const pos = this.pos;
-    const length = checkRecord(this.m, found, pos & this.mask, pos, this.head);
-    if (length >= 0) {
-      this.pos = pos + found.size;
-      return length;
-    }
-    if (found.skip === RecordSkip.TORN) {
+  private skip(pos: number, code: number): void {
+    if (code === RecordCheck.TORN) {
       this.gap(pos, this.head, "torn");
       this.pos = this.head;
-      return -2;
+    } else if (code === RecordCheck.CORRUPT) {
+      this.corrupt(pos, this.found.size);
+    } else {
+      this.pos = pos + this.found.size; // padding: to the start of the next lap
     }
-    if (found.skip === RecordSkip.CORRUPT) this.corrupt(pos, found.size);
-    else this.pos = pos + found.size; // padding: to the start of the next lap
-    return -1;
   }
 
   private next(): RingRecord | null {
+    const found = this.found;
+    const m = this.m;
     while (this.pos !== this.head) {
-      const length = this.step();
-      if (length === -2) return null;
-      if (length < 0) continue;
-      const found = this.found;
-      const offset = this.pos - found.size;
-      const index = offset & this.mask;
+      const pos = this.pos;
+      const index = pos & this.mask;
+      const length = found.check(m, index, pos, this.head);
+      if (length < 0) {
+        this.skip(pos, length);
+        if (length === RecordCheck.TORN) return null;
+        continue;
+      }
+      this.pos = pos + found.size;
       this.stats.records++;
       let lost = 0;
       if (this.lostPending !== 0) {
@@ -449,9 +446,9 @@ export class RingReader {
         this.lostPending = 0;
       }
       return {
-        offset,
+        offset: pos,
         type: found.type,
-        flags: this.d16[(index >> 1) + 3]!,
+        flags: m.d16[(index >> 1) + 3]!, // m.d16 as in check: one map check of the view, not two
         data: new Uint8Array(this.buffer, this.dataOffset + index + L.RECORD_HEADER_BYTES, length),
         lost,
       };
