@@ -14,10 +14,13 @@
  * gap after each wave waits until the wave's topic files are closed and records how long that
  * took (the eviction delay as seen from outside).
  *
- * The run is healthy when every request succeeded, `/healthz` stayed under `healthMaxMs`, the
- * topic files were closed within `releaseTimeoutMs` after every wave, and the memory after the
- * last gap is at most `memoryFactor` × the memory right after the first wave (it plateaus; a leak
- * per topic would not). Otherwise `ok` is false and `problems` says why.
+ * The run is healthy when every request succeeded, `/healthz` stayed under `healthBoundMs` (the
+ * 99th percentile while a wave runs: one stall of a busy machine is not the bus's; every single
+ * probe after a wave and after its gap), the topic files were closed within `releaseTimeoutMs`
+ * after every wave, and memory was reused: what the process grew by after wave 1, per topic
+ * created since, is under `residualBound` × what one open topic costs (wave 1's figure). Keeping
+ * every topic would make that ratio about 1; measured, it is about 0.05 (docs/local-limits.md).
+ * Otherwise `ok` is false and `problems` says why.
  *
  * Linux only (reads /proc); the bus runs with auth off like every bench case (with the dev token,
  * the JWT rate limit of 1,000 requests per 10 s per credential would pace the creation instead).
@@ -44,15 +47,15 @@ export interface ManyTopicsConfig {
   healthEveryMs: number;
   /** Publishes timed per sample, to fresh topics and to old ones. */
   probes: number;
-  /** Bound on every `/healthz` (during waves and after them). */
-  healthMaxMs: number;
-  /** Bound on memory after the last gap, as a multiple of memory right after the first wave. */
-  memoryFactor: number;
+  /** Bound on `/healthz`: its p99 while a wave runs, and each probe after a wave and after its gap. */
+  healthBoundMs: number;
+  /** Bound on memory kept per topic created after wave 1, as a fraction of the memory of one open topic. */
+  residualBound: number;
 }
 
 /** CI (`--quick`): 500 topics in 2 waves, about 40 s. Full: 20,000 topics in 8 waves. */
 export function manyTopicsConfig(quick: boolean): ManyTopicsConfig {
-  const common = { releaseTimeoutMs: 30_000, healthEveryMs: 200, healthMaxMs: 2_000, memoryFactor: 1.5 };
+  const common = { releaseTimeoutMs: 30_000, healthEveryMs: 200, healthBoundMs: 2_000, residualBound: 0.5 };
   return quick
     ? { ...common, topics: 500, waves: 2, concurrency: 8, idleMs: 12_000, probes: 3 }
     : { ...common, topics: 20_000, waves: 8, concurrency: 16, idleMs: 15_000, probes: 5 };
@@ -216,23 +219,38 @@ function failedRequests(w: WaveResult): number {
 
 /**
  * The checks, apart from the run: every request succeeded, health stayed bounded, every wave's
- * topic files were closed in time, memory plateaued.
+ * topic files were closed in time, memory was reused.
  */
-export function checkManyTopics(config: ManyTopicsConfig, waves: WaveResult[]): string[] {
+export function checkManyTopics(config: ManyTopicsConfig, baseline: ProcessSample, waves: WaveResult[]): string[] {
   const problems: string[] = [];
   for (const w of waves) {
     const failed = failedRequests(w);
     if (failed > 0) problems.push(`wave ${w.wave}: ${failed} request(s) failed (${w.failed} of ${w.created} topic creations)`);
-    const health = Math.max(w.healthDuringWave.maxMs, w.afterWave.healthMs ?? 0, w.afterIdle.healthMs ?? 0);
-    if (health > config.healthMaxMs) problems.push(`wave ${w.wave}: /healthz took ${health.toFixed(0)} ms (bound ${config.healthMaxMs} ms)`);
+    if (w.healthDuringWave.p99Ms > config.healthBoundMs) problems.push(`wave ${w.wave}: /healthz p99 ${w.healthDuringWave.p99Ms.toFixed(0)} ms while it ran (bound ${config.healthBoundMs} ms)`);
+    const probe = Math.max(w.afterWave.healthMs ?? 0, w.afterIdle.healthMs ?? 0);
+    if (probe > config.healthBoundMs) problems.push(`wave ${w.wave}: /healthz took ${probe.toFixed(0)} ms after it (bound ${config.healthBoundMs} ms)`);
     if (w.releasedAfterMs === null) problems.push(`wave ${w.wave}: topic files still open ${config.releaseTimeoutMs / 1000} s after its last request (idle objects were not evicted)`);
   }
-  const first = waves[0];
-  const last = waves.at(-1);
-  if (first && last && waves.length > 1 && last.afterIdle.rssMB > first.afterWave.rssMB * config.memoryFactor) {
-    problems.push(`memory grew from ${first.afterWave.rssMB} MB after wave 1 to ${last.afterIdle.rssMB} MB after wave ${last.wave} (bound ${config.memoryFactor}×): not reused`);
+  const kept = residual(baseline, waves);
+  if (kept && kept.fraction > config.residualBound) {
+    problems.push(
+      `memory not reused: ${kept.kbPerTopic.toFixed(0)} KB kept per topic created after wave 1, ${kept.fraction.toFixed(2)} of an open topic's ${(kept.openTopicMB * 1024).toFixed(0)} KB (bound ${config.residualBound})`,
+    );
   }
   return problems;
+}
+
+/**
+ * Memory one open topic costs (wave 1: RSS over baseline ÷ topics open), and what the process
+ * grew by from right after wave 1 to after the last gap, per topic created in between.
+ */
+export function residual(baseline: ProcessSample, waves: WaveResult[]): { openTopicMB: number; kbPerTopic: number; fraction: number } | null {
+  const first = waves[0];
+  const last = waves.at(-1);
+  if (!first || !last || waves.length < 2 || first.afterWave.openTopics === 0) return null;
+  const openTopicMB = (first.afterWave.rssMB - baseline.rssMB) / first.afterWave.openTopics;
+  const perTopicMB = Math.max(0, last.afterIdle.rssMB - first.afterWave.rssMB) / (last.topicsSoFar - first.topicsSoFar);
+  return { openTopicMB, kbPerTopic: perTopicMB * 1024, fraction: openTopicMB > 0 ? perTopicMB / openTopicMB : 0 };
 }
 
 export async function runManyTopics(config: ManyTopicsConfig, log: (text: string) => void, options: { verbose?: boolean } = {}): Promise<ManyTopicsResult> {
@@ -270,8 +288,8 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
         if (f === null) freshFailed++;
         else fresh.push(f);
         // Old topics spread over the ones created before `oldest`, which are evicted by then.
-        const o = oldest > 0 ? await publish(topicName(Math.floor(((i + 0.5) / config.probes) * oldest)), i) : null;
         if (oldest > 0) {
+          const o = await publish(topicName(Math.floor(((i + 0.5) / config.probes) * oldest)), i);
           if (o === null) oldFailed++;
           else old.push(o);
         }
@@ -342,7 +360,8 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
     }
 
     const disk = topicDisk(bus.state);
-    const problems = checkManyTopics(config, waves);
+    const problems = checkManyTopics(config, baseline, waves);
+    const kept = residual(baseline, waves);
     const w1 = waves[0]!;
     const released = waves.map((w) => w.releasedAfterMs).filter((x): x is number => x !== null);
     const allHealth = waves.flatMap((w) => [w.healthDuringWave.maxMs, w.afterWave.healthMs ?? 0, w.afterIdle.healthMs ?? 0]);
@@ -359,13 +378,18 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
       fdsPerOpenTopic: w1.afterWave.openTopics ? Math.round((w1.afterWave.topicFileFds / w1.afterWave.openTopics) * 100) / 100 : null,
       // Memory per open topic, from wave 1 (later waves reuse memory the earlier ones left).
       mbPerOpenTopic: w1.afterWave.openTopics ? Math.round(((w1.afterWave.rssMB - baseline.rssMB) / w1.afterWave.openTopics) * 1000) / 1000 : null,
+      // What stays per topic once its object has left: growth after wave 1 per topic created since.
+      keptKBPerTopic: kept ? Math.round(kept.kbPerTopic * 10) / 10 : null,
+      keptFractionOfOpenTopic: kept ? Math.round(kept.fraction * 1000) / 1000 : null,
       peakRssMB: Math.max(...waves.map((w) => w.afterWave.rssMB)),
       lastIdleRssMB: waves.at(-1)!.afterIdle.rssMB,
       lastIdleFds: waves.at(-1)!.afterIdle.fds,
-      releasedAfterMinMs: released.length ? Math.min(...released) : null,
-      releasedAfterMaxMs: released.length ? Math.max(...released) : null,
+      // Eviction delay as seen from outside: last request of a wave → its topic files closed (s).
+      releasedAfterMinS: released.length ? Math.min(...released) / 1000 : null,
+      releasedAfterMaxS: released.length ? Math.max(...released) / 1000 : null,
       healthMaxMs: Math.max(...allHealth),
       healthDuringWavesP50Ms: p50s(waves.map((w) => w.healthDuringWave)),
+      healthDuringWavesP99MaxMs: Math.max(...waves.map((w) => w.healthDuringWave.p99Ms)),
       freshPublishP50Ms: p50s(waves.flatMap((w) => [w.afterWave.freshPublishMs, w.afterIdle.freshPublishMs])),
       oldPublishP50Ms: p50s(waves.flatMap((w) => [w.afterWave.oldPublishMs, w.afterIdle.oldPublishMs])),
       topicDatabasesOnDisk: disk.topics,
