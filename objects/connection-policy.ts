@@ -107,7 +107,14 @@ export class ConnectionPolicy implements TopicModule {
     this.#host.persist(ws);
     if (verdict.ok) return true;
     try {
-      ws.send(encodeErrorFrame(new DovetailError("rate_limited", `too many frames or bytes on this connection; retry after ${verdict.retryAfterMs} ms`, { retryAfterMs: verdict.retryAfterMs }), id));
+      ws.send(
+        encodeErrorFrame(
+          new DovetailError("rate_limited", `too many frames or bytes on this connection; retry after ${verdict.retryAfterMs} ms`, {
+            retryAfterMs: verdict.retryAfterMs,
+          }),
+          id,
+        ),
+      );
       if (verdict.close) ws.close(CLOSE_CODES.policyViolation, "rate limit exceeded repeatedly");
     } catch {
       // Already closed.
@@ -129,7 +136,11 @@ export class ConnectionPolicy implements TopicModule {
     if (!bucket) this.#publishBuckets.set(grant.cred, (bucket = fullBucket(rate.topicMessageBurst, now)));
     const wait = takeTokens(bucket, rate.topicMessagesPerSecond, rate.topicMessageBurst, messages, now);
     if (wait > 0) {
-      throw new DovetailError("rate_limited", `this credential publishes to this topic faster than ${rate.topicMessagesPerSecond} messages/s; retry after ${wait} ms`, { retryAfterMs: wait });
+      throw new DovetailError(
+        "rate_limited",
+        `this credential publishes to this topic faster than ${rate.topicMessagesPerSecond} messages/s; retry after ${wait} ms`,
+        { retryAfterMs: wait },
+      );
     }
   }
 

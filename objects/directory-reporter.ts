@@ -45,7 +45,10 @@ export class DirectoryReporter implements TopicModule {
         },
         (error: unknown) => {
           this.#listing = null;
-          throw knownError(error) ?? new DovetailError("internal", "the topic could not be listed in the tenant's directory; nothing was stored", {}, { cause: error });
+          throw (
+            knownError(error) ??
+            new DovetailError("internal", "the topic could not be listed in the tenant's directory; nothing was stored", {}, { cause: error })
+          );
         },
       );
     return this.#listing;

@@ -116,7 +116,10 @@ export class Directory extends DurableObject<DirectoryEnv> {
     const inserted = this.#sql.exec(
       `INSERT INTO dd_topics (name, created_at, last_active, head, messages, bytes, subscribers, reported_at)
        VALUES (?, ?, ?, 0, 0, 0, 0, ?) ON CONFLICT(name) DO NOTHING`,
-      topic, at, at, at,
+      topic,
+      at,
+      at,
+      at,
     ).rowsWritten;
     if (inserted > 0) this.#event("created", topic, at);
   }
@@ -129,7 +132,13 @@ export class Directory extends DurableObject<DirectoryEnv> {
        ON CONFLICT(name) DO UPDATE SET last_active = excluded.last_active, head = excluded.head,
          messages = excluded.messages, bytes = excluded.bytes, subscribers = excluded.subscribers,
          reported_at = excluded.reported_at`,
-      topic, stats.lastActive, stats.head, stats.messages, stats.bytes, stats.subscribers, at,
+      topic,
+      stats.lastActive,
+      stats.head,
+      stats.messages,
+      stats.bytes,
+      stats.subscribers,
+      at,
     );
   }
 
@@ -172,7 +181,11 @@ export class Directory extends DurableObject<DirectoryEnv> {
   /** Created/deleted events after `seq`, oldest first. `first` is the oldest sequence still kept. */
   async events(after: number, limit = 1000): Promise<{ events: DirectoryEvent[]; first: number }> {
     const events = this.#sql
-      .exec<{ seq: number; kind: string; topic: string; at: number }>(`SELECT seq, kind, topic, at FROM dd_events WHERE seq > ? ORDER BY seq LIMIT ?`, after, Math.max(1, Math.min(limit, 1000)))
+      .exec<{ seq: number; kind: string; topic: string; at: number }>(
+        `SELECT seq, kind, topic, at FROM dd_events WHERE seq > ? ORDER BY seq LIMIT ?`,
+        after,
+        Math.max(1, Math.min(limit, 1000)),
+      )
       .toArray()
       .map((r) => ({ seq: r.seq, kind: r.kind as DirectoryEvent["kind"], topic: r.topic, at: r.at }));
     const first = this.#sql.exec<{ s: number | null }>(`SELECT MIN(seq) AS s FROM dd_events`).one().s ?? after + 1;

@@ -196,7 +196,7 @@ export class Fanout {
         this.#behind.delete(ws);
         continue;
       }
-      let rows;
+      let rows: ReturnType<TopicLog["read"]>;
       try {
         rows = this.#log.read(sub.next, Math.min(sub.credit, this.#options.pageMessages), this.#options.pageBytes);
       } catch (error) {

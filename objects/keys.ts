@@ -147,7 +147,10 @@ export class Keys extends DurableObject<KeysEnv> {
       row.revoked_at = Date.now();
       this.#sql.exec(`UPDATE dk_keys SET revoked_at = ? WHERE id = ?`, row.revoked_at, id);
     }
-    const topics = this.#sql.exec<{ topic: string }>(`SELECT DISTINCT topic FROM dk_live WHERE key_id = ?`, id).toArray().map((r) => r.topic);
+    const topics = this.#sql
+      .exec<{ topic: string }>(`SELECT DISTINCT topic FROM dk_live WHERE key_id = ?`, id)
+      .toArray()
+      .map((r) => r.topic);
     this.#sql.exec(`DELETE FROM dk_live WHERE key_id = ?`, id);
     this.#buckets.delete(id);
     return { record: toRecord(row), topics };

@@ -153,10 +153,10 @@ export class TopicLog {
     this.#retention = retention ? (JSON.parse(retention) as Retention) : defaults.retention;
     const row = !this.#born
       ? undefined
-      : sql.exec<{ head: number; earliest: number; bytes: number; last_time: number }>("SELECT head, earliest, bytes, last_time FROM dt_state WHERE id = 1").toArray()[0];
-    this.#state = row
-      ? { head: row.head, earliest: row.earliest, bytes: row.bytes, lastTime: row.last_time }
-      : { head: 0, earliest: 0, bytes: 0, lastTime: 0 };
+      : sql
+          .exec<{ head: number; earliest: number; bytes: number; last_time: number }>("SELECT head, earliest, bytes, last_time FROM dt_state WHERE id = 1")
+          .toArray()[0];
+    this.#state = row ? { head: row.head, earliest: row.earliest, bytes: row.bytes, lastTime: row.last_time } : { head: 0, earliest: 0, bytes: 0, lastTime: 0 };
   }
 
   #ensureSchema(): void {
@@ -262,7 +262,11 @@ export class TopicLog {
         if (group.producer) {
           this.#sql.exec(
             "INSERT INTO dt_producers (id, seq, off, count, time) VALUES (?, ?, ?, ?, ?)",
-            group.producer.id, group.producer.seq, head, group.messages.length, time,
+            group.producer.id,
+            group.producer.seq,
+            head,
+            group.messages.length,
+            time,
           );
           this.#sql.exec("DELETE FROM dt_producers WHERE id = ? AND seq <= ?", group.producer.id, group.producer.seq - PRODUCER_WINDOW);
         }
@@ -276,7 +280,10 @@ export class TopicLog {
       this.#sql.exec(
         `INSERT INTO dt_state (id, head, earliest, bytes, last_time) VALUES (1, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET head = excluded.head, bytes = excluded.bytes, last_time = excluded.last_time`,
-        head, this.#state.earliest, bytes, time,
+        head,
+        this.#state.earliest,
+        bytes,
+        time,
       );
       return { results, head, bytes };
     });
@@ -320,7 +327,8 @@ export class TopicLog {
     const rows = this.#sql
       .exec<{ off: number; time: number; size: number; body: string }>(
         "SELECT off, time, size, body FROM dt_log WHERE off >= ? ORDER BY off LIMIT ?",
-        from, limit,
+        from,
+        limit,
       )
       .toArray();
     const out: StoredRow[] = [];
@@ -336,11 +344,9 @@ export class TopicLog {
   /** Throws the error a reader at `offset` should get, if any. `head` itself is readable (empty). */
   checkReadable(offset: number): void {
     if (offset < this.#state.earliest) {
-      throw new DovetailError(
-        "offset_trimmed",
-        `offset ${offset} was removed by retention; the earliest available is ${this.#state.earliest}`,
-        { earliest: this.#state.earliest },
-      );
+      throw new DovetailError("offset_trimmed", `offset ${offset} was removed by retention; the earliest available is ${this.#state.earliest}`, {
+        earliest: this.#state.earliest,
+      });
     }
     if (offset > this.#state.head) {
       throw new DovetailError("offset_out_of_range", `offset ${offset} is past the end of the log (next offset is ${this.#state.head})`, {
@@ -400,9 +406,7 @@ export class TopicLog {
       let held = s.bytes - this.#bytesBefore(cut);
       let at = cut;
       while (held > maxBytes && at < s.head) {
-        const rows = this.#sql
-          .exec<{ off: number; size: number }>("SELECT off, size FROM dt_log WHERE off >= ? ORDER BY off LIMIT 1000", at)
-          .toArray();
+        const rows = this.#sql.exec<{ off: number; size: number }>("SELECT off, size FROM dt_log WHERE off >= ? ORDER BY off LIMIT 1000", at).toArray();
         if (rows.length === 0) break;
         for (const r of rows) {
           if (held <= maxBytes) break;
@@ -430,7 +434,10 @@ export class TopicLog {
       this.#sql.exec(
         `INSERT INTO dt_state (id, head, earliest, bytes, last_time) VALUES (1, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET earliest = excluded.earliest, bytes = excluded.bytes`,
-        s.head, cut, left, s.lastTime,
+        s.head,
+        cut,
+        left,
+        s.lastTime,
       );
       return left;
     });
@@ -446,10 +453,7 @@ export class TopicLog {
   /** Forget producers idle for longer than {@link PRODUCER_IDLE_MS}. */
   expireProducers(now: number): void {
     if (!this.#born) return;
-    this.#sql.exec(
-      "DELETE FROM dt_producers WHERE id IN (SELECT id FROM dt_producers GROUP BY id HAVING MAX(time) < ?)",
-      now - PRODUCER_IDLE_MS,
-    );
+    this.#sql.exec("DELETE FROM dt_producers WHERE id IN (SELECT id FROM dt_producers GROUP BY id HAVING MAX(time) < ?)", now - PRODUCER_IDLE_MS);
   }
 
   /** Whether retention would trim anything now or later (so the object knows to set an alarm). */

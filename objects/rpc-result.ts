@@ -21,8 +21,7 @@ export type RpcResult<T> = { ok: true; value: T } | { ok: false; error: ErrorBod
 const STORAGE_FULL = /database or disk is full/;
 
 /** The message of a `storage_full` error. */
-export const STORAGE_FULL_MESSAGE =
-  "storage is full: nothing of this request was stored. Free space with retention (PATCH /v1/topics/{topic}) and retry";
+export const STORAGE_FULL_MESSAGE = "storage is full: nothing of this request was stored. Free space with retention (PATCH /v1/topics/{topic}) and retry";
 
 /**
  * The typed error for `error`: a DovetailError as it is, a storage failure as `storage_full`,

@@ -213,8 +213,19 @@ export class StreamService {
 
   #newRecord(contentType: string, base: number, now: number): StreamRecord {
     return {
-      contentType, base, closed: false, closedBy: null, ttlSeconds: null, expiresAt: null, lastAccess: now,
-      streamSeq: null, forkedFrom: null, forkOffset: null, forkSubOffset: null, refs: 0, softDeleted: false,
+      contentType,
+      base,
+      closed: false,
+      closedBy: null,
+      ttlSeconds: null,
+      expiresAt: null,
+      lastAccess: now,
+      streamSeq: null,
+      forkedFrom: null,
+      forkOffset: null,
+      forkSubOffset: null,
+      refs: 0,
+      softDeleted: false,
     };
   }
 
@@ -498,7 +509,12 @@ export class StreamService {
         return { ...errorReply(400, "invalid_field", "offset is past the end of the stream"), next: 0, wait: false, contentType };
       }
       if (start < log.earliest) {
-        return { ...errorReply(410, "offset_trimmed", `offset was removed by retention; the earliest is ${encodeOffset(log.earliest)}`), next: 0, wait: false, contentType };
+        return {
+          ...errorReply(410, "offset_trimmed", `offset was removed by retention; the earliest is ${encodeOffset(log.earliest)}`),
+          next: 0,
+          wait: false,
+          contentType,
+        };
       }
     }
     const rows = log.read(start, this.#d.pageMessages, this.#d.pageBytes);

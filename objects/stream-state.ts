@@ -213,9 +213,20 @@ export class StreamState {
       `INSERT OR REPLACE INTO ds_stream (id, content_type, base, closed, closed_by, ttl_seconds, expires_at,
         last_access, stream_seq, forked_from, fork_offset, fork_sub_offset, refs, soft_deleted, deleted)
        VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      r.contentType, r.base, r.closed ? 1 : 0, r.closedBy ? JSON.stringify(r.closedBy) : null, r.ttlSeconds,
-      r.expiresAt, r.lastAccess, r.streamSeq, r.forkedFrom, r.forkOffset, r.forkSubOffset, r.refs,
-      r.softDeleted ? 1 : 0, deleted ? 1 : 0,
+      r.contentType,
+      r.base,
+      r.closed ? 1 : 0,
+      r.closedBy ? JSON.stringify(r.closedBy) : null,
+      r.ttlSeconds,
+      r.expiresAt,
+      r.lastAccess,
+      r.streamSeq,
+      r.forkedFrom,
+      r.forkOffset,
+      r.forkSubOffset,
+      r.refs,
+      r.softDeleted ? 1 : 0,
+      deleted ? 1 : 0,
     );
   }
 
@@ -289,7 +300,10 @@ export class StreamState {
       if (!p) continue;
       this.#sql.exec(
         "INSERT INTO ds_producers (id, epoch, last_seq, updated) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, updated = excluded.updated",
-        id, p.epoch, p.lastSeq, p.updated,
+        id,
+        p.epoch,
+        p.lastSeq,
+        p.updated,
       );
     }
     this.#dirtyProducers.clear();

@@ -294,7 +294,12 @@ export class Topic extends DurableObject<Env> {
    * Append messages (already validated by the gateway); resolves once they are durable.
    * `publisher` (credential id and limits) applies the per-topic publish limit to HTTP publishes.
    */
-  async publish(topic: string, messages: PublishMessage[], producer?: ProducerStamp, publisher?: Pick<SocketGrant, "cred" | "rate">): Promise<RpcResult<PublishResult>> {
+  async publish(
+    topic: string,
+    messages: PublishMessage[],
+    producer?: ProducerStamp,
+    publisher?: Pick<SocketGrant, "cred" | "rate">,
+  ): Promise<RpcResult<PublishResult>> {
     this.#log.nameTopic(topic);
     return rpcResult(() => {
       if (publisher) this.#policy.checkPublish({ ...publisher, pub: true }, messages.length);

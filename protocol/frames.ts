@@ -36,7 +36,6 @@ export const SERVER_FRAME = {
 export const PING_TEXT = '{"type":"ping"}';
 export const PONG_TEXT = '{"type":"pong"}';
 
-
 /** Default credit a `subscribe` frame grants when it names none. */
 export const DEFAULT_CREDIT = 1000;
 /** Largest credit a single frame may grant (the total is capped at the same number). */
@@ -109,19 +108,14 @@ export const publishMessageSchema = z
     key: z.string().max(MAX_KEY_LENGTH).optional(),
     headers: headersSchema.optional(),
   })
-  .refine((m) => ("data" in m) !== ("bytes" in m), { message: "a message has exactly one of data or bytes" });
+  .refine((m) => "data" in m !== "bytes" in m, { message: "a message has exactly one of data or bytes" });
 export type PublishMessage = z.infer<typeof publishMessageSchema>;
 
 /**
  * Where a subscription starts: an offset, the first retained message, the next message to be
  * written, or the first message stored at or after a time (milliseconds since the epoch).
  */
-export const subscribeFromSchema = z.union([
-  offsetSchema,
-  z.literal("earliest"),
-  z.literal("latest"),
-  z.object({ time: z.number().int().min(0) }),
-]);
+export const subscribeFromSchema = z.union([offsetSchema, z.literal("earliest"), z.literal("latest"), z.object({ time: z.number().int().min(0) })]);
 export type SubscribeFrom = z.infer<typeof subscribeFromSchema>;
 
 /** Identifies an idempotent producer's frame: the topic stores each (id, seq) once. */

@@ -35,7 +35,6 @@ export const socketGrantSchema = z.object({
 });
 export type SocketGrant = z.infer<typeof socketGrantSchema>;
 
-
 /** The grant for a socket opened with `credential`, which may publish and/or subscribe on its topic. */
 export function socketGrantFor(credential: Credential, rights: { pub: boolean; sub: boolean }): SocketGrant {
   const grant: SocketGrant = { cred: credential.id, ...rights };

@@ -111,7 +111,9 @@ export async function relayBench(p: Record<string, number | string>): Promise<Re
 
 function run(self: string, params: Record<string, string | number>): { ready: Promise<string>; done: Promise<Record<string, number>>; kill: () => void } {
   // BENCH_CPU_PROF=<dir> writes a V8 CPU profile per process (chrome://inspect or speedscope).
-  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${String(params.kind)}-${String(params.rate ?? 0)}.cpuprofile`] : [];
+  const prof = process.env.BENCH_CPU_PROF
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${String(params.kind)}-${String(params.rate ?? 0)}.cpuprofile`]
+    : [];
   const proc = spawn(process.execPath, [...prof, self, "--role", "tcp", JSON.stringify(params)], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   let onReady: (s: string) => void = () => {};
@@ -146,7 +148,9 @@ async function once(self: string, records: number, rate: number): Promise<Record
     const [c, pr] = await Promise.all([client.done, producer.done]);
     relay.kill();
     const rs = await relay.done;
-    process.stderr.write(`[ring-bench] tcp cpu ms: client ${c!.cpuMs} producer ${pr!.cpuMs} relay ${rs.cpuMs}; wall ${Math.round(c!.ns! / 1e6)} ms; relay frames ${rs.frames}\n`);
+    process.stderr.write(
+      `[ring-bench] tcp cpu ms: client ${c!.cpuMs} producer ${pr!.cpuMs} relay ${rs.cpuMs}; wall ${Math.round(c!.ns! / 1e6)} ms; relay frames ${rs.frames}\n`,
+    );
     return { ...c!, relayCpuMs: rs.cpuMs! };
   } finally {
     Ring.unlink(ring);

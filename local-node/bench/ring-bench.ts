@@ -74,12 +74,12 @@ function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-let spinSink = 0;
+let _spinSink = 0;
 /** On FULL, pause without touching shared memory: re-reading the consumer's cache line at once
  * only slows that consumer down (each read steals the line it is about to write). */
 function backoff(attempt: number): void {
   const spins = Number(process.env.BENCH_BACKOFF ?? 200);
-  for (let i = 0; i < spins; i++) spinSink += i ^ attempt;
+  for (let i = 0; i < spins; i++) _spinSink += i ^ attempt;
 }
 
 function producer(p: Record<string, number | string>): Record<string, number> {
@@ -233,7 +233,13 @@ async function pair(kind: "batched" | "batched-api" | "single", records: number)
     const prod = child("producer", { ring, records, batch: kind === "single" ? 1 : 32, startDelayMs: 50 });
     const [pr, cr] = await Promise.all([prod.done, c.done]);
     const nsPerRecord = (cr.t1! - cr.tWarm!) / (records - cr.gotWarm!);
-    return { nsPerRecord: Math.round(nsPerRecord * 10) / 10, recordsPerSec: Math.round(1e9 / nsPerRecord), got: cr.got!, lost: cr.lost!, fullSpins: pr.fullSpins! };
+    return {
+      nsPerRecord: Math.round(nsPerRecord * 10) / 10,
+      recordsPerSec: Math.round(1e9 / nsPerRecord),
+      got: cr.got!,
+      lost: cr.lost!,
+      fullSpins: pr.fullSpins!,
+    };
   } finally {
     Ring.unlink(ring);
   }

@@ -49,7 +49,7 @@ async function runBridge(ring: string | undefined, topic: string | undefined, va
   if (num("capacity") !== undefined) ringOptions.capacity = num("capacity")!;
   if (num("consumers") !== undefined) ringOptions.maxConsumers = num("consumers")!;
   const print = (line: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(line)}\n`);
-  let b;
+  let b: ReturnType<typeof bridge>;
   try {
     b = bridge({
       ring,

@@ -595,7 +595,10 @@ class Run {
     if (existsSync(path)) {
       const pid = Number(readFileSync(path, "utf8").trim());
       if (pid !== process.pid && pidAlive(pid)) {
-        throw new BridgeError(BridgeErrorCode.INVALID, `another bridge (pid ${pid}) already forwards ring ${JSON.stringify(this.o.ring)} to ${JSON.stringify(this.o.topic)} (${path})`);
+        throw new BridgeError(
+          BridgeErrorCode.INVALID,
+          `another bridge (pid ${pid}) already forwards ring ${JSON.stringify(this.o.ring)} to ${JSON.stringify(this.o.topic)} (${path})`,
+        );
       }
       crashed = true;
       rmSync(path, { force: true });
@@ -604,7 +607,10 @@ class Run {
       writeFileSync(path, String(process.pid), { flag: "wx" });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new BridgeError(BridgeErrorCode.INVALID, `another bridge started forwarding ring ${JSON.stringify(this.o.ring)} to ${JSON.stringify(this.o.topic)} at the same time`);
+        throw new BridgeError(
+          BridgeErrorCode.INVALID,
+          `another bridge started forwarding ring ${JSON.stringify(this.o.ring)} to ${JSON.stringify(this.o.topic)} at the same time`,
+        );
       }
       throw error;
     }
@@ -663,4 +669,3 @@ class Run {
     return undefined;
   }
 }
-

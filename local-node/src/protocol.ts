@@ -119,11 +119,21 @@ export function parseFrame(raw: Uint8Array, start = 0, length = raw.length - sta
     case FrameType.HELLO:
       return need(8) ?? { type: "hello", resumeFrom: readU64(view, 8) };
     case FrameType.WELCOME:
-      return need(24) ?? { type: "welcome", head: readU64(view, 8), oldest: readU64(view, 16), maxQueueBytes: view.getUint32(24, true), capacity: view.getUint32(28, true) };
+      return (
+        need(24) ?? {
+          type: "welcome",
+          head: readU64(view, 8),
+          oldest: readU64(view, 16),
+          maxQueueBytes: view.getUint32(24, true),
+          capacity: view.getUint32(28, true),
+        }
+      );
     case FrameType.RECORDS:
       return need(8) ?? { type: "records", count: view.getUint32(8, true), bytes: raw, start: start + 16, end: start + length };
     case FrameType.PUBLISH:
-      return need(8) ?? { type: "publish", count: view.getUint32(8, true), requestId: view.getUint32(12, true), bytes: raw, start: start + 16, end: start + length };
+      return (
+        need(8) ?? { type: "publish", count: view.getUint32(8, true), requestId: view.getUint32(12, true), bytes: raw, start: start + 16, end: start + length }
+      );
     case FrameType.PUBLISHED:
       return need(16) ?? { type: "published", requestId: view.getUint32(8, true), count: view.getUint32(12, true), lastOffset: readU64(view, 16) };
     case FrameType.WARN:

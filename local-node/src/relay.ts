@@ -492,7 +492,11 @@ export class RelayClient {
           break;
         case "error": {
           const code =
-            frame.code === ErrorCode.NOT_PRODUCER ? RelayErrorCode.NOT_PRODUCER : frame.code === ErrorCode.FULL ? RelayErrorCode.FULL : RelayErrorCode.BAD_FRAME;
+            frame.code === ErrorCode.NOT_PRODUCER
+              ? RelayErrorCode.NOT_PRODUCER
+              : frame.code === ErrorCode.FULL
+                ? RelayErrorCode.FULL
+                : RelayErrorCode.BAD_FRAME;
           const error = new RelayError(code, frame.message);
           const p = this.pending.get(frame.requestId);
           if (p) {

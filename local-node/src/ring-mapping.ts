@@ -187,7 +187,8 @@ export class Mapping {
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === "ENOENT") throw new RingError(RingErrorCode.NOT_FOUND, `no ring named ${JSON.stringify(name)} (${path})`, { cause: error });
-      if (code === "EEMPTY") throw new RingError(RingErrorCode.FOREIGN, `${path} is empty: not a ring, or its creator died while creating it`, { cause: error });
+      if (code === "EEMPTY")
+        throw new RingError(RingErrorCode.FOREIGN, `${path} is empty: not a ring, or its creator died while creating it`, { cause: error });
       throw error;
     }
     try {

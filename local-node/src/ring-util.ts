@@ -20,5 +20,5 @@ export function pidAlive(pid: number): boolean {
 
 /** Wall clock in ms, mod 2^32; compared with modular subtraction, so the wrap is harmless. */
 export function nowMs32(): number {
-  return Date.now() % TWO_POW_32 | 0;
+  return (Date.now() % TWO_POW_32) | 0;
 }

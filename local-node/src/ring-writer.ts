@@ -284,7 +284,7 @@ export class RingWriter {
       let lag = ((published | 0) - Atomics.load(i32, (base + L.S_TAIL) >> 2)) >>> 0;
       if (lag > this.capacity) lag = 0; // tail at or past the head (can only be transient)
       const tail = published - lag;
-      if (this.head + need > tail + this.capacity && this.mayCheckStale((now ||= Date.now())) && this.isStale(base, now % TWO_POW_32 | 0)) {
+      if (this.head + need > tail + this.capacity && this.mayCheckStale((now ||= Date.now())) && this.isStale(base, (now % TWO_POW_32) | 0)) {
         // SYNC POINT: seq-cst CAS LIVE -> EVICTED before we write over the consumer's records; the
         // consumer loads its state after reading, so it either sees EVICTED or read intact data.
         if (Atomics.compareExchange(i32, (base + L.S_STATE) >> 2, L.SlotState.LIVE, L.SlotState.EVICTED) === L.SlotState.LIVE) {

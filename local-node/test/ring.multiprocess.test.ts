@@ -3,7 +3,7 @@
  * with kill -9 and SIGSTOP to prove crash safety and stale-consumer skipping. Watchdogs only.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { FULL, Ring, RingError } from "../src/index.ts";
+import { FULL, Ring, type RingError } from "../src/index.ts";
 import { type Child, cleanupRings, freshName, killQuietly, spawnChild } from "./helpers.ts";
 
 const children: Child[] = [];

@@ -13,7 +13,18 @@
  */
 import { createInterface } from "node:readline";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { connect, connectAdmin, DovetailError, KEY_RATE_FIELDS, type AdminClient, type Bus, type CreateKeyOptions, type KeyRecord, type Message, type TopicEntry } from "../src/index.ts";
+import {
+  connect,
+  connectAdmin,
+  DovetailError,
+  KEY_RATE_FIELDS,
+  type AdminClient,
+  type Bus,
+  type CreateKeyOptions,
+  type KeyRecord,
+  type Message,
+  type TopicEntry,
+} from "../src/index.ts";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, connect: 3, auth: 4, interrupted: 130 } as const;
 
@@ -472,7 +483,8 @@ function scopeOption(text: string): string {
 function durationOption(value: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(value);
   const ms = m ? Number(m[1]) * DURATION_UNIT_MS[m[2]!]! : NaN;
-  if (!Number.isSafeInteger(ms) || ms <= 0) throw new UsageError(`--expires-in: expected a duration such as 90s, 15m, 12h or 30d, got ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(ms) || ms <= 0)
+    throw new UsageError(`--expires-in: expected a duration such as 90s, 15m, 12h or 30d, got ${JSON.stringify(value)}`);
   return ms;
 }
 
@@ -510,7 +522,8 @@ async function keysCreate(args: string[]): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`keys create: one <name> only, got ${positionals.length} arguments (give each scope with --scope)`);
   const scopes = (values.scope ?? []).map(scopeOption);
   if (scopes.length === 0) throw new UsageError(`keys create: give at least one --scope (e.g. --scope publish:agents.*)\n\n${HELP["keys create"]}`);
-  if (values["expires-in"] !== undefined && values["expires-at"] !== undefined) throw new UsageError("keys create: give --expires-in or --expires-at, not both");
+  if (values["expires-in"] !== undefined && values["expires-at"] !== undefined)
+    throw new UsageError("keys create: give --expires-in or --expires-at, not both");
   const input: CreateKeyOptions = { name, scopes };
   if (values["expires-in"] !== undefined) input.expiresInMs = durationOption(values["expires-in"]);
   if (values["expires-at"] !== undefined) input.expiresAt = timeOption(values["expires-at"]);
@@ -536,7 +549,10 @@ function table(rows: string[][]): string {
 }
 
 function keyTable(keys: KeyRecord[]): string {
-  return table([["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "REVOKED"], ...keys.map((k) => [k.id, k.name, k.scopes.join(" "), isoTime(k.createdAt), isoTime(k.expiresAt), isoTime(k.revokedAt)])]);
+  return table([
+    ["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "REVOKED"],
+    ...keys.map((k) => [k.id, k.name, k.scopes.join(" "), isoTime(k.createdAt), isoTime(k.expiresAt), isoTime(k.revokedAt)]),
+  ]);
 }
 
 async function keysList(args: string[]): Promise<number> {
@@ -571,21 +587,35 @@ async function keysRevoke(args: string[]): Promise<number> {
 }
 
 function topicTable(topics: TopicEntry[]): string {
-  return table([["NAME", "HEAD", "MESSAGES", "BYTES", "SUBSCRIBERS", "LAST ACTIVE"], ...topics.map((t) => [t.name, String(t.head), String(t.messages), String(t.bytes), String(t.subscribers), isoTime(t.lastActive || null)])]);
+  return table([
+    ["NAME", "HEAD", "MESSAGES", "BYTES", "SUBSCRIBERS", "LAST ACTIVE"],
+    ...topics.map((t) => [t.name, String(t.head), String(t.messages), String(t.bytes), String(t.subscribers), isoTime(t.lastActive || null)]),
+  ]);
 }
 
 async function topicsList(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { prefix: { type: "string" }, pattern: { type: "string" }, limit: { type: "string" }, json: { type: "boolean" } });
+  const { values, positionals } = parse(args, {
+    prefix: { type: "string" },
+    pattern: { type: "string" },
+    limit: { type: "string" },
+    json: { type: "boolean" },
+  });
   if (values.help) return help("topics ls");
   if (positionals.length > 0) throw new UsageError(`topics ls: takes no arguments, got ${JSON.stringify(positionals[0])}\n\n${HELP["topics ls"]}`);
   const max = values.limit === undefined ? Infinity : Number(values.limit);
-  if (!(max >= 1) || !Number.isInteger(max === Infinity ? 1 : max)) throw new UsageError(`topics ls: --limit expects a positive integer, got ${JSON.stringify(values.limit)}`);
+  if (!(max >= 1) || !Number.isInteger(max === Infinity ? 1 : max))
+    throw new UsageError(`topics ls: --limit expects a positive integer, got ${JSON.stringify(values.limit)}`);
   const { bus, url } = openBus(values, 1);
   try {
     const all: TopicEntry[] = [];
     let cursor: string | undefined;
     do {
-      const page = await bus.topics({ ...(values.prefix ? { prefix: values.prefix } : {}), ...(values.pattern ? { pattern: values.pattern } : {}), ...(cursor ? { cursor } : {}), limit: Math.min(1000, max - all.length) });
+      const page = await bus.topics({
+        ...(values.prefix ? { prefix: values.prefix } : {}),
+        ...(values.pattern ? { pattern: values.pattern } : {}),
+        ...(cursor ? { cursor } : {}),
+        limit: Math.min(1000, max - all.length),
+      });
       all.push(...page.topics);
       cursor = page.cursor ?? undefined;
     } while (cursor !== undefined && all.length < max);

@@ -11,7 +11,6 @@ import { DovetailError } from "../../protocol/errors.ts";
 import { busBases, requestJson } from "./http.ts";
 import type { FetchLike } from "./transport.ts";
 
-
 /** Names of the per-key rate limits (docs/security.md, "Rate limits"), in the API's order. */
 export const KEY_RATE_FIELDS = [
   "requestsPerSecond",
@@ -135,7 +134,12 @@ function answer<S extends z.ZodType>(schema: S, raw: unknown, route: string): z.
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new DovetailError("internal", `unexpected answer from ${route}: ${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`, {}, { cause: parsed.error });
+    throw new DovetailError(
+      "internal",
+      `unexpected answer from ${route}: ${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`,
+      {},
+      { cause: parsed.error },
+    );
   }
   return parsed.data;
 }

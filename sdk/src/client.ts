@@ -14,7 +14,6 @@ import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts
 import { topicNameProblem } from "../../protocol/topic-name.ts";
 import { webSocketTransport, type FetchLike, type Transport } from "./transport.ts";
 
-
 export interface ConnectOptions {
   /** API token, sent as `Authorization: Bearer` over HTTP (WebSocket: see the transport). */
   token?: string;
@@ -159,7 +158,9 @@ export class Bus {
   subscribe<T = unknown>(topic: string, options: SubscribeOptions = {}): Subscription<T> {
     this.#checkTopic(topic);
     this.#checkOpen();
-    const sub: Subscription<T> = new Subscription<T>(topic, this.#linkConfig(topic, options.hibernate ?? true), options, () => this.#subscriptions.delete(sub as Subscription));
+    const sub: Subscription<T> = new Subscription<T>(topic, this.#linkConfig(topic, options.hibernate ?? true), options, () =>
+      this.#subscriptions.delete(sub as Subscription),
+    );
     this.#subscriptions.add(sub as Subscription);
     return sub;
   }

@@ -200,9 +200,10 @@ export class Link {
     // A deleted topic ends a subscription; a publisher reconnects, and its next publish creates the topic afresh.
     const final = FINAL_CODES.has(error.code) && !(error.code === "topic_deleted" && role === "publish");
     if (final || this.#attempt + 1 >= max) {
-      this.#failed = error.code === "closed" && this.#attempt + 1 >= max
-        ? new DovetailError("closed", `${error.message} (gave up after ${this.#attempt + 1} attempts)`, {}, { cause: error })
-        : error;
+      this.#failed =
+        error.code === "closed" && this.#attempt + 1 >= max
+          ? new DovetailError("closed", `${error.message} (gave up after ${this.#attempt + 1} attempts)`, {}, { cause: error })
+          : error;
       this.#config.status.emit({ type: "failed", topic, role, error: this.#failed });
       this.#owner.onFailed(this.#failed);
       return;

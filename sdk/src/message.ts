@@ -80,7 +80,8 @@ function dataJson(data: unknown): string {
     if (error instanceof RangeError && nestsDeeperThan(data, MAX_DATA_DEPTH)) throw tooDeep();
     throw new DovetailError("invalid_field", `data cannot be sent as JSON: ${error instanceof Error ? error.message : String(error)}`, {}, { cause: error });
   }
-  if (typeof text !== "string") throw new DovetailError("invalid_field", "data cannot be sent as JSON: it serializes to nothing (a toJSON returning undefined?)");
+  if (typeof text !== "string")
+    throw new DovetailError("invalid_field", "data cannot be sent as JSON: it serializes to nothing (a toJSON returning undefined?)");
   if (text.length >= SHORTEST_TOO_DEEP && jsonNestsDeeperThan(text, MAX_DATA_DEPTH)) throw tooDeep();
   return text;
 }

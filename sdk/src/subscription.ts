@@ -39,7 +39,7 @@ export function wireFrom(from: SubscribeOptions["from"]): SubscribeFrom {
   if (from instanceof Date) return { time: from.getTime() };
   if (typeof from === "number" || from === "earliest" || from === "latest") return from;
   if (typeof from === "object" && from !== null && typeof from.time === "number") return { time: from.time };
-  throw new DovetailError("invalid_field", "from: expected an offset, \"earliest\", \"latest\", a Date or { time }");
+  throw new DovetailError("invalid_field", 'from: expected an offset, "earliest", "latest", a Date or { time }');
 }
 
 /**

@@ -72,7 +72,7 @@ describe("message encoding", () => {
   });
 
   it("measures depth on the JSON text, as the topic does: brackets in strings do not count, toJSON does", () => {
-    expect(jsonNestsDeeperThan(JSON.stringify({ s: "[[[[", t: "\\\"{{{{" }), 1)).toBe(false);
+    expect(jsonNestsDeeperThan(JSON.stringify({ s: "[[[[", t: '\\"{{{{' }), 1)).toBe(false);
     expect(jsonNestsDeeperThan(JSON.stringify([{ a: [1] }]), 2)).toBe(true);
     expect(jsonNestsDeeperThan(JSON.stringify([{ a: [1] }]), 3)).toBe(false);
     expect(refusal({ text: "[".repeat(10_000) })).toBeNull();
@@ -90,7 +90,16 @@ describe("message encoding", () => {
   it("turns every other failure to serialize into invalid_field, never a raw TypeError", () => {
     const cycle: Record<string, unknown> = {};
     cycle.self = cycle;
-    for (const data of [cycle, { n: 10n }, { toJSON: () => undefined }, { toJSON: () => { throw new Error("nope"); } }]) {
+    for (const data of [
+      cycle,
+      { n: 10n },
+      { toJSON: () => undefined },
+      {
+        toJSON: () => {
+          throw new Error("nope");
+        },
+      },
+    ]) {
       const error = refusal(data);
       expect(error).toBeInstanceOf(DovetailError);
       expect(error).toMatchObject({ code: "invalid_field" });
@@ -174,7 +183,14 @@ class ScriptedSocket implements SocketLike {
   }
 }
 
-const WELCOME = { type: "welcome", version: 1, topic: "t", head: 0, earliest: 0, limits: { maxMessageBytes: 1 << 20, maxBatchMessages: 1000, maxBatchBytes: 1 << 23 } };
+const WELCOME = {
+  type: "welcome",
+  version: 1,
+  topic: "t",
+  head: 0,
+  earliest: 0,
+  limits: { maxMessageBytes: 1 << 20, maxBatchMessages: 1000, maxBatchBytes: 1 << 23 },
+};
 
 /** A bus whose one publishing socket is scripted by the test. */
 function scriptedBus() {
@@ -243,7 +259,11 @@ describe("publish pipe (scripted topic)", () => {
       acked++;
     }
     expect(await Promise.all(sends)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(socket().sent.slice(10).map((f) => f.producer.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(
+      socket()
+        .sent.slice(10)
+        .map((f) => f.producer.seq),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     await bus.close({ force: true });
   }, 15_000);
 

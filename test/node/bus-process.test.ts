@@ -20,6 +20,9 @@ describe("local bus process", () => {
     await bus.restart();
     const read = await fetch(`${bus.url}/v1/topics/${topic}/messages?from=0`);
     const body = (await read.json()) as { messages: { offset: number; data: number }[] };
-    expect(body.messages.map((m) => [m.offset, m.data])).toEqual([[0, 1], [1, 2]]);
+    expect(body.messages.map((m) => [m.offset, m.data])).toEqual([
+      [0, 1],
+      [1, 2],
+    ]);
   });
 });

@@ -49,7 +49,9 @@ describe("sdk in headless Chromium", () => {
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} not found: install Debian chromium (scripts/install-system-deps.sh, or apt-get install -y chromium) to run the browser test`);
+      throw new Error(
+        `${CHROMIUM} not found: install Debian chromium (scripts/install-system-deps.sh, or apt-get install -y chromium) to run the browser test`,
+      );
     }
     bus = await startBus({ vars: { DOVETAIL_AUTH: "off" } });
     const bundle = await esbuild.build({
@@ -73,7 +75,16 @@ describe("sdk in headless Chromium", () => {
     pageUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
   });
 
@@ -90,9 +101,13 @@ describe("sdk in headless Chromium", () => {
     const topic = `browser.${Date.now().toString(36)}`;
     await page.goto(`${pageUrl}?bus=${encodeURIComponent(bus.url)}&topic=${topic}`);
     await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result !== undefined, null, { timeout: 60_000 });
-    const result = await page.evaluate(() => (window as unknown as { __result: unknown }).__result) as {
-      ok: boolean; error?: string; first: { offset: number }; offsets: number[];
-      seen: { offset: number; data: unknown; key?: string; headers: Record<string, string> }[]; tooLarge: string | null;
+    const result = (await page.evaluate(() => (window as unknown as { __result: unknown }).__result)) as {
+      ok: boolean;
+      error?: string;
+      first: { offset: number };
+      offsets: number[];
+      seen: { offset: number; data: unknown; key?: string; headers: Record<string, string> }[];
+      tooLarge: string | null;
     };
     expect(errors).toEqual([]);
     expect(result.error).toBeUndefined();

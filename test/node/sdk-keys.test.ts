@@ -78,7 +78,19 @@ describe("dovetail keys", () => {
     const prefix = freshPrefix();
     const before = Date.now();
     const r = await cli(
-      ["keys", "create", "agent-1", "--scope", `publish:${prefix}.*`, "--scope", `subscribe:${prefix}.>`, "--expires-in", "1d", "--rate", "requestsPerSecond=50"],
+      [
+        "keys",
+        "create",
+        "agent-1",
+        "--scope",
+        `publish:${prefix}.*`,
+        "--scope",
+        `subscribe:${prefix}.>`,
+        "--expires-in",
+        "1d",
+        "--rate",
+        "requestsPerSecond=50",
+      ],
       admin,
     );
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
@@ -167,7 +179,11 @@ describe("dovetail keys", () => {
     const narrowAdmin = await createKey("narrow-admin", [`admin:${prefix}.>`]); // admin on some topics is not admin:>
     for (const token of [plain.key, narrowAdmin.key]) {
       const env = { DOVETAIL_URL: server.url, DOVETAIL_TOKEN: token };
-      for (const args of [["keys", "list"], ["keys", "create", "x", "--scope", "publish"], ["keys", "revoke", plain.id]]) {
+      for (const args of [
+        ["keys", "list"],
+        ["keys", "create", "x", "--scope", "publish"],
+        ["keys", "revoke", plain.id],
+      ]) {
         const r = await cli(args, env);
         expect({ args, code: r.code }).toEqual({ args, code: 4 });
         expect(r.stderr).toMatch(/^dovetail: permission denied: .*admin:>/);
@@ -203,13 +219,22 @@ describe("dovetail keys", () => {
     expect((await a.keys.revoke(created.id)).revokedAt).not.toBeNull();
     await expect(a.keys.revoke("ffffffffffffffff")).rejects.toMatchObject({ code: "not_found" });
     await expect(a.keys.create({ name: "bad", scopes: ["publish:a.>.b"] })).rejects.toMatchObject({ code: "invalid_field" });
-    const error = await connectAdmin(server.url, { token: created.key }).keys.list().catch((e: unknown) => e);
+    const error = await connectAdmin(server.url, { token: created.key })
+      .keys.list()
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DovetailError);
     expect(error).toMatchObject({ code: "unauthorized" });
   });
 
   it("prints --help for keys and each keys command", async () => {
-    for (const args of [["keys", "--help"], ["help", "keys"], ["keys", "create", "--help"], ["keys", "list", "-h"], ["keys", "revoke", "--help"], ["help", "keys", "revoke"]]) {
+    for (const args of [
+      ["keys", "--help"],
+      ["help", "keys"],
+      ["keys", "create", "--help"],
+      ["keys", "list", "-h"],
+      ["keys", "revoke", "--help"],
+      ["help", "keys", "revoke"],
+    ]) {
       const r = await cli(args, { DOVETAIL_URL: UNREACHABLE });
       const name = args.filter((a) => a !== "help" && !a.startsWith("-")).join(" ");
       expect({ args, code: r.code }).toEqual({ args, code: 0 });

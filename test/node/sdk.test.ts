@@ -143,12 +143,7 @@ describe("sdk against a real bus", () => {
     // The server refuses a batch over its byte limit; our local check passes (limit is the topic's,
     // but this message is under the per-message limit and alone in its frame), so send one
     // that the server refuses for another reason: a header value over the protocol limit.
-    const results = await Promise.allSettled([
-      pub.send("a"),
-      pub.send("b", { headers: { h: "v".repeat(5000) } }),
-      pub.send("c"),
-      pub.send("d"),
-    ]);
+    const results = await Promise.allSettled([pub.send("a"), pub.send("b", { headers: { h: "v".repeat(5000) } }), pub.send("c"), pub.send("d")]);
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: "invalid_field" });
     const page = await bus.read(topic, { from: 0 });
@@ -210,7 +205,10 @@ describe("sdk against a real bus", () => {
     const sub = bus.subscribe(`${root}.a`, { from: 0 });
     const it = sub[Symbol.asyncIterator]();
     expect((await it.next()).value).toMatchObject({ offset: 0, data: 1 });
-    const ended = it.next().then(() => null, (e: unknown) => e); // caught now: it fails while deleteTopic runs
+    const ended = it.next().then(
+      () => null,
+      (e: unknown) => e,
+    ); // caught now: it fails while deleteTopic runs
     // Two sockets: the subscriber's, and the publisher's that bus.publish() opened.
     expect(await bus.deleteTopic(`${root}.a`)).toMatchObject({ topic: `${root}.a`, deleted: true, closedSockets: 2 });
     expect(await ended).toMatchObject({ code: "topic_deleted" });

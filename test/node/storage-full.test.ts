@@ -58,9 +58,9 @@ describe.skipIf(skipReason !== null)("a full disk", () => {
   /** Offsets acknowledged by the fill, and the `i` each carried. */
   const acked: { offset: number; i: number }[] = [];
 
-  const post = (body: unknown) =>
-    fetch(`${server.url}/v1/topics/${topic}/messages`, { method: "POST", headers: auth, body: JSON.stringify(body) });
-  const info = async () => (await (await fetch(`${server.url}/v1/topics/${topic}`, { headers: auth })).json()) as { head: number; earliest: number; bytes: number };
+  const post = (body: unknown) => fetch(`${server.url}/v1/topics/${topic}/messages`, { method: "POST", headers: auth, body: JSON.stringify(body) });
+  const info = async () =>
+    (await (await fetch(`${server.url}/v1/topics/${topic}`, { headers: auth })).json()) as { head: number; earliest: number; bytes: number };
   /** Offsets and `data` of the messages from `from` up to `to` (a page holds about 512 KiB). */
   const readRange = async (from: number, to: number) => {
     const out: { offset: number; data: Record<string, unknown> }[] = [];
@@ -107,10 +107,27 @@ describe.skipIf(skipReason !== null)("a full disk", () => {
   });
 
   it("answers the other ways in with storage_full too: an SDK send, a WebSocket frame, a Durable Streams append", async () => {
-    const error = await settleWithin(bus.publisher(topic).send({ big: BIG }).then(() => null, (e: unknown) => e), 15_000, "SDK send");
+    const error = await settleWithin(
+      bus
+        .publisher(topic)
+        .send({ big: BIG })
+        .then(
+          () => null,
+          (e: unknown) => e,
+        ),
+      15_000,
+      "SDK send",
+    );
     expect(error).toBeInstanceOf(DovetailError);
     expect((error as DovetailError).code).toBe("storage_full");
-    const published = await settleWithin(bus.publish(topic, { big: BIG }).then(() => null, (e: unknown) => e), 15_000, "SDK publish");
+    const published = await settleWithin(
+      bus.publish(topic, { big: BIG }).then(
+        () => null,
+        (e: unknown) => e,
+      ),
+      15_000,
+      "SDK publish",
+    );
     expect((published as DovetailError).code).toBe("storage_full");
 
     // The raw frame: an error with the publish frame's id.

@@ -90,8 +90,7 @@ describe("official client and WebSocket on one topic", () => {
 
   it("messages published over WebSocket are read by the client as a JSON stream, and a long-poll wakes on them", async () => {
     const topic = fresh("ws-first");
-    const post = (data: unknown) =>
-      fetch(`${bus.url}/v1/topics/${topic}/messages`, { method: "POST", body: JSON.stringify({ data }) });
+    const post = (data: unknown) => fetch(`${bus.url}/v1/topics/${topic}/messages`, { method: "POST", body: JSON.stringify({ data }) });
     await post({ from: "ws", n: 0 });
     const handle = new DurableStream({ url: `${bus.url}/v1/stream/${topic}` });
     const head = await handle.head();

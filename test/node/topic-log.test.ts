@@ -13,7 +13,9 @@ function sqliteHandle(db: DatabaseSync): { sql: SqlHandle; transaction: <T>(fn: 
     exec(query: string, ...bindings: unknown[]) {
       const statement = db.prepare(query);
       const isRead = /^\s*SELECT/i.test(query);
-      const rows = isRead ? (statement.all(...(bindings as never[])) as Record<string, unknown>[]) : (statement.run(...(bindings as never[])), []);
+      let rows: Record<string, unknown>[] = [];
+      if (isRead) rows = statement.all(...(bindings as never[])) as Record<string, unknown>[];
+      else statement.run(...(bindings as never[]));
       return {
         toArray: () => rows,
         one: () => {
@@ -50,7 +52,10 @@ describe("TopicLog", () => {
   it("assigns consecutive offsets across groups and commits, and survives reopening", () => {
     const { db, log } = openLog();
     const r1 = log.appendGroups([{ messages: [msg(0), msg(1)] }, { messages: [msg(2)] }], 1000);
-    expect(r1.map((r) => [r.offset, r.count])).toEqual([[0, 2], [2, 1]]);
+    expect(r1.map((r) => [r.offset, r.count])).toEqual([
+      [0, 2],
+      [2, 1],
+    ]);
     const r2 = log.appendGroups([{ messages: [msg(3)] }], 1001);
     expect(r2[0]?.offset).toBe(3);
     const reopened = openLog(db).log;

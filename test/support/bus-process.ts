@@ -69,7 +69,9 @@ export async function startBus(options: BusOptions = {}): Promise<BusProcess> {
 
   async function start(): Promise<void> {
     const allVars = options.auth ? { ...options.vars } : { DOVETAIL_AUTH: "off", ...options.vars };
-    const vars = Object.entries(allVars).map(([k, v]) => `${k}:${v}`).join(" ");
+    const vars = Object.entries(allVars)
+      .map(([k, v]) => `${k}:${v}`)
+      .join(" ");
     const proc = spawn(process.execPath, [path.join(ROOT, "scripts/dev.mjs")], {
       cwd: ROOT,
       env: { ...process.env, PORT: String(port), DOVETAIL_STATE: state, DOVETAIL_VARS: vars },

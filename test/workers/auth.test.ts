@@ -58,7 +58,7 @@ describe("API keys", () => {
   it("round-trips the id and hashes to a stable hex digest", async () => {
     const { id, key } = generateApiKey();
     expect(parseApiKey(key)).toEqual({ id });
-    expect(parseApiKey(key + "x")).toBeNull();
+    expect(parseApiKey(`${key}x`)).toBeNull();
     expect(parseApiKey("dvt_short")).toBeNull();
     const h = await hashApiKey(key);
     expect(h).toMatch(/^[0-9a-f]{64}$/);
@@ -73,7 +73,14 @@ describe("JWT verification", () => {
   const now = () => Math.floor(Date.now() / 1000);
   const claims = { tenant: "team-a", scope: "publish:agents.* subscribe:>" };
   const hs = (edit: (j: SignJWT) => SignJWT = (j) => j, key = secret) =>
-    edit(new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("svc").setIssuer("dovetail").setAudience("dovetail").setExpirationTime(now() + 60)).sign(new TextEncoder().encode(key));
+    edit(
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: "HS256" })
+        .setSubject("svc")
+        .setIssuer("dovetail")
+        .setAudience("dovetail")
+        .setExpirationTime(now() + 60),
+    ).sign(new TextEncoder().encode(key));
 
   async function refusal(token: string, config = hsConfig): Promise<string> {
     const e = await verifyJwt(token, config).then(
@@ -100,7 +107,12 @@ describe("JWT verification", () => {
     expect(await refusal(await hs((j) => j.setNotBefore(now() + 600)))).toMatch(/not yet valid/);
     expect(await refusal(await hs((j) => j.setAudience("someone-else")))).toMatch(/audience/);
     expect(await refusal(await hs((j) => j.setIssuer("mallory")))).toMatch(/issuer/);
-    const noExp = await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("svc").setIssuer("dovetail").setAudience("dovetail").sign(new TextEncoder().encode(secret));
+    const noExp = await new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("svc")
+      .setIssuer("dovetail")
+      .setAudience("dovetail")
+      .sign(new TextEncoder().encode(secret));
     expect(await refusal(noExp)).toMatch(/exp/);
     expect(await refusal("a.b.c")).toMatch(/malformed/);
   });
@@ -119,7 +131,13 @@ describe("JWT verification", () => {
       const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg };
       const config = jwtConfigFromEnv({ DOVETAIL_JWT_PUBLIC_KEYS: JSON.stringify({ keys: [jwk] }) });
       const sign = (key: CryptoKey) =>
-        new SignJWT(claims).setProtectedHeader({ alg, kid: "k1" }).setSubject("svc").setIssuer("dovetail").setAudience("dovetail").setExpirationTime(now() + 60).sign(key);
+        new SignJWT(claims)
+          .setProtectedHeader({ alg, kid: "k1" })
+          .setSubject("svc")
+          .setIssuer("dovetail")
+          .setAudience("dovetail")
+          .setExpirationTime(now() + 60)
+          .sign(key);
       expect((await verifyJwt(await sign(privateKey), config)).tenant).toBe("team-a");
       expect(await refusal(await sign(other.privateKey), config)).toMatch(/signature|signed/);
     });

@@ -18,7 +18,9 @@ async function publish(topic: string, count: number): Promise<void> {
 }
 
 async function list(query: string, token?: string): Promise<Page> {
-  const res = token ? await anonymousFetch(`/v1/topics?${query}`, { headers: { Authorization: `Bearer ${token}` } }) : await gatewayFetch(`/v1/topics?${query}`);
+  const res = token
+    ? await anonymousFetch(`/v1/topics?${query}`, { headers: { Authorization: `Bearer ${token}` } })
+    : await gatewayFetch(`/v1/topics?${query}`);
   expect(res.status).toBe(200);
   return (await res.json()) as Page;
 }
@@ -29,7 +31,11 @@ describe("listing topics", () => {
     const names = [`${root}.a.inbox`, `${root}.b.inbox`, `${root}.b.outbox`, `${root}.c.inbox`, `${root}.c/deep.inbox`];
     for (const n of names) await publish(n, 1);
     expect((await list(`prefix=${root}.`)).topics.map((t) => t.name)).toEqual([...names].sort());
-    expect((await list(`pattern=${encodeURIComponent(`${root}.*.inbox`)}`)).topics.map((t) => t.name)).toEqual([`${root}.a.inbox`, `${root}.b.inbox`, `${root}.c.inbox`]);
+    expect((await list(`pattern=${encodeURIComponent(`${root}.*.inbox`)}`)).topics.map((t) => t.name)).toEqual([
+      `${root}.a.inbox`,
+      `${root}.b.inbox`,
+      `${root}.c.inbox`,
+    ]);
     // Pages of 2 follow the cursor to the end, each name once.
     const seen: string[] = [];
     let cursor: string | null = null;

@@ -87,7 +87,11 @@ function fuzzFrame(r: () => number, tag: () => string, id: number): Fuzzed {
     case 16: // a raw U+FFFD: what the runtime makes of invalid UTF-8
       return { frame: `{"type":"publish","id":${id},"messages":[{"data":"${randomText(r, 5).replace(/[^a-z]/gi, "")}\uFFFD"}]}` };
     default:
-      return { frame: JSON.stringify(pick(r, [null, [], 42, "str", true, { type: null }, { type: "publish", id, producer: { id: "", seq: -1 }, messages: [{ data: 1 }] }])) };
+      return {
+        frame: JSON.stringify(
+          pick(r, [null, [], 42, "str", true, { type: null }, { type: "publish", id, producer: { id: "", seq: -1 }, messages: [{ data: 1 }] }]),
+        ),
+      };
   }
 }
 
@@ -105,8 +109,14 @@ function expectOneAnswerPerId(all: ReturnType<typeof answers>, sent: number, wit
   }
   const twice = [...count].filter(([, n]) => n > 1).map(([id]) => id);
   expect(twice, "ids answered more than once").toEqual([]);
-  expect([...count.keys()].filter((id) => id < 1 || id > sent), "answers to ids never sent").toEqual([]);
-  expect([...withId].filter((id) => !count.has(id)), "frames with an id that got no answer with it").toEqual([]);
+  expect(
+    [...count.keys()].filter((id) => id < 1 || id > sent),
+    "answers to ids never sent",
+  ).toEqual([]);
+  expect(
+    [...withId].filter((id) => !count.has(id)),
+    "frames with an id that got no answer with it",
+  ).toEqual([]);
 }
 
 /** The id a server can read from a frame: a JSON object's safe-integer `id`. */
@@ -125,7 +135,9 @@ function readableId(frame: string | ArrayBuffer): number | undefined {
 const answers = (s: TestSocket) => s.frames.filter((f) => f.type === "ack" || f.type === "error");
 
 describe("fuzz", () => {
-  it(`survives ${SOCKETS * FRAMES_PER_SOCKET + REQUESTS} malformed frames and requests; the log holds exactly the valid messages (seed ${SEED})`, { timeout: 600_000 }, async () => {
+  it(`survives ${SOCKETS * FRAMES_PER_SOCKET + REQUESTS} malformed frames and requests; the log holds exactly the valid messages (seed ${SEED})`, {
+    timeout: 600_000,
+  }, async () => {
     const topic = freshTopic("fuzz");
     const subscriber = await openSocket(topic);
     subscriber.autoCredit = true;
@@ -178,7 +190,7 @@ describe("fuzz", () => {
         let res: Response;
         switch (c) {
           case 0:
-            res = await gatewayFetch(`/v1/topics/${topic}/messages`, { method: "POST", body: randomText(r, 50) + "{" });
+            res = await gatewayFetch(`/v1/topics/${topic}/messages`, { method: "POST", body: `${randomText(r, 50)}{` });
             break;
           case 1:
             res = await gatewayFetch(`/v1/topics/${topic}/messages`, { method: "POST", body: JSON.stringify({ messages: [{ data: 1, bytes: "AA==" }] }) });
@@ -194,7 +206,10 @@ describe("fuzz", () => {
             res = await gatewayFetch(`/v1/topics/${pick(r, [longName, "a..b", "a%20b", "%C3%A9", "%ED%A0%80", "%E0%A4%A", "a%2F%2Fb", "%00"])}/messages`);
             break;
           case 5:
-            res = await gatewayFetch(`/v1/topics/${topic}`, { method: "PATCH", body: JSON.stringify({ retention: { maxMessages: pick(r, [-1, 1.5, "x", 1e308]) } }) });
+            res = await gatewayFetch(`/v1/topics/${topic}`, {
+              method: "PATCH",
+              body: JSON.stringify({ retention: { maxMessages: pick(r, [-1, 1.5, "x", 1e308]) } }),
+            });
             break;
           case 6:
             res = await gatewayFetch(`/v1/topics/${topic}/messages`, { method: "POST", body: JSON.stringify({ messages: [] }) });
@@ -231,7 +246,11 @@ describe("fuzz", () => {
     // The log holds exactly the valid messages: each tag once, nothing else.
     const stored: string[] = [];
     for (let from = 0; ; ) {
-      const res = (await (await gatewayFetch(`/v1/topics/${topic}/messages?from=${from}&limit=1000`)).json()) as { messages: { data: { fuzz: string } }[]; next: number; head: number };
+      const res = (await (await gatewayFetch(`/v1/topics/${topic}/messages?from=${from}&limit=1000`)).json()) as {
+        messages: { data: { fuzz: string } }[];
+        next: number;
+        head: number;
+      };
       stored.push(...res.messages.map((m) => m.data.fuzz));
       from = res.next;
       if (from >= res.head) break;

@@ -27,14 +27,21 @@ let testKey: Promise<string> | null = null;
  */
 export function testCredential(): Promise<string> {
   const keys = bindings.KEYS;
-  testKey ??= keys.get(keys.idFromName(KEYS_OBJECT_NAME))
+  testKey ??= keys
+    .get(keys.idFromName(KEYS_OBJECT_NAME))
     .create({
       name: "workers-tests",
       tenant: "default",
       scopes: ["publish:>", "subscribe:>", "admin:>"],
       rate: {
-        requestsPerSecond: 1e9, burst: 1e9, framesPerSecond: 1e9, frameBurst: 1e9,
-        bytesPerSecond: 1e9, byteBurst: 1e9, topicMessagesPerSecond: 1e9, topicMessageBurst: 1e9,
+        requestsPerSecond: 1e9,
+        burst: 1e9,
+        framesPerSecond: 1e9,
+        frameBurst: 1e9,
+        bytesPerSecond: 1e9,
+        byteBurst: 1e9,
+        topicMessagesPerSecond: 1e9,
+        topicMessageBurst: 1e9,
       },
     })
     .then((r: { key: string }) => r.key);
@@ -131,7 +138,10 @@ export class TestSocket {
   }
 
   /** The first frame of `type` matching `match`, waiting for it. */
-  async frame<T extends ServerFrame["type"] | "pong">(type: T, match: (f: Extract<ServerFrame | { type: "pong" }, { type: T }>) => boolean = () => true): Promise<Extract<ServerFrame | { type: "pong" }, { type: T }>> {
+  async frame<T extends ServerFrame["type"] | "pong">(
+    type: T,
+    match: (f: Extract<ServerFrame | { type: "pong" }, { type: T }>) => boolean = () => true,
+  ): Promise<Extract<ServerFrame | { type: "pong" }, { type: T }>> {
     let found: Extract<ServerFrame | { type: "pong" }, { type: T }> | undefined;
     await this.until(() => {
       found = this.frames.find((f): f is Extract<ServerFrame | { type: "pong" }, { type: T }> => f.type === type && match(f as never));

@@ -14,14 +14,25 @@ describe("HTTP API", () => {
     const batch = await post(topic, { messages: numbered(3, 1) });
     expect(await batch.json()).toEqual({ offset: 1, count: 3 });
     const got = await sub.waitDelivered(4);
-    expect(got.map((m) => [m.offset, m.data])).toEqual([[0, { hello: 1 }], [1, { n: 1 }], [2, { n: 2 }], [3, { n: 3 }]]);
+    expect(got.map((m) => [m.offset, m.data])).toEqual([
+      [0, { hello: 1 }],
+      [1, { n: 1 }],
+      [2, { n: 2 }],
+      [3, { n: 3 }],
+    ]);
     expect(got[0]?.key).toBe("k");
   });
 
   it("reads pages from an offset with next, head and earliest", async () => {
     const topic = freshTopic();
     await post(topic, { messages: numbered(25) });
-    const page = async (q: string) => (await (await gatewayFetch(`/v1/topics/${topic}/messages?${q}`)).json()) as { messages: { offset: number }[]; next: number; head: number; earliest: number };
+    const page = async (q: string) =>
+      (await (await gatewayFetch(`/v1/topics/${topic}/messages?${q}`)).json()) as {
+        messages: { offset: number }[];
+        next: number;
+        head: number;
+        earliest: number;
+      };
     const first = await page("from=0&limit=10");
     expect(first.messages.map((m) => m.offset)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(first).toMatchObject({ next: 10, head: 25, earliest: 0 });

@@ -91,9 +91,19 @@ describe("internal signals sent by a client", () => {
       ["publish without publish", "POST", `/v1/topics/${topic}/messages`, { body: JSON.stringify({ data: 1 }), headers: bearer(subscribeOnly.key) }],
       ["read without subscribe", "GET", `/v1/topics/${topic}/messages?from=0`, { headers: bearer(publishOnly.key) }],
       ["HEAD read without subscribe", "HEAD", `/v1/topics/${topic}/messages?from=0`, { headers: bearer(publishOnly.key) }],
-      ["retention without admin", "PATCH", `/v1/topics/${topic}`, { body: JSON.stringify({ retention: { maxMessages: 1 } }), headers: bearer(publishOnly.key) }],
+      [
+        "retention without admin",
+        "PATCH",
+        `/v1/topics/${topic}`,
+        { body: JSON.stringify({ retention: { maxMessages: 1 } }), headers: bearer(publishOnly.key) },
+      ],
       ["stream long-poll without subscribe", "GET", `/v1/stream/${topic}?offset=-1&live=long-poll`, { headers: bearer(publishOnly.key) }],
-      ["stream append without publish", "POST", `/v1/stream/${topic}`, { body: "[1]", headers: { ...bearer(subscribeOnly.key), "Content-Type": "application/json" } }],
+      [
+        "stream append without publish",
+        "POST",
+        `/v1/stream/${topic}`,
+        { body: "[1]", headers: { ...bearer(subscribeOnly.key), "Content-Type": "application/json" } },
+      ],
       ["stream create without publish", "PUT", `/v1/stream/${topic}.new`, { headers: bearer(subscribeOnly.key) }],
       ["admin without admin", "GET", "/v1/admin/keys", { headers: bearer(publishOnly.key) }],
       ["read with subscribe", "GET", `/v1/topics/${topic}/messages?from=0`, { headers: bearer(subscribeOnly.key) }],
@@ -260,7 +270,11 @@ describe("frames that must not vanish", () => {
     expect(http.status).toBe(400);
     expect(((await http.json()) as { error: { code: string } }).error.code).toBe("invalid_utf8");
     await gatewayFetch(`/v1/stream/${topic}`, { method: "PUT", headers: { "Content-Type": "application/json" } });
-    const ds = await gatewayFetch(`/v1/stream/${topic}`, { method: "POST", body: new Uint8Array([...utf8('["a'), 0xff, 0xfe, ...utf8('b"]')]), headers: { "Content-Type": "application/json" } });
+    const ds = await gatewayFetch(`/v1/stream/${topic}`, {
+      method: "POST",
+      body: new Uint8Array([...utf8('["a'), 0xff, 0xfe, ...utf8('b"]')]),
+      headers: { "Content-Type": "application/json" },
+    });
     expect(ds.status).toBe(400);
     expect(((await ds.json()) as { error: { code: string } }).error.code).toBe("invalid_utf8");
     // In a text frame the runtime has already turned invalid bytes into U+FFFD: a raw one is refused.

@@ -27,7 +27,11 @@ async function head(topic: string): Promise<number> {
 }
 
 async function publishWith(topic: string, headers: Record<string, string>): Promise<Response> {
-  return anonymousFetch(`/v1/topics/${topic}/messages`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify({ data: { x: 1 } }) });
+  return anonymousFetch(`/v1/topics/${topic}/messages`, {
+    method: "POST",
+    headers: { ...headers, "Content-Type": "application/json" },
+    body: JSON.stringify({ data: { x: 1 } }),
+  });
 }
 
 describe("authentication", () => {
@@ -37,13 +41,18 @@ describe("authentication", () => {
     const revoked = await issue("default", ["publish:>"]);
     await keysObject().revoke("default", revoked.id);
     const expired = await issue("default", ["publish:>"], { expiresAt: Date.now() - 1000 });
-    const forged = (await issue("default", ["publish:>"])).key.slice(0, -4) + "AAAA";
+    const forged = `${(await issue("default", ["publish:>"])).key.slice(0, -4)}AAAA`;
     const now = Math.floor(Date.now() / 1000);
     // Signed with the bus's own secret, so each case fails on exactly the check it names.
     const jwt = (edit: (j: SignJWT) => SignJWT, secret = bindings.DOVETAIL_JWT_SECRET!) =>
-      edit(new SignJWT({ tenant: "default", scope: "publish:>" }).setProtectedHeader({ alg: "HS256" }).setSubject("s").setIssuer("dovetail").setAudience("dovetail").setExpirationTime(now + 60)).sign(
-        new TextEncoder().encode(secret),
-      );
+      edit(
+        new SignJWT({ tenant: "default", scope: "publish:>" })
+          .setProtectedHeader({ alg: "HS256" })
+          .setSubject("s")
+          .setIssuer("dovetail")
+          .setAudience("dovetail")
+          .setExpirationTime(now + 60),
+      ).sign(new TextEncoder().encode(secret));
     const cases: [string, Record<string, string>, RegExp][] = [
       ["no credential", {}, /no credential/],
       ["not a bearer", { Authorization: "Basic Zm9vOmJhcg==" }, /Bearer/],
@@ -88,7 +97,11 @@ describe("permissions and tenants", () => {
     const narrow = await issue("default", ["publish:agents.*", "subscribe:agents.*"]);
     expect(await errorOf(await publishWith(topic, bearer(reader.key)))).toMatchObject({ status: 403, code: "forbidden" });
     expect(await errorOf(await publishWith(topic, bearer(narrow.key)))).toMatchObject({ status: 403, code: "forbidden" });
-    expect(await errorOf(await anonymousFetch(`/v1/topics/${topic}`, { method: "PATCH", headers: bearer(reader.key), body: JSON.stringify({ retention: { maxMessages: 1 } }) }))).toMatchObject({
+    expect(
+      await errorOf(
+        await anonymousFetch(`/v1/topics/${topic}`, { method: "PATCH", headers: bearer(reader.key), body: JSON.stringify({ retention: { maxMessages: 1 } }) }),
+      ),
+    ).toMatchObject({
       status: 403,
       code: "forbidden",
     });
@@ -110,7 +123,10 @@ describe("permissions and tenants", () => {
     await subB.subscribe("earliest");
     expect((await publishWith(topic, bearer(a.key))).status).toBe(201);
     expect((await publishWith(topic, bearer(a.key))).status).toBe(201);
-    const readB = (await (await anonymousFetch(`/v1/topics/${topic}/messages?from=0`, { headers: bearer(b.key) })).json()) as { messages: unknown[]; head: number };
+    const readB = (await (await anonymousFetch(`/v1/topics/${topic}/messages?from=0`, { headers: bearer(b.key) })).json()) as {
+      messages: unknown[];
+      head: number;
+    };
     expect(readB).toMatchObject({ messages: [], head: 0 });
     const readA = (await (await anonymousFetch(`/v1/topics/${topic}/messages?from=0`, { headers: bearer(a.key) })).json()) as { head: number };
     expect(readA.head).toBe(2);
@@ -122,17 +138,27 @@ describe("permissions and tenants", () => {
     subB.close();
     // Nor can tenant b manage tenant a's keys.
     const admB = await issue("tenant-b", ["admin:>"]);
-    expect(await errorOf(await anonymousFetch(`/v1/admin/keys/${a.id}`, { method: "DELETE", headers: bearer(admB.key) }))).toMatchObject({ status: 404, code: "not_found" });
+    expect(await errorOf(await anonymousFetch(`/v1/admin/keys/${a.id}`, { method: "DELETE", headers: bearer(admB.key) }))).toMatchObject({
+      status: 404,
+      code: "not_found",
+    });
     expect((await publishWith(topic, bearer(a.key))).status).toBe(201);
   });
 
   it("refuses the admin API to a non-admin key and changes no key", async () => {
     const user = await issue("default", ["publish:>", "subscribe:>", "admin:team-a.>"]);
     const before = (await keysObject().list("default")).length;
-    const create = await anonymousFetch("/v1/admin/keys", { method: "POST", headers: bearer(user.key), body: JSON.stringify({ name: "x", scopes: ["admin:>"] }) });
+    const create = await anonymousFetch("/v1/admin/keys", {
+      method: "POST",
+      headers: bearer(user.key),
+      body: JSON.stringify({ name: "x", scopes: ["admin:>"] }),
+    });
     expect(await errorOf(create)).toMatchObject({ status: 403, code: "forbidden" });
     expect(await errorOf(await anonymousFetch("/v1/admin/keys", { headers: bearer(user.key) }))).toMatchObject({ status: 403, code: "forbidden" });
-    expect(await errorOf(await anonymousFetch(`/v1/admin/keys/${user.id}`, { method: "DELETE", headers: bearer(user.key) }))).toMatchObject({ status: 403, code: "forbidden" });
+    expect(await errorOf(await anonymousFetch(`/v1/admin/keys/${user.id}`, { method: "DELETE", headers: bearer(user.key) }))).toMatchObject({
+      status: 403,
+      code: "forbidden",
+    });
     expect((await keysObject().list("default")).length).toBe(before);
   });
 });
@@ -140,7 +166,10 @@ describe("permissions and tenants", () => {
 describe("admin API and revocation", () => {
   it("creates, lists and revokes keys; revocation refuses new requests and closes live sockets", async () => {
     const topic = freshTopic("rev");
-    const created = await gatewayFetch("/v1/admin/keys", { method: "POST", body: JSON.stringify({ name: "agent-1", scopes: ["publish:rev.>", "subscribe:rev.>"], expiresInMs: 3_600_000 }) });
+    const created = await gatewayFetch("/v1/admin/keys", {
+      method: "POST",
+      body: JSON.stringify({ name: "agent-1", scopes: ["publish:rev.>", "subscribe:rev.>"], expiresInMs: 3_600_000 }),
+    });
     expect(created.status).toBe(201);
     const key = (await created.json()) as { key: string; id: string; scopes: string[]; expiresAt: number; tenant: string };
     expect(key).toMatchObject({ scopes: ["publish:rev.>", "subscribe:rev.>"], tenant: "default" });

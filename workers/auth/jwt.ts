@@ -48,7 +48,7 @@ export function jwtConfigFromEnv(env: JwtEnv): JwtConfig {
     try {
       jwks = JSON.parse(env.DOVETAIL_JWT_PUBLIC_KEYS) as JSONWebKeySet;
     } catch (cause) {
-      throw new Error("DOVETAIL_JWT_PUBLIC_KEYS must be a JWKS in JSON: {\"keys\":[...]}", { cause });
+      throw new Error('DOVETAIL_JWT_PUBLIC_KEYS must be a JWKS in JSON: {"keys":[...]}', { cause });
     }
     publicKeys = createLocalJWKSet(jwks);
   }

@@ -94,7 +94,9 @@ export function auth(): MiddlewareHandler<GatewayEnv> {
       if (!token) {
         throw new DovetailError(
           "unauthorized",
-          isUpgrade(c) ? "no credential: send Authorization: Bearer <credential> or ?token=<credential>" : "no credential: send Authorization: Bearer <API key or JWT>",
+          isUpgrade(c)
+            ? "no credential: send Authorization: Bearer <credential> or ?token=<credential>"
+            : "no credential: send Authorization: Bearer <API key or JWT>",
         );
       }
       credential = await authenticate(c, token);

@@ -19,9 +19,40 @@ import type { GatewayEnv } from "../gateway-env.ts";
 export const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
 /** Request headers a page may send: ours and the Durable Streams protocol's. */
-const ALLOW_HEADERS = ["content-type", "authorization", "if-none-match", "Stream-Seq", "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Producer-Id", "Producer-Epoch", "Producer-Seq", "Stream-Forked-From", "Stream-Fork-Offset", "Stream-Fork-Sub-Offset"];
+const ALLOW_HEADERS = [
+  "content-type",
+  "authorization",
+  "if-none-match",
+  "Stream-Seq",
+  "Stream-TTL",
+  "Stream-Expires-At",
+  "Stream-Closed",
+  "Producer-Id",
+  "Producer-Epoch",
+  "Producer-Seq",
+  "Stream-Forked-From",
+  "Stream-Fork-Offset",
+  "Stream-Fork-Sub-Offset",
+];
 /** Response headers a page may read. */
-const EXPOSE_HEADERS = ["Stream-Next-Offset", "Stream-Cursor", "Stream-Up-To-Date", "Stream-Closed", "Stream-TTL", "Stream-Expires-At", "Stream-SSE-Data-Encoding", "Producer-Epoch", "Producer-Seq", "Producer-Expected-Seq", "Producer-Received-Seq", "etag", "content-type", "location", "retry-after", "x-dovetail-auth"];
+const EXPOSE_HEADERS = [
+  "Stream-Next-Offset",
+  "Stream-Cursor",
+  "Stream-Up-To-Date",
+  "Stream-Closed",
+  "Stream-TTL",
+  "Stream-Expires-At",
+  "Stream-SSE-Data-Encoding",
+  "Producer-Epoch",
+  "Producer-Seq",
+  "Producer-Expected-Seq",
+  "Producer-Received-Seq",
+  "etag",
+  "content-type",
+  "location",
+  "retry-after",
+  "x-dovetail-auth",
+];
 /** Durable Streams protocol 12.7. */
 const SECURITY_HEADERS: Readonly<Record<string, string>> = { "x-content-type-options": "nosniff", "cross-origin-resource-policy": "cross-origin" };
 

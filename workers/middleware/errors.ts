@@ -10,7 +10,6 @@ import { DovetailError } from "../../protocol/errors.ts";
 import { encodeErrorFrame } from "../../protocol/frames.ts";
 import { knownError } from "../../objects/rpc-result.ts";
 
-
 export function errorResponse(c: Context, error: DovetailError): Response {
   const isUpgrade = c.req.header("Upgrade")?.toLowerCase() === "websocket";
   if (isUpgrade && error.code !== "upgrade_required") return refuseUpgrade(error);

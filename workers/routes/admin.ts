@@ -102,4 +102,3 @@ export function adminRoutes(): Hono<GatewayEnv> {
   admin.all("/keys/:id", notAllowed);
   return admin;
 }
-

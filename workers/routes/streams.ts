@@ -102,37 +102,32 @@ function closedHeader(c: Context<GatewayEnv>): boolean {
 }
 
 /** Encode an append body as messages: one `data` per JSON value, or one `bytes` message. Throws the refusal. */
-function encodePayload(
-  c: Context<GatewayEnv>,
-  body: Uint8Array,
-  contentType: string,
-  forCreate: boolean,
-): DsPayload | null {
+function encodePayload(c: Context<GatewayEnv>, body: Uint8Array, contentType: string, forCreate: boolean): DsPayload | null {
   if (body.length === 0) return null;
   const { limits } = settingsFromEnv(c.env);
   const json = isJsonContentType(contentType);
   if (json) {
-      const text = decodeUtf8Strict(body);
-      if (text === null) throw new DovetailError("invalid_utf8", "a JSON body must be valid UTF-8");
-      const flat = flattenJsonBody(text);
-      if ("error" in flat) {
-        if (flat.error === "empty_array" && forCreate) return null;
-        if (flat.error === "too_deep") throw new DovetailError("too_deep", `a JSON value nests more than ${MAX_DATA_DEPTH} levels of arrays and objects`);
-        throw new DovetailError("invalid_field", flat.error === "empty_array" ? "an append may not be an empty JSON array" : "body is not valid JSON");
+    const text = decodeUtf8Strict(body);
+    if (text === null) throw new DovetailError("invalid_utf8", "a JSON body must be valid UTF-8");
+    const flat = flattenJsonBody(text);
+    if ("error" in flat) {
+      if (flat.error === "empty_array" && forCreate) return null;
+      if (flat.error === "too_deep") throw new DovetailError("too_deep", `a JSON value nests more than ${MAX_DATA_DEPTH} levels of arrays and objects`);
+      throw new DovetailError("invalid_field", flat.error === "empty_array" ? "an append may not be an empty JSON array" : "body is not valid JSON");
+    }
+    // Each text is JSON.stringify output: stored as the message's `data` as it is.
+    const sizes = new Uint32Array(flat.messages.length);
+    let total = 0;
+    for (let i = 0; i < flat.messages.length; i++) {
+      const size = utf8ByteLength(flat.messages[i]!);
+      if (size > limits.maxMessageBytes) {
+        throw new DovetailError("message_too_large", `message ${i} is ${size} bytes; the limit is ${limits.maxMessageBytes}`);
       }
-      // Each text is JSON.stringify output: stored as the message's `data` as it is.
-      const sizes = new Uint32Array(flat.messages.length);
-      let total = 0;
-      for (let i = 0; i < flat.messages.length; i++) {
-        const size = utf8ByteLength(flat.messages[i]!);
-        if (size > limits.maxMessageBytes) {
-          throw new DovetailError("message_too_large", `message ${i} is ${size} bytes; the limit is ${limits.maxMessageBytes}`);
-        }
-        sizes[i] = size;
-        total += size;
-      }
-      if (total > limits.maxBatchBytes) throw new DovetailError("batch_too_large", `an append may carry at most ${limits.maxBatchBytes} bytes`);
-      return { json, bodies: `"data":${flat.messages.join('\n"data":')}`, sizes };
+      sizes[i] = size;
+      total += size;
+    }
+    if (total > limits.maxBatchBytes) throw new DovetailError("batch_too_large", `an append may carry at most ${limits.maxBatchBytes} bytes`);
+    return { json, bodies: `"data":${flat.messages.join('\n"data":')}`, sizes };
   }
   if (body.length > limits.maxMessageBytes) {
     throw new DovetailError("message_too_large", `an append is ${body.length} bytes; the limit is ${limits.maxMessageBytes}`);
@@ -195,29 +190,29 @@ export function streamRoutes(): Hono<GatewayEnv> {
 }
 
 async function handle(c: Context<GatewayEnv>): Promise<Response> {
-    const method = c.req.method;
-    const url = new URL(c.req.url);
-    const topic = c.get("topic");
-    const stub = topicStub(c.env, c.get("tenant"), topic);
-    switch (method) {
-      case "PUT":
-        return create(c, topic, stub);
-      case "POST":
-        return append(c, topic, stub);
-      case "HEAD":
-        return send({ ...(await stub.dsHead(topic)), body: undefined });
-      case "DELETE": {
-        const { reply, releaseSource } = await stub.dsDelete(topic);
-        // Cascade: a deleted fork releases its source, which may go away and release its own.
-        let source = releaseSource;
-        for (let hops = 0; source !== null && hops < 100; hops++) {
-          source = await topicStub(c.env, c.get("tenant"), source).dsForkRef(source, -1);
-        }
-        return send(reply);
+  const method = c.req.method;
+  const url = new URL(c.req.url);
+  const topic = c.get("topic");
+  const stub = topicStub(c.env, c.get("tenant"), topic);
+  switch (method) {
+    case "PUT":
+      return create(c, topic, stub);
+    case "POST":
+      return append(c, topic, stub);
+    case "HEAD":
+      return send({ ...(await stub.dsHead(topic)), body: undefined });
+    case "DELETE": {
+      const { reply, releaseSource } = await stub.dsDelete(topic);
+      // Cascade: a deleted fork releases its source, which may go away and release its own.
+      let source = releaseSource;
+      for (let hops = 0; source !== null && hops < 100; hops++) {
+        source = await topicStub(c.env, c.get("tenant"), source).dsForkRef(source, -1);
       }
-      default:
-        return read(c, topic, stub, url);
+      return send(reply);
     }
+    default:
+      return read(c, topic, stub, url);
+  }
 }
 
 async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>): Promise<Response> {
@@ -240,7 +235,7 @@ async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
   let forkOffset: number | null = null;
   if (forkOffsetRaw !== undefined) {
     const parsed = parseOffset(forkOffsetRaw);
-    if (!parsed || parsed.kind !== "at") throw new DovetailError("invalid_field", "Stream-Fork-Offset: not an offset of this server");
+    if (parsed?.kind !== "at") throw new DovetailError("invalid_field", "Stream-Fork-Offset: not an offset of this server");
     forkOffset = parsed.next;
   }
   const subOffset = subRaw === undefined ? 0 : parseNonNegativeInt(subRaw);
@@ -341,7 +336,13 @@ async function read(c: Context<GatewayEnv>, topic: string, stub: ReturnType<type
 }
 
 /** Server-sent events: one `data` event per page read, each followed by a `control` event. */
-async function sse(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>, start: ParsedOffset, cursor: string | undefined): Promise<Response> {
+async function sse(
+  c: Context<GatewayEnv>,
+  topic: string,
+  stub: ReturnType<typeof topicStub>,
+  start: ParsedOffset,
+  cursor: string | undefined,
+): Promise<Response> {
   const first = await stub.dsRead(topic, { offset: start, live: true, ifNoneMatch: null });
   if (first.status >= 400) return send(first);
   const contentType = first.contentType;
@@ -388,8 +389,7 @@ async function sse(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeo
         const upToDate = reply.headers["stream-up-to-date"] === "true";
         let events = "";
         if (reply.status === 200 && reply.body !== undefined) {
-          const payload =
-            typeof reply.body === "string" ? reply.body : base64 ? bytesToBase64(reply.body) : text.decode(reply.body);
+          const payload = typeof reply.body === "string" ? reply.body : base64 ? bytesToBase64(reply.body) : text.decode(reply.body);
           const empty = typeof reply.body === "string" ? reply.body === "[]" || reply.body === "" : reply.body.length === 0;
           if (!empty) events = `event: data\n${sseData(payload)}`;
         }

@@ -41,10 +41,7 @@ const retentionBodySchema = z.object({
   }),
 });
 
-const publishBodySchema = z.union([
-  z.object({ messages: z.array(z.unknown()).min(1), producer: producerSchema.optional() }),
-  publishMessageSchema,
-]);
+const publishBodySchema = z.union([z.object({ messages: z.array(z.unknown()).min(1), producer: producerSchema.optional() }), publishMessageSchema]);
 
 function stubFor(c: Context<GatewayEnv>) {
   const topic = c.get("topic");
@@ -203,8 +200,14 @@ export function topicRoutes(): Hono<GatewayEnv> {
     if (cursor !== undefined && cursor.length > 200) throw new DovetailError("invalid_field", "cursor: not a cursor of this list");
     const rawLimit = c.req.query("limit");
     const limit = rawLimit === undefined ? DEFAULT_LIST_LIMIT : Number(rawLimit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new DovetailError("invalid_field", `limit: expected an integer from 1 to ${MAX_LIST_LIMIT}`);
-    const page = await directoryStub(c.env, c.get("tenant")).list({ prefix, ...(pattern !== undefined ? { pattern } : {}), ...(cursor !== undefined ? { after: cursor } : {}), limit });
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)
+      throw new DovetailError("invalid_field", `limit: expected an integer from 1 to ${MAX_LIST_LIMIT}`);
+    const page = await directoryStub(c.env, c.get("tenant")).list({
+      prefix,
+      ...(pattern !== undefined ? { pattern } : {}),
+      ...(cursor !== undefined ? { after: cursor } : {}),
+      limit,
+    });
     const visible = page.topics.filter((t) => may(c, ["subscribe", "publish", "admin"], t.name));
     return c.json({ topics: visible, cursor: page.cursor });
   });
