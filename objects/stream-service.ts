@@ -9,20 +9,11 @@
  * and headers (e.g. `409` + `Stream-Closed: true`, `403` + `Producer-Epoch`).
  */
 import { DovetailError, type ErrorCode } from "../protocol/errors.ts";
+import type { StreamReadReply } from "../protocol/stream-wait.ts";
 import type { PublishResult } from "./commit-queue.ts";
 import type { PreparedMessage, TopicLog } from "./log.ts";
 import { knownError } from "./rpc-result.ts";
-import {
-  base64ToBytes,
-  bodyAsBytes,
-  bytesToBase64,
-  bodyAsJson,
-  concatBytes,
-  encodeOffset,
-  isJsonContentType,
-  normalizeContentType,
-  type ParsedOffset,
-} from "./stream-format.ts";
+import { bodyAsBytes, bodyAsJson, concatBytes, encodeOffset, isJsonContentType, normalizeContentType, type ParsedOffset } from "./stream-format.ts";
 import type { StreamRecord, StreamState } from "./stream-state.ts";
 
 /** An HTTP answer built by the topic; the gateway sends it unchanged (plus CORS/security headers). */
@@ -98,39 +89,8 @@ export interface DsReadRequest {
 }
 
 /** A read's answer plus what the gateway needs to decide whether to wait. */
-export interface DsReadReply extends DsReply {
-  /** Dovetail offset the reply ends at (where a waiting reader waits). */
-  next: number;
-  /** No data returned and the reader is at the tail of an open stream. */
-  wait: boolean;
-  /** The stream's content type ("" when it does not exist). */
-  contentType: string;
-}
-
-/**
- * A read reply as one WebSocket text message: how a topic hands a woken waiter its data directly,
- * saving the gateway a second call. Byte bodies travel as base64.
- */
-export function encodeReadReply(reply: DsReadReply): string {
-  const { body, ...rest } = reply;
-  return JSON.stringify(body instanceof Uint8Array ? { ...rest, b64: bytesToBase64(body) } : { ...rest, text: body });
-}
-
-/** The reply {@link encodeReadReply} encoded, or null for anything else. */
-export function decodeReadReply(raw: unknown): DsReadReply | null {
-  if (typeof raw !== "string") return null;
-  let value: (DsReadReply & { text?: string; b64?: string }) | null;
-  try {
-    value = JSON.parse(raw) as (DsReadReply & { text?: string; b64?: string }) | null;
-  } catch {
-    return null;
-  }
-  if (!value || typeof value.status !== "number" || typeof value.next !== "number" || typeof value.headers !== "object") return null;
-  const { text, b64, ...reply } = value;
-  if (b64 !== undefined) reply.body = base64ToBytes(b64);
-  else if (text !== undefined) reply.body = text;
-  return reply;
-}
+/** A read as the topic composed it (protocol/stream-wait.ts carries it to a waiting gateway). */
+export type DsReadReply = StreamReadReply;
 
 /** Largest copy a fork makes of its source (an RPC message is limited to 32 MiB). */
 export const FORK_COPY_MAX_BYTES = 16 * 1024 * 1024;

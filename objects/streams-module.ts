@@ -10,7 +10,8 @@ import { CLOSE_CODES } from "../protocol/close-codes.ts";
 import { DovetailError } from "../protocol/errors.ts";
 import type { CommitQueue } from "./commit-queue.ts";
 import type { TopicLog } from "./log.ts";
-import { encodeReadReply, StreamService } from "./stream-service.ts";
+import { encodeWaiterReply } from "../protocol/stream-wait.ts";
+import { StreamService } from "./stream-service.ts";
 import { StreamState } from "./stream-state.ts";
 import type { TopicModule } from "./topic-module.ts";
 
@@ -111,7 +112,7 @@ export class StreamsModule implements TopicModule {
           if (!all && at >= 0) {
             let reply = replies.get(at);
             if (reply === undefined) {
-              reply = encodeReadReply(this.service.read({ offset: { kind: "at", next: at }, live: true, ifNoneMatch: null }, Date.now()));
+              reply = encodeWaiterReply(this.service.read({ offset: { kind: "at", next: at }, live: true, ifNoneMatch: null }, Date.now()));
               replies.set(at, reply);
             }
             ws.send(reply);

@@ -28,7 +28,8 @@ import {
   sseData,
   type ParsedOffset,
 } from "../../objects/stream-format.ts";
-import { decodeReadReply, type DsPayload, type DsProducer, type DsReadReply, type DsReply } from "../../objects/stream-service.ts";
+import type { DsPayload, DsProducer, DsReadReply, DsReply } from "../../objects/stream-service.ts";
+import { decodeWaiterReply } from "../../protocol/stream-wait.ts";
 import { topicUpgradeRequest } from "../../protocol/topic-request.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 import { checkedTopic, may, permit, type TopicOf } from "../middleware/permissions.ts";
@@ -160,7 +161,7 @@ async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, af
     const timer = setTimeout(() => finish(false), timeoutMs);
     ws.addEventListener("close", () => finish(true));
     ws.addEventListener("error", () => finish(true));
-    ws.addEventListener("message", (e) => finish(decodeReadReply(e.data) ?? true));
+    ws.addEventListener("message", (e) => finish(decodeWaiterReply(e.data) ?? true));
   });
 }
 
