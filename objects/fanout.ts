@@ -14,7 +14,8 @@
 import { DovetailError } from "../protocol/errors.ts";
 import { encodeErrorFrame, encodeMessagesFrame, MAX_CREDIT } from "../protocol/frames.ts";
 import type { CommittedBatch } from "./commit-queue.ts";
-import { messageJson, type TopicLog } from "./log.ts";
+import { deliveredMessageJson } from "../protocol/stored-message.ts";
+import type { TopicLog } from "./log.ts";
 import type { SocketGrant } from "../protocol/grant.ts";
 import type { FrameLimitState } from "./frame-limiter.ts";
 
@@ -162,7 +163,7 @@ export class Fanout {
         this.#markBehind(ws);
         continue;
       }
-      json ??= batch.bodies.map((body, i) => messageJson(batch.first + i, batch.time, body));
+      json ??= batch.bodies.map((body, i) => deliveredMessageJson(batch.first + i, batch.time, body));
       const n = Math.min(sub.credit, count);
       const frame = n === count ? (shared ??= encodeMessagesFrame(json)) : encodeMessagesFrame(json.slice(0, n));
       if (!this.#send(ws, frame)) continue;
@@ -211,7 +212,7 @@ export class Fanout {
         this.#behind.delete(ws);
         continue;
       }
-      const frame = encodeMessagesFrame(rows.map((r) => messageJson(r.offset, r.time, r.body)));
+      const frame = encodeMessagesFrame(rows.map((r) => deliveredMessageJson(r.offset, r.time, r.body)));
       if (!this.#send(ws, frame)) continue;
       sub.next += rows.length;
       sub.credit -= rows.length;

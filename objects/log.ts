@@ -13,6 +13,7 @@
  */
 import { DovetailError } from "../protocol/errors.ts";
 import type { PublishMessage, ProducerStamp, SubscribeFrom } from "../protocol/frames.ts";
+import { storedBody } from "../protocol/stored-message.ts";
 import { base64ByteLength, utf8ByteLength } from "./bytes.ts";
 
 /** A value SQLite hands back. */
@@ -96,26 +97,19 @@ export interface DuplicateResult {
   count: number;
 }
 
-/** Build the JSON of one delivered message from its row. */
-export function messageJson(offset: number, time: number, body: string): string {
-  return `{"offset":${offset},"time":${time},${body}}`;
-}
-
 /**
  * Check one message against the size limit and encode its body. Throws `message_too_large`.
  */
 export function prepareMessage(message: PublishMessage, maxMessageBytes: number, index = 0): PreparedMessage {
-  let body = "";
-  if (message.key !== undefined) body += `"key":${JSON.stringify(message.key)},`;
-  if (message.headers !== undefined) body += `"headers":${JSON.stringify(message.headers)},`;
   let size: number;
+  let body: string;
   if (message.bytes !== undefined) {
     size = base64ByteLength(message.bytes);
-    body += `"bytes":"${message.bytes}"`;
+    body = storedBody({ bytes: message.bytes }, message);
   } else {
     const text = JSON.stringify(message.data);
     size = utf8ByteLength(text);
-    body += `"data":${text}`;
+    body = storedBody({ data: text }, message);
   }
   if (size > maxMessageBytes) {
     throw new DovetailError("message_too_large", `message ${index} is ${size} bytes; the limit is ${maxMessageBytes}`);

@@ -86,30 +86,6 @@ export function flattenJsonBody(text: string): { messages: string[] } | { error:
   return { messages: value.map((v) => JSON.stringify(v === undefined ? null : v)) };
 }
 
-/**
- * The JSON text of one stored message body for a JSON-mode read. Bodies are the JSON members a
- * topic stores (`"data":…` or `"key":…,"bytes":"…"`): a `data` message yields its value; a
- * `bytes` message (published over WebSocket) yields its base64 text as a JSON string.
- */
-export function bodyAsJson(body: string): string {
-  if (body.startsWith('"data":')) return body.slice(7);
-  const parsed = JSON.parse(`{${body}}`) as { data?: unknown; bytes?: string };
-  return "bytes" in parsed ? JSON.stringify(parsed.bytes) : JSON.stringify(parsed.data ?? null);
-}
-
-/**
- * The raw bytes of one stored message body for a byte-stream read: a `bytes` message yields its
- * decoded bytes; a `data` message yields the UTF-8 of its JSON text.
- */
-export function bodyAsBytes(body: string): Uint8Array {
-  if (body.startsWith('"bytes":"')) return base64ToBytes(body.slice(9, -1));
-  if (body.startsWith('"data":')) return utf8.encode(body.slice(7));
-  const parsed = JSON.parse(`{${body}}`) as { data?: unknown; bytes?: string };
-  return parsed.bytes !== undefined ? base64ToBytes(parsed.bytes) : utf8.encode(JSON.stringify(parsed.data ?? null));
-}
-
-const utf8 = new TextEncoder();
-
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let total = 0;
   for (const p of parts) total += p.length;

@@ -13,7 +13,8 @@ import type { StreamReadReply } from "../protocol/stream-wait.ts";
 import type { PublishResult } from "./commit-queue.ts";
 import type { PreparedMessage, TopicLog } from "./log.ts";
 import { knownError } from "./rpc-result.ts";
-import { bodyAsBytes, bodyAsJson, concatBytes, encodeOffset, isJsonContentType, normalizeContentType, type ParsedOffset } from "./stream-format.ts";
+import { bodyAsBytes, bodyAsJson } from "../protocol/stored-message.ts";
+import { concatBytes, encodeOffset, isJsonContentType, normalizeContentType, type ParsedOffset } from "./stream-format.ts";
 import type { StreamRecord, StreamState } from "./stream-state.ts";
 
 /** An HTTP answer built by the topic; the gateway sends it unchanged (plus CORS/security headers). */

@@ -45,7 +45,8 @@ import type { ObjectsEnv as Env } from "./env.ts";
 import { Fanout } from "./fanout.ts";
 import { KEYS_OBJECT_NAME } from "./keys.ts";
 import { settingsFromEnv, type TopicSettings } from "./limits.ts";
-import { messageJson, prepareMessage, TopicLog, type LogInfo, type PreparedMessage, type Retention } from "./log.ts";
+import { deliveredMessageJson } from "../protocol/stored-message.ts";
+import { prepareMessage, TopicLog, type LogInfo, type PreparedMessage, type Retention } from "./log.ts";
 import { RetentionModule } from "./retention.ts";
 import { knownError, rpcResult, type RpcResult } from "./rpc-result.ts";
 import type { DsAppendRequest, DsCreateRequest, DsReadReply, DsReadRequest, DsReply } from "./stream-service.ts";
@@ -313,7 +314,7 @@ export class Topic extends DurableObject<Env> {
     return rpcResult(() => {
       const start = this.#log.resolveFrom(from);
       const rows = this.#log.read(start, Math.min(limit, PAGE_MESSAGES), PAGE_BYTES);
-      const parts = rows.map((r) => messageJson(r.offset, r.time, r.body));
+      const parts = rows.map((r) => deliveredMessageJson(r.offset, r.time, r.body));
       return { messagesJson: `[${parts.join(",")}]`, count: rows.length, next: start + rows.length, head: this.#log.head, earliest: this.#log.earliest };
     });
   }

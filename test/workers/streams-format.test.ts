@@ -1,8 +1,7 @@
-/** Pure helpers of the Durable Streams mapping (objects/stream-format.ts). */
+/** Pure helpers of the Durable Streams mapping (objects/stream-format.ts, protocol/stored-message.ts). */
 import { describe, expect, it } from "vitest";
+import { bodyAsBytes, bodyAsJson } from "../../protocol/stored-message.ts";
 import {
-  bodyAsBytes,
-  bodyAsJson,
   encodeOffset,
   flattenJsonBody,
   isJsonContentType,

@@ -29,6 +29,7 @@ import {
   type ParsedOffset,
 } from "../../objects/stream-format.ts";
 import type { DsPayload, DsProducer, DsReadReply, DsReply } from "../../objects/stream-service.ts";
+import { storedBody } from "../../protocol/stored-message.ts";
 import { decodeWaiterReply } from "../../protocol/stream-wait.ts";
 import { topicUpgradeRequest } from "../../protocol/topic-request.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
@@ -128,12 +129,12 @@ function encodePayload(c: Context<GatewayEnv>, body: Uint8Array, contentType: st
       total += size;
     }
     if (total > limits.maxBatchBytes) throw new DovetailError("batch_too_large", `an append may carry at most ${limits.maxBatchBytes} bytes`);
-    return { json, bodies: `"data":${flat.messages.join('\n"data":')}`, sizes };
+    return { json, bodies: flat.messages.map((data) => storedBody({ data })).join("\n"), sizes };
   }
   if (body.length > limits.maxMessageBytes) {
     throw new DovetailError("message_too_large", `an append is ${body.length} bytes; the limit is ${limits.maxMessageBytes}`);
   }
-  return { json, bodies: `"bytes":"${bytesToBase64(body)}"`, sizes: Uint32Array.of(body.length) };
+  return { json, bodies: storedBody({ bytes: bytesToBase64(body) }), sizes: Uint32Array.of(body.length) };
 }
 
 /**
