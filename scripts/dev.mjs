@@ -97,10 +97,10 @@ async function runDirect() {
   const options = Object.fromEntries(
     Object.entries(workerOptions).filter(([key, value]) => key !== "modulesRules" && key !== "rootPath" && value !== undefined),
   );
-  // Many topics (docs/local-limits.md): every open topic holds 3 files and ~0.34 MB in this one
+  // Many topics (docs/local-limits.md): every open topic holds 3 files and ~0.33 MB in this one
   // workerd. workerd closes a topic 10 s after its last request, so leave eviction on: no
   // `unsafePreventEviction` here. Measured by bench `many-topics`: 20,000 topics created in waves,
-  // with the files back to the baseline 10.0–10.3 s after each wave. workerd inherits this process's
+  // with the files back to the baseline 10–13 s after each wave. workerd inherits this process's
   // open-file limit, and Node already raised the soft limit to the hard one. About limit ÷ 3 topics
   // can be open at once; past that, opening a topic fails with SQLITE_CANTOPEN (HTTP 500) until idle
   // ones close.

@@ -1,12 +1,12 @@
 /**
  * Many topics on one local bus (issue 18, item 7): creates `topics` topics in `waves` waves, one
  * HTTP publish each (`concurrency` at a time, as fast as the bus takes them), with an idle gap
- * after each wave, on a bus of its own (`scripts/dev.mjs`, workerd, a temp state folder). After
- * each wave, and again once the gap is over, it records workerd's resident memory and open file
- * descriptors (which of them are topic SQLite files, which are sockets) and times `/healthz`, a
- * publish to a topic never used before and a publish to an old topic (one whose object has left
- * memory, so the publish wakes it). `/healthz` is also timed every `healthEveryMs` while a wave
- * runs.
+ * after each wave, on a bus of its own (`scripts/dev.mjs`, workerd, a temp state folder). It
+ * samples workerd's resident memory and open file descriptors (which of them are topic SQLite
+ * files, which are sockets) every second while a wave runs, right after it and once the gap is
+ * over, and times `/healthz` (every `healthEveryMs` while a wave runs, then once after it and once
+ * after the gap), a publish to a topic never used before and a publish to an old topic (one whose
+ * object has left memory, so the publish wakes it).
  *
  * What it shows (docs/local-limits.md): workerd removes a Durable Object from memory 10 s after
  * its last request ends and closes its SQLite files (database, WAL, shared-memory index) then;
@@ -14,15 +14,15 @@
  * gap after each wave waits until the wave's topic files are closed and records how long that
  * took (the eviction delay as seen from outside).
  *
- * The run is healthy when every request succeeded, `/healthz` stayed under `healthBoundMs` (the
- * 99th percentile while a wave runs: one stall of a busy machine is not the bus's; every single
- * probe after a wave and after its gap), the topic files were closed within `releaseTimeoutMs`
+ * The run is healthy when every request succeeded, `/healthz` stayed under `healthBoundMs` (its
+ * 90th percentile while a wave runs, and each probe after a wave and after its gap) and no single
+ * `/healthz` took over `stallBoundMs`, the topic files were closed within `releaseTimeoutMs`
  * after every wave, and memory was reused: what the process grew by after wave 1, per topic
  * created since, is under `residualBound` × what one open topic costs (wave 1's figure). Keeping
  * every topic would make that ratio about 1; measured, it is about 0.05 (docs/local-limits.md).
  * Otherwise `ok` is false and `problems` says why.
  *
- * Linux only (reads /proc); the bus runs with auth off like every bench case (with the dev token,
+ * Linux only (reads /proc; run.ts skips it elsewhere); the bus runs with auth off like every bench case (with the dev token,
  * the JWT rate limit of 1,000 requests per 10 s per credential would pace the creation instead).
  *
  * @example
@@ -47,15 +47,21 @@ export interface ManyTopicsConfig {
   healthEveryMs: number;
   /** Publishes timed per sample, to fresh topics and to old ones. */
   probes: number;
-  /** Bound on `/healthz`: its p99 while a wave runs, and each probe after a wave and after its gap. */
+  /**
+   * Bound on `/healthz`: its p90 while a wave runs, and each probe after a wave and after its gap.
+   * Not lower: topics are created on workerd's one thread with synchronous file I/O (about 6 opens
+   * and 9 fsyncs per topic, strace), so a busy disk delays every request for a while.
+   */
   healthBoundMs: number;
+  /** Bound on any single `/healthz` while a wave runs. */
+  stallBoundMs: number;
   /** Bound on memory kept per topic created after wave 1, as a fraction of the memory of one open topic. */
   residualBound: number;
 }
 
 /** CI (`--quick`): 500 topics in 2 waves, about 40 s. Full: 20,000 topics in 8 waves. */
 export function manyTopicsConfig(quick: boolean): ManyTopicsConfig {
-  const common = { releaseTimeoutMs: 30_000, healthEveryMs: 200, healthBoundMs: 2_000, residualBound: 0.5 };
+  const common = { releaseTimeoutMs: 30_000, healthEveryMs: 200, healthBoundMs: 2_000, stallBoundMs: 10_000, residualBound: 0.5 };
   return quick
     ? { ...common, topics: 500, waves: 2, concurrency: 8, idleMs: 12_000, probes: 3 }
     : { ...common, topics: 20_000, waves: 8, concurrency: 16, idleMs: 15_000, probes: 5 };
@@ -78,6 +84,7 @@ export interface Latencies {
   n: number;
   failed: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
   maxMs: number;
 }
@@ -101,6 +108,8 @@ export interface WaveResult {
   topicsPerSec: number;
   /** `/healthz` every `healthEveryMs` while the wave ran. */
   healthDuringWave: Latencies;
+  /** Highest figures of the samples taken every second while the wave ran (and right after it). */
+  peakDuringWave: { rssMB: number; fds: number; openTopics: number };
   /** Right after the wave. */
   afterWave: Probe;
   /** ms from the last request of the wave (probes included) until its topic files were closed; null if they never were. */
@@ -122,7 +131,10 @@ export interface ManyTopicsResult {
 }
 
 const PROBE_TIMEOUT_MS = 30_000;
+/** How often the files are checked while waiting for a wave's topics to close. */
 const SAMPLE_EVERY_MS = 250;
+/** How often /proc is read while a wave runs (reading thousands of fd links costs the bench CPU). */
+const SAMPLE_DURING_WAVE_MS = 1_000;
 /**
  * A topic database is `<id>.sqlite` (+ `-wal`, `-shm`) in the Topic class's namespace folder.
  * `metadata.sqlite` there is the namespace's alarm index, open for as long as workerd runs.
@@ -177,7 +189,7 @@ export function latencies(samples: number[], failed: number): Latencies {
   const s = [...samples].sort((a, b) => a - b);
   const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : 0);
   const r = (x: number) => Math.round(x * 100) / 100;
-  return { n: samples.length + failed, failed, p50Ms: r(at(0.5)), p99Ms: r(at(0.99)), maxMs: r(s.at(-1) ?? 0) };
+  return { n: samples.length + failed, failed, p50Ms: r(at(0.5)), p90Ms: r(at(0.9)), p99Ms: r(at(0.99)), maxMs: r(s.at(-1) ?? 0) };
 }
 
 /** One timed request; `null` when it failed (status, network error or timeout). */
@@ -226,7 +238,8 @@ export function checkManyTopics(config: ManyTopicsConfig, baseline: ProcessSampl
   for (const w of waves) {
     const failed = failedRequests(w);
     if (failed > 0) problems.push(`wave ${w.wave}: ${failed} request(s) failed (${w.failed} of ${w.created} topic creations)`);
-    if (w.healthDuringWave.p99Ms > config.healthBoundMs) problems.push(`wave ${w.wave}: /healthz p99 ${w.healthDuringWave.p99Ms.toFixed(0)} ms while it ran (bound ${config.healthBoundMs} ms)`);
+    if (w.healthDuringWave.p90Ms > config.healthBoundMs) problems.push(`wave ${w.wave}: /healthz p90 ${w.healthDuringWave.p90Ms.toFixed(0)} ms while it ran (bound ${config.healthBoundMs} ms)`);
+    if (w.healthDuringWave.maxMs > config.stallBoundMs) problems.push(`wave ${w.wave}: a /healthz took ${w.healthDuringWave.maxMs.toFixed(0)} ms while it ran (bound ${config.stallBoundMs} ms)`);
     const probe = Math.max(w.afterWave.healthMs ?? 0, w.afterIdle.healthMs ?? 0);
     if (probe > config.healthBoundMs) problems.push(`wave ${w.wave}: /healthz took ${probe.toFixed(0)} ms after it (bound ${config.healthBoundMs} ms)`);
     if (w.releasedAfterMs === null) problems.push(`wave ${w.wave}: topic files still open ${config.releaseTimeoutMs / 1000} s after its last request (idle objects were not evicted)`);
@@ -240,15 +253,23 @@ export function checkManyTopics(config: ManyTopicsConfig, baseline: ProcessSampl
   return problems;
 }
 
+/** Memory per open topic from one wave's peaks, or null if no topic was seen open. */
+export function mbPerOpenTopic(baseline: ProcessSample, wave: WaveResult): number | null {
+  const peak = wave.peakDuringWave;
+  return peak.openTopics > 0 ? (peak.rssMB - baseline.rssMB) / peak.openTopics : null;
+}
+
 /**
- * Memory one open topic costs (wave 1: RSS over baseline ÷ topics open), and what the process
- * grew by from right after wave 1 to after the last gap, per topic created in between.
+ * Memory one open topic costs (wave 1's peaks: RSS over baseline ÷ topics open; RSS stays at its
+ * high-water mark, so the peak of open topics is what it reflects), and what the process grew by
+ * from right after wave 1 to after the last gap, per topic created in between.
  */
 export function residual(baseline: ProcessSample, waves: WaveResult[]): { openTopicMB: number; kbPerTopic: number; fraction: number } | null {
   const first = waves[0];
   const last = waves.at(-1);
-  if (!first || !last || waves.length < 2 || first.afterWave.openTopics === 0) return null;
-  const openTopicMB = (first.afterWave.rssMB - baseline.rssMB) / first.afterWave.openTopics;
+  if (!first || !last || waves.length < 2) return null;
+  const openTopicMB = mbPerOpenTopic(baseline, first);
+  if (openTopicMB === null) return null;
   const perTopicMB = Math.max(0, last.afterIdle.rssMB - first.afterWave.rssMB) / (last.topicsSoFar - first.topicsSoFar);
   return { openTopicMB, kbPerTopic: perTopicMB * 1024, fraction: openTopicMB > 0 ? perTopicMB / openTopicMB : 0 };
 }
@@ -314,6 +335,18 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
           await sleep(config.healthEveryMs);
         }
       })();
+      const peakDuringWave = { rssMB: 0, fds: 0, openTopics: 0 };
+      const notePeak = (p: ProcessSample) => {
+        peakDuringWave.rssMB = Math.max(peakDuringWave.rssMB, p.rssMB);
+        peakDuringWave.fds = Math.max(peakDuringWave.fds, p.fds);
+        peakDuringWave.openTopics = Math.max(peakDuringWave.openTopics, p.openTopics);
+      };
+      const sampleLoop = (async () => {
+        while (creating) {
+          notePeak(sample());
+          await sleep(SAMPLE_DURING_WAVE_MS);
+        }
+      })();
       await Promise.all(
         Array.from({ length: config.concurrency }, async () => {
           while (next < count) {
@@ -324,10 +357,11 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
       );
       const createMs = performance.now() - t0;
       creating = false;
-      await healthLoop;
+      await Promise.all([healthLoop, sampleLoop]);
       created += count;
       // Old topics: those of earlier waves, evicted by now (none after wave 1).
       const afterWave = await probe(first);
+      notePeak(afterWave);
       const quietSince = performance.now();
       let releasedAfterMs: number | null = null;
       while (performance.now() - quietSince < config.releaseTimeoutMs) {
@@ -348,6 +382,7 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
         createMs: Math.round(createMs),
         topicsPerSec: Math.round((count / createMs) * 1000),
         healthDuringWave: latencies(healthSamples, healthFailed),
+        peakDuringWave,
         afterWave,
         releasedAfterMs,
         afterIdle,
@@ -366,22 +401,21 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
     const released = waves.map((w) => w.releasedAfterMs).filter((x): x is number => x !== null);
     const allHealth = waves.flatMap((w) => [w.healthDuringWave.maxMs, w.afterWave.healthMs ?? 0, w.afterIdle.healthMs ?? 0]);
     const p50s = (xs: Latencies[]) => latencies(xs.filter((l) => l.n > l.failed).map((l) => l.p50Ms), 0).p50Ms;
-    const peak = waves.reduce((a, w) => (w.afterWave.fds > a.afterWave.fds ? w : a), w1).afterWave;
     const summary: Record<string, number | null> = {
       topicsCreated: created + freshCounter,
       failedRequests: waves.reduce((n, w) => n + failedRequests(w), 0),
       fdLimit,
       baselineRssMB: baseline.rssMB,
       baselineFds: baseline.fds,
-      peakFds: peak.fds,
-      peakOpenTopics: Math.max(...waves.map((w) => w.afterWave.openTopics)),
+      peakFds: Math.max(...waves.map((w) => w.peakDuringWave.fds)),
+      peakOpenTopics: Math.max(...waves.map((w) => w.peakDuringWave.openTopics)),
       fdsPerOpenTopic: w1.afterWave.openTopics ? Math.round((w1.afterWave.topicFileFds / w1.afterWave.openTopics) * 100) / 100 : null,
-      // Memory per open topic, from wave 1 (later waves reuse memory the earlier ones left).
-      mbPerOpenTopic: w1.afterWave.openTopics ? Math.round(((w1.afterWave.rssMB - baseline.rssMB) / w1.afterWave.openTopics) * 1000) / 1000 : null,
+      // Memory per open topic, from wave 1's peaks (later waves reuse memory the earlier ones left).
+      mbPerOpenTopic: ((mb) => (mb === null ? null : Math.round(mb * 1000) / 1000))(mbPerOpenTopic(baseline, w1)),
       // What stays per topic once its object has left: growth after wave 1 per topic created since.
       keptKBPerTopic: kept ? Math.round(kept.kbPerTopic * 10) / 10 : null,
       keptFractionOfOpenTopic: kept ? Math.round(kept.fraction * 1000) / 1000 : null,
-      peakRssMB: Math.max(...waves.map((w) => w.afterWave.rssMB)),
+      peakRssMB: Math.max(...waves.map((w) => w.peakDuringWave.rssMB)),
       lastIdleRssMB: waves.at(-1)!.afterIdle.rssMB,
       lastIdleFds: waves.at(-1)!.afterIdle.fds,
       // Eviction delay as seen from outside: last request of a wave → its topic files closed (s).
@@ -389,7 +423,7 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
       releasedAfterMaxS: released.length ? Math.max(...released) / 1000 : null,
       healthMaxMs: Math.max(...allHealth),
       healthDuringWavesP50Ms: p50s(waves.map((w) => w.healthDuringWave)),
-      healthDuringWavesP99MaxMs: Math.max(...waves.map((w) => w.healthDuringWave.p99Ms)),
+      healthDuringWavesP90MaxMs: Math.max(...waves.map((w) => w.healthDuringWave.p90Ms)),
       freshPublishP50Ms: p50s(waves.flatMap((w) => [w.afterWave.freshPublishMs, w.afterIdle.freshPublishMs])),
       oldPublishP50Ms: p50s(waves.flatMap((w) => [w.afterWave.oldPublishMs, w.afterIdle.oldPublishMs])),
       topicDatabasesOnDisk: disk.topics,

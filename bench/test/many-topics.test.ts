@@ -24,6 +24,7 @@ const wave = (n: number, extra: Partial<WaveResult> = {}): WaveResult => ({
   createMs: 2000,
   topicsPerSec: 125,
   healthDuringWave: latencies([20, 40, 90], 0),
+  peakDuringWave: { rssMB: 180, fds: 800, openTopics: 250 },
   afterWave: probe(180, { fds: 800, topicFileFds: 750, openTopics: 250 }),
   releasedAfterMs: 10_100,
   afterIdle: probe(170),
@@ -42,16 +43,17 @@ describe("many topics", () => {
     // Wave 2 kept all of its 250 topics' memory (250 × 0.36 MB = 90 MB): nothing was reused.
     const problems = checkManyTopics(config, probe(90), [
       wave(1, { failed: 2 }),
-      wave(2, { healthDuringWave: latencies([20, config.healthBoundMs + 1], 0), releasedAfterMs: null, afterIdle: probe(270, { healthMs: null }) }),
+      wave(2, { healthDuringWave: latencies([20, config.healthBoundMs + 1, config.stallBoundMs + 1], 0), releasedAfterMs: null, afterIdle: probe(270, { healthMs: null }) }),
     ]);
     expect(problems.join("\n")).toMatch(/wave 1: 2 request\(s\) failed/);
     expect(problems.join("\n")).toMatch(/wave 2: 1 request\(s\) failed/);
-    expect(problems.join("\n")).toMatch(/wave 2: \/healthz p99/);
+    expect(problems.join("\n")).toMatch(/wave 2: \/healthz p90/);
+    expect(problems.join("\n")).toMatch(/wave 2: a \/healthz took/);
     expect(problems.join("\n")).toMatch(/wave 2: topic files still open/);
     expect(problems.join("\n")).toMatch(/memory not reused: 369 KB kept per topic created after wave 1, 1.00 of an open topic's 369 KB/);
   });
   it("takes percentiles from the samples and counts failures apart", () => {
-    expect(latencies([5, 1, 3, 2, 4], 1)).toEqual({ n: 6, failed: 1, p50Ms: 3, p99Ms: 5, maxMs: 5 });
+    expect(latencies([5, 1, 3, 2, 4], 1)).toEqual({ n: 6, failed: 1, p50Ms: 3, p90Ms: 5, p99Ms: 5, maxMs: 5 });
     expect(latencies([], 0)).toMatchObject({ n: 0, maxMs: 0 });
   });
   it("renders both tables, the verdict, and files never closed", () => {
