@@ -370,11 +370,17 @@ export class TopicLog {
     let hi = this.#state.head; // answer is in [lo, hi]
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
-      const row = this.#sql.exec<{ time: number }>("SELECT time FROM dt_log WHERE off = ?", mid).toArray()[0];
-      if (row && row.time >= time) hi = mid;
+      const at = this.timeOf(mid);
+      if (at !== null && at >= time) hi = mid;
       else lo = mid + 1;
     }
     return lo;
+  }
+
+  /** When the message at `offset` was stored, or null when it is not stored. */
+  timeOf(offset: number): number | null {
+    if (!this.#born) return null;
+    return this.#sql.exec<{ time: number }>("SELECT time FROM dt_log WHERE off = ?", offset).toArray()[0]?.time ?? null;
   }
 
   /**

@@ -1,22 +1,26 @@
 /**
  * Retention as a Topic module: trims the log by age, count and bytes, and forgets idle
- * idempotent producers. It runs on the alarm, at most {@link RETENTION_CHECK_MS} after a write
- * and every {@link RETENTION_CHECK_MS} while an age limit has messages to age out; a new setting
- * is applied at once (`configure`).
+ * idempotent producers. It runs on the alarm:
+ * - under a count or byte limit, {@link RETENTION_CHECK_MS} after a write;
+ * - under an age limit, when the oldest message ages out, not on a fixed period: a topic whose
+ *   messages are young is left alone and can hibernate (a 10 s period kept such topics in memory
+ *   for good, since local workerd evicts an object after 10 s idle: docs/local-limits.md);
+ * - a new setting is applied at once (`configure`).
  */
 import type { Retention, TopicLog } from "./log.ts";
 import { trimInSteps } from "./storage-guard.ts";
 import type { TopicModule } from "./topic-module.ts";
 
-/** How long after a write, and how often under an age limit, retention runs. */
+/** How long after a write retention runs under a count or byte limit. */
 export const RETENTION_CHECK_MS = 10_000;
 
 export class RetentionModule implements TopicModule {
   readonly #log: TopicLog;
   readonly #commit: () => Promise<void>;
-  /** Written to since retention last ran (so limits may be exceeded). */
-  #written = false;
-  #since = 0;
+  /** Written to since retention last ran under a count or byte limit (so a limit may be exceeded). */
+  #writtenAt: number | null = null;
+  /** When the oldest message ages out; undefined: not looked up since it may have changed. */
+  #agesOutAt: number | null | undefined;
 
   /** `commit` makes the writes so far durable (each trim step commits on its own: see trimInSteps). */
   constructor(log: TopicLog, commit: () => Promise<void>) {
@@ -25,25 +29,33 @@ export class RetentionModule implements TopicModule {
   }
 
   onCommit(): void {
-    if (this.#written || !this.#log.hasRetention()) return;
-    this.#written = true;
-    this.#since = Date.now();
+    const { maxMessages, maxBytes } = this.#log.retention;
+    if ((maxMessages > 0 || maxBytes > 0) && this.#writtenAt === null) this.#writtenAt = Date.now();
+    // The first message of an empty log starts the age clock.
+    if (this.#agesOutAt === null) this.#agesOutAt = undefined;
   }
 
-  nextDeadline(now: number): number | null {
-    const log = this.#log;
-    if (!log.hasRetention()) return null;
-    const { maxAgeMs } = log.retention;
-    let at: number | null = this.#written ? this.#since + RETENTION_CHECK_MS : null;
-    if (maxAgeMs > 0 && log.head > log.earliest) {
-      const aging = now + Math.min(maxAgeMs, RETENTION_CHECK_MS);
-      if (at === null || aging < at) at = aging;
-    }
+  nextDeadline(): number | null {
+    let at = this.#writtenAt === null ? null : this.#writtenAt + RETENTION_CHECK_MS;
+    const ages = this.#agesOut();
+    if (ages !== null && (at === null || ages < at)) at = ages;
     return at;
   }
 
+  #agesOut(): number | null {
+    const log = this.#log;
+    const { maxAgeMs } = log.retention;
+    if (maxAgeMs <= 0 || log.head <= log.earliest) return null;
+    if (this.#agesOutAt === undefined || this.#agesOutAt === null) {
+      const oldest = log.timeOf(log.earliest);
+      this.#agesOutAt = oldest === null ? null : oldest + maxAgeMs;
+    }
+    return this.#agesOutAt;
+  }
+
   async onAlarm(now: number): Promise<void> {
-    this.#written = false;
+    this.#writtenAt = null;
+    this.#agesOutAt = undefined;
     // Deletes first, in steps: on a full storage the trim is what can still be written
     // (docs/architecture.md, "Full disk").
     await trimInSteps(this.#log, now, this.#commit);
@@ -58,5 +70,6 @@ export class RetentionModule implements TopicModule {
   async configure(retention: Retention, now: number): Promise<void> {
     await trimInSteps(this.#log, now, this.#commit, retention);
     this.#log.setRetention(retention);
+    this.#agesOutAt = undefined;
   }
 }

@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_TENANT } from "../../workers/middleware/tenant.ts";
 import { topicStub } from "../../workers/topic-stub.ts";
@@ -52,6 +52,24 @@ describe("retention", () => {
     await s.publish(numbered(3, 5));
     await setRetention(topic, { maxAgeMs: 150 });
     expect(await info(topic)).toMatchObject({ head: 8, earliest: 5, messages: 3 });
+  });
+
+  it("under an age limit the alarm waits until the oldest message ages out, so an idle topic can sleep", async () => {
+    const topic = freshTopic();
+    const res = await gatewayFetch(`/v1/topics/${topic}`, { method: "PATCH", body: JSON.stringify({ retention: { maxAgeMs: 60_000 } }) });
+    expect(res.status).toBe(200);
+    const stub = topicStub(bindings, DEFAULT_TENANT, topic);
+    expect(await runInDurableObject(stub, (_o, state) => state.storage.getAlarm())).toBeNull(); // nothing to age out yet
+    const s = await openSocket(topic);
+    await s.publish(numbered(1));
+    const stored = ((await (await gatewayFetch(`/v1/topics/${topic}/messages?from=0`)).json()) as { messages: { time: number }[] }).messages[0]!.time;
+    let alarm: number | null = null;
+    for (let i = 0; i < 50 && alarm === null; i++) {
+      alarm = await runInDurableObject(stub, (_o, state) => state.storage.getAlarm());
+      if (alarm === null) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(alarm).toBe(stored + 60_000);
+    s.close();
   });
 
   it("a paused subscriber whose next message was trimmed is told where the log now starts", async () => {
