@@ -114,7 +114,10 @@ function machineInfo(): Record<string, unknown> {
     cpuModel: cpus[0]?.model ?? "unknown",
     memoryBytes: os.totalmem(),
     os: `${os.type()} ${os.release()} ${os.arch()}`,
-    loadAverage: os.loadavg().map((l) => l.toFixed(2)).join(" "),
+    loadAverage: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" "),
     node: process.version,
     workerd: workerdVersion(),
     wrangler: wranglerVersion(),
@@ -227,7 +230,16 @@ async function main(): Promise<void> {
     for (const scenario of scenarios(quick, only)) {
       if (!wants(scenario.id)) continue;
       const live = scenario.systems.filter((s) => systems[s]?.status === "ok");
-      const sr: ScenarioResult = { id: scenario.id, title: scenario.title, description: scenario.description, systems: live, rows: scenario.rows, chart: scenario.chart, ...(scenario.chartMetric ? { chartMetric: scenario.chartMetric } : {}), cases: [] };
+      const sr: ScenarioResult = {
+        id: scenario.id,
+        title: scenario.title,
+        description: scenario.description,
+        systems: live,
+        rows: scenario.rows,
+        chart: scenario.chart,
+        ...(scenario.chartMetric ? { chartMetric: scenario.chartMetric } : {}),
+        cases: [],
+      };
       for (const spec of scenario.cases) {
         const outcomes: Record<string, RunOutcome[]> = Object.fromEntries(live.map((s) => [s, []]));
         // Interleave systems within each round so background noise falls on all of them alike.
@@ -269,9 +281,15 @@ async function main(): Promise<void> {
       log("external: bench/sdk-bench.ts");
       results.external.sdk = await runExternal("bench/sdk-bench.ts", busUrl, {});
       const ref = existsSync(path.join(ROOT, "bench/streams-bench.ts")) ? await startDurableStreamsReference() : null;
-      log(`external: bench/streams-bench.ts${ref ? ("skipped" in ref ? ` (reference server skipped: ${ref.skipped})` : ` (reference server at ${ref.url})`) : ""}`);
+      log(
+        `external: bench/streams-bench.ts${ref ? ("skipped" in ref ? ` (reference server skipped: ${ref.skipped})` : ` (reference server at ${ref.url})`) : ""}`,
+      );
       // The reference server's URL goes in the environment: the sibling takes only --url/--quick.
-      results.external.streams = await runExternal("bench/streams-bench.ts", busUrl, ref && !("skipped" in ref) ? { DURABLE_STREAMS_REFERENCE_URL: ref.url } : {});
+      results.external.streams = await runExternal(
+        "bench/streams-bench.ts",
+        busUrl,
+        ref && !("skipped" in ref) ? { DURABLE_STREAMS_REFERENCE_URL: ref.url } : {},
+      );
       // The same client workload against the reference server (its own process), side by side.
       if (ref && !("skipped" in ref)) {
         results.external["streams-reference"] = await runExternal("bench/streams-bench.ts", ref.url, {});
@@ -299,7 +317,9 @@ async function main(): Promise<void> {
     // On a bus of its own, after the others are down: 20,000 topics (500 with --quick) in waves.
     log("many topics: creating topics in waves on a fresh bus");
     results.manyTopics = await runManyTopics(manyTopicsConfig(quick), log, { verbose: args["verbose-bus"]! }).catch((e: Error) => ({ error: e.message }));
-    log(`many topics: ${"error" in results.manyTopics ? `error: ${results.manyTopics.error}` : results.manyTopics.ok ? "healthy" : `FAILED: ${results.manyTopics.problems.join("; ")}`}`);
+    log(
+      `many topics: ${"error" in results.manyTopics ? `error: ${results.manyTopics.error}` : results.manyTopics.ok ? "healthy" : `FAILED: ${results.manyTopics.problems.join("; ")}`}`,
+    );
   }
 
   results.finishedAt = new Date().toISOString();
@@ -309,9 +329,17 @@ async function main(): Promise<void> {
   writeFileSync(path.join(outDir, `${stamp}.json`), json);
   writeFileSync(path.join(outDir, "latest.json"), json);
   writeReport(results);
-  const failed = results.scenarios.flatMap((s) => s.cases.flatMap((c) => Object.entries(c.results).filter(([, r]) => !r.ok).map(([sys]) => `${s.id}/${c.id}/${sys}`)));
+  const failed = results.scenarios.flatMap((s) =>
+    s.cases.flatMap((c) =>
+      Object.entries(c.results)
+        .filter(([, r]) => !r.ok)
+        .map(([sys]) => `${s.id}/${c.id}/${sys}`),
+    ),
+  );
   if (results.manyTopics && ("error" in results.manyTopics || !results.manyTopics.ok)) failed.push("many-topics");
-  log(`wrote ${path.relative(ROOT, path.join(outDir, `${stamp}.json`))}, latest.json, latest.md and ${results.scenarios.length} charts in ${Math.round((Date.now() - started.getTime()) / 1000)} s`);
+  log(
+    `wrote ${path.relative(ROOT, path.join(outDir, `${stamp}.json`))}, latest.json, latest.md and ${results.scenarios.length} charts in ${Math.round((Date.now() - started.getTime()) / 1000)} s`,
+  );
   if (failed.length) {
     log(`FAILED cases (counts/order/timeouts): ${failed.join(", ")}`);
     process.exitCode = 1;

@@ -52,7 +52,10 @@ async function sendLoop(bus: Bus) {
   let confirmed = 0;
   for (let i = 0; i < LOOP_MESSAGES; i++) {
     if (pub.queued >= 50_000) await pub.ready();
-    pub.send(message).then(() => confirmed++, () => {});
+    pub.send(message).then(
+      () => confirmed++,
+      () => {},
+    );
   }
   await pub.flush();
   const seconds = (performance.now() - start) / 1000;
@@ -122,7 +125,9 @@ async function endToEnd(url: string, token: string | undefined) {
     p99Ms: ms(h, 99),
     maxMs: ms(h, 100),
   };
-  log(`end-to-end at ${E2E_RATE} msg/s x ${E2E_SUBSCRIBERS} subscribers: p50 ${out.p50Ms} ms, p99 ${out.p99Ms} ms (${received}/${sent * E2E_SUBSCRIBERS} delivered)`);
+  log(
+    `end-to-end at ${E2E_RATE} msg/s x ${E2E_SUBSCRIBERS} subscribers: p50 ${out.p50Ms} ms, p99 ${out.p99Ms} ms (${received}/${sent * E2E_SUBSCRIBERS} delivered)`,
+  );
   return out;
 }
 

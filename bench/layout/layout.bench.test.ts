@@ -32,7 +32,10 @@ const rowPerMessage: Layout = {
     }
   },
   read(sql, from, limit) {
-    return sql.exec<{ off: number; time: number; body: string }>("SELECT off, time, body FROM m WHERE off >= ? ORDER BY off LIMIT ?", from, limit).toArray().map((r) => `{"offset":${r.off},"time":${r.time},${r.body}}`);
+    return sql
+      .exec<{ off: number; time: number; body: string }>("SELECT off, time, body FROM m WHERE off >= ? ORDER BY off LIMIT ?", from, limit)
+      .toArray()
+      .map((r) => `{"offset":${r.off},"time":${r.time},${r.body}}`);
   },
 };
 
@@ -57,7 +60,8 @@ const rowPerBatch: Layout = {
   read(sql, from, limit) {
     const rows = sql.exec<{ first: number; count: number; time: number; bodies: string }>(
       "SELECT first, count, time, bodies FROM b WHERE first > (SELECT IFNULL(MAX(first), -1) FROM b WHERE first <= ?) - 1 ORDER BY first LIMIT ?",
-      from, Math.ceil(limit / 1) + 1,
+      from,
+      Math.ceil(limit / 1) + 1,
     );
     const out: string[] = [];
     for (const r of rows) {

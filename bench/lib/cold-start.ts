@@ -82,7 +82,9 @@ export async function coldStartDovetail(options: { idleMs: number }): Promise<Re
   const port = await freePort();
   const state = mkdtempSync(path.join(os.tmpdir(), "dovetail-bench-cold-"));
   const base = `http://127.0.0.1:${port}`;
-  const vars = Object.entries(BENCH_BUS_VARS).map(([k, v]) => `${k}:${v}`).join(" ");
+  const vars = Object.entries(BENCH_BUS_VARS)
+    .map(([k, v]) => `${k}:${v}`)
+    .join(" ");
   const t0 = process.hrtime.bigint();
   const proc = spawn(process.execPath, [path.join(ROOT, "scripts/dev.mjs")], {
     cwd: ROOT,
@@ -137,10 +139,14 @@ export async function coldStartRedis(): Promise<Record<string, number>> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), "dovetail-bench-cold-redis-"));
   const t0 = process.hrtime.bigint();
-  const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"], {
-    stdio: "ignore",
-    detached: true,
-  });
+  const proc = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
+    {
+      stdio: "ignore",
+      detached: true,
+    },
+  );
   try {
     await until("redis", () => listening(port));
     const healthyMs = ms(t0);

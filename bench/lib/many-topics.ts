@@ -177,7 +177,9 @@ export function sampleProcess(pids: number[]): ProcessSample {
 
 function fdLimitOf(pid: number): number | null {
   try {
-    const line = readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const line = readFileSync(`/proc/${pid}/limits`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
     const soft = line?.split(/\s{2,}/)[1];
     return soft && /^\d+$/.test(soft) ? Number(soft) : null;
   } catch {
@@ -226,7 +228,11 @@ function topicDisk(state: string): { topics: number; bytes: number } {
 }
 
 function failedRequests(w: WaveResult): number {
-  return w.failed + w.healthDuringWave.failed + [w.afterWave, w.afterIdle].reduce((n, p) => n + p.freshPublishMs.failed + p.oldPublishMs.failed + (p.healthMs === null ? 1 : 0), 0);
+  return (
+    w.failed +
+    w.healthDuringWave.failed +
+    [w.afterWave, w.afterIdle].reduce((n, p) => n + p.freshPublishMs.failed + p.oldPublishMs.failed + (p.healthMs === null ? 1 : 0), 0)
+  );
 }
 
 /**
@@ -238,11 +244,14 @@ export function checkManyTopics(config: ManyTopicsConfig, baseline: ProcessSampl
   for (const w of waves) {
     const failed = failedRequests(w);
     if (failed > 0) problems.push(`wave ${w.wave}: ${failed} request(s) failed (${w.failed} of ${w.created} topic creations)`);
-    if (w.healthDuringWave.p90Ms > config.healthBoundMs) problems.push(`wave ${w.wave}: /healthz p90 ${w.healthDuringWave.p90Ms.toFixed(0)} ms while it ran (bound ${config.healthBoundMs} ms)`);
-    if (w.healthDuringWave.maxMs > config.stallBoundMs) problems.push(`wave ${w.wave}: a /healthz took ${w.healthDuringWave.maxMs.toFixed(0)} ms while it ran (bound ${config.stallBoundMs} ms)`);
+    if (w.healthDuringWave.p90Ms > config.healthBoundMs)
+      problems.push(`wave ${w.wave}: /healthz p90 ${w.healthDuringWave.p90Ms.toFixed(0)} ms while it ran (bound ${config.healthBoundMs} ms)`);
+    if (w.healthDuringWave.maxMs > config.stallBoundMs)
+      problems.push(`wave ${w.wave}: a /healthz took ${w.healthDuringWave.maxMs.toFixed(0)} ms while it ran (bound ${config.stallBoundMs} ms)`);
     const probe = Math.max(w.afterWave.healthMs ?? 0, w.afterIdle.healthMs ?? 0);
     if (probe > config.healthBoundMs) problems.push(`wave ${w.wave}: /healthz took ${probe.toFixed(0)} ms after it (bound ${config.healthBoundMs} ms)`);
-    if (w.releasedAfterMs === null) problems.push(`wave ${w.wave}: topic files still open ${config.releaseTimeoutMs / 1000} s after its last request (idle objects were not evicted)`);
+    if (w.releasedAfterMs === null)
+      problems.push(`wave ${w.wave}: topic files still open ${config.releaseTimeoutMs / 1000} s after its last request (idle objects were not evicted)`);
   }
   const kept = residual(baseline, waves);
   if (kept && kept.fraction > config.residualBound) {
@@ -315,7 +324,12 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
           else old.push(o);
         }
       }
-      return { ...proc, healthMs: healthMs === null ? null : Math.round(healthMs * 100) / 100, freshPublishMs: latencies(fresh, freshFailed), oldPublishMs: latencies(old, oldFailed) };
+      return {
+        ...proc,
+        healthMs: healthMs === null ? null : Math.round(healthMs * 100) / 100,
+        freshPublishMs: latencies(fresh, freshFailed),
+        oldPublishMs: latencies(old, oldFailed),
+      };
     };
 
     for (let w = 1; w <= config.waves; w++) {
@@ -400,7 +414,11 @@ export async function runManyTopics(config: ManyTopicsConfig, log: (text: string
     const w1 = waves[0]!;
     const released = waves.map((w) => w.releasedAfterMs).filter((x): x is number => x !== null);
     const allHealth = waves.flatMap((w) => [w.healthDuringWave.maxMs, w.afterWave.healthMs ?? 0, w.afterIdle.healthMs ?? 0]);
-    const p50s = (xs: Latencies[]) => latencies(xs.filter((l) => l.n > l.failed).map((l) => l.p50Ms), 0).p50Ms;
+    const p50s = (xs: Latencies[]) =>
+      latencies(
+        xs.filter((l) => l.n > l.failed).map((l) => l.p50Ms),
+        0,
+      ).p50Ms;
     const summary: Record<string, number | null> = {
       topicsCreated: created + freshCounter,
       failedRequests: waves.reduce((n, w) => n + failedRequests(w), 0),

@@ -169,7 +169,15 @@ export async function startDurableStreamsReference(): Promise<PeerResult> {
   } catch {
     return { skipped: "durable-streams-reference: @durable-streams/server is not installed" };
   }
-  return startProcess("durable-streams-reference", process.execPath, [path.join(ROOT, "bench/lib/ds-server.ts"), String(port), dir], port, `http://127.0.0.1:${port}`, version, dir);
+  return startProcess(
+    "durable-streams-reference",
+    process.execPath,
+    [path.join(ROOT, "bench/lib/ds-server.ts"), String(port), dir],
+    port,
+    `http://127.0.0.1:${port}`,
+    version,
+    dir,
+  );
 }
 
 export function workerdVersion(): string {

@@ -109,7 +109,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 /** Split `items` round-robin over `n` groups (no empty group). */
 function spread<T>(items: T[], n: number): T[][] {
   const groups: T[][] = Array.from({ length: Math.max(1, Math.min(n, items.length)) }, () => []);
-  items.forEach((item, i) => groups[i % groups.length]!.push(item));
+  for (const [i, item] of items.entries()) groups[i % groups.length]!.push(item);
   return groups;
 }
 
@@ -186,19 +186,21 @@ export async function runCase(system: SystemName, url: string, spec: CaseSpec, c
     } catch (e) {
       const message = (e as Error).message;
       problems.push(
-        spec.ratePerSec && message.includes("timed out")
-          ? `${message}: the system did not keep up with the offered ${spec.ratePerSec} msg/s`
-          : message,
+        spec.ratePerSec && message.includes("timed out") ? `${message}: the system did not keep up with the offered ${spec.ratePerSec} msg/s` : message,
       );
       for (const w of subWorkers) if (w.proc.connected) w.proc.send({ type: "stop" });
       subResults = await withTimeout(subDone, 10_000, "collecting partial results").catch(() => []);
     }
-    const pubResults = await withTimeout(Promise.all(pubWorkers.map((w) => w.done as Promise<PublisherDone>)), 30_000, "publishers finishing").catch((e: Error) => {
-      problems.push(e.message);
-      return [] as PublisherDone[];
-    });
+    const pubResults = await withTimeout(Promise.all(pubWorkers.map((w) => w.done as Promise<PublisherDone>)), 30_000, "publishers finishing").catch(
+      (e: Error) => {
+        problems.push(e.message);
+        return [] as PublisherDone[];
+      },
+    );
     for (const w of slowWorkers) if (w.proc.connected) w.proc.send({ type: "stop" });
-    const slowResults = await withTimeout(Promise.all(slowWorkers.map((w) => w.done as Promise<SubscriberDone>)), 10_000, "slow consumers").catch(() => [] as SubscriberDone[]);
+    const slowResults = await withTimeout(Promise.all(slowWorkers.map((w) => w.done as Promise<SubscriberDone>)), 10_000, "slow consumers").catch(
+      () => [] as SubscriberDone[],
+    );
     if (sampler) clearInterval(sampler);
     rssPeak = Math.max(rssPeak, ctx.serverRss?.() ?? 0);
 
@@ -237,7 +239,9 @@ export function summarize(
     if (!s.check.ok || !s.complete) {
       if (badChecks++ < 3) {
         const c = s.check;
-        problems.push(`subscriber on ${s.topic}: received ${c.received}, missing ${c.missing}, out of order ${c.outOfOrder}, duplicates ${c.duplicates}, malformed ${c.malformed}`);
+        problems.push(
+          `subscriber on ${s.topic}: received ${c.received}, missing ${c.missing}, out of order ${c.outOfOrder}, duplicates ${c.duplicates}, malformed ${c.malformed}`,
+        );
       }
     }
   }
@@ -247,14 +251,21 @@ export function summarize(
   const ends = pubList.map((p) => BigInt(p.endNs));
   const lasts = subList.map((s) => BigInt(s.lastNs)).filter((n) => n > 0n);
   if (starts.length && ends.length && lasts.length) {
+    // BigInt nanoseconds: Math.min/max do not take BigInt, so these reduce by hand.
+    // biome-ignore lint/complexity/useMathMinMax: BigInt
     const t0 = starts.reduce((a, b) => (a < b ? a : b));
+    // biome-ignore lint/complexity/useMathMinMax: BigInt
     const pubEnd = ends.reduce((a, b) => (a > b ? a : b));
+    // biome-ignore lint/complexity/useMathMinMax: BigInt
     const subEnd = lasts.reduce((a, b) => (a > b ? a : b));
     const measured = expectedPubs * spec.count;
-    const deliveries = subList.reduce((sum, s) => sum + Math.max(0, Math.min(s.check.received, spec.pubsPerTopic * (spec.warmup + spec.count)) - spec.pubsPerTopic * spec.warmup), 0);
+    const deliveries = subList.reduce(
+      (sum, s) => sum + Math.max(0, Math.min(s.check.received, spec.pubsPerTopic * (spec.warmup + spec.count)) - spec.pubsPerTopic * spec.warmup),
+      0,
+    );
     metrics.publishMsgPerSec = measured / (Number(pubEnd - t0) / 1e9);
     metrics.deliveriesPerSec = deliveries / (Number(subEnd - t0) / 1e9);
-    metrics.msgPerSec = metrics.deliveriesPerSec / Math.max(1, expectedSubs / spec.topics) ;
+    metrics.msgPerSec = metrics.deliveriesPerSec / Math.max(1, expectedSubs / spec.topics);
     if (expectedSubs > 0) metrics.usPerDelivery = 1e6 / metrics.deliveriesPerSec;
   }
 
@@ -276,7 +287,9 @@ export function summarize(
   if (spec.slow) {
     const slowSubs = slow.flatMap((s) => s.subs);
     metrics.slowReceived = slowSubs.reduce((sum, s) => sum + s.check.received, 0);
-    for (const s of slowSubs) if (s.check.outOfOrder || s.check.duplicates) problems.push(`slow subscriber on ${s.topic}: out of order ${s.check.outOfOrder}, duplicates ${s.check.duplicates}`);
+    for (const s of slowSubs)
+      if (s.check.outOfOrder || s.check.duplicates)
+        problems.push(`slow subscriber on ${s.topic}: out of order ${s.check.outOfOrder}, duplicates ${s.check.duplicates}`);
     const slowErr = slow.find((s) => s.error)?.error;
     if (slowErr) metrics.slowDisconnected = 1;
   }

@@ -167,8 +167,19 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       cases: [
         { ...base("ingest-batched", "batched ingest, 1 subscriber"), warmup: q(2_000, 20_000), count: q(20_000, 200_000), batch: 1000, window: 4 },
         // The same case as throughput/unbatched: run here only when that scenario is not selected.
-        ...(only && !only.has("throughput") ? [{ ...base("unbatched", "one message per frame"), warmup: throughputWarmup, count: throughputCount, batch: 1, window: 1000 }] : []),
-        { ...base("deliveries-10", "10 subscribers"), subsPerTopic: 10, subProcs: 2, warmup: q(1_000, 10_000), count: q(10_000, 100_000), batch: 1000, window: 4, timeoutMs: q(30_000, 60_000) },
+        ...(only && !only.has("throughput")
+          ? [{ ...base("unbatched", "one message per frame"), warmup: throughputWarmup, count: throughputCount, batch: 1, window: 1000 }]
+          : []),
+        {
+          ...base("deliveries-10", "10 subscribers"),
+          subsPerTopic: 10,
+          subProcs: 2,
+          warmup: q(1_000, 10_000),
+          count: q(10_000, 100_000),
+          batch: 1000,
+          window: 4,
+          timeoutMs: q(30_000, 60_000),
+        },
         ...(only && !only.has("latency") ? [latencyCase(10_000)] : []),
       ],
       rows: [MSG_S, P50, P99],
@@ -179,9 +190,23 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
 
 /** Issue 2's targets, checked against Dovetail's figures in the edge-core, throughput and latency scenarios. */
 export const EDGE_TARGETS = [
-  { case: "ingest-batched", metric: "deliveriesPerSec", label: "durable ingest, batched frames, 1 subscriber", target: 100_000, higherIsBetter: true, unit: "msg/s" },
+  {
+    case: "ingest-batched",
+    metric: "deliveriesPerSec",
+    label: "durable ingest, batched frames, 1 subscriber",
+    target: 100_000,
+    higherIsBetter: true,
+    unit: "msg/s",
+  },
   { case: "unbatched", metric: "deliveriesPerSec", label: "one message per frame", target: 20_000, higherIsBetter: true, unit: "msg/s" },
-  { case: "deliveries-10", metric: "deliveriesPerSec", label: "deliveries/s with 10 subscribers", target: 1_000_000, higherIsBetter: true, unit: "deliveries/s" },
+  {
+    case: "deliveries-10",
+    metric: "deliveriesPerSec",
+    label: "deliveries/s with 10 subscribers",
+    target: 1_000_000,
+    higherIsBetter: true,
+    unit: "deliveries/s",
+  },
   { case: "rate-10000", metric: "p50Ms", label: "p50 at 10,000 msg/s", target: 2, higherIsBetter: false, unit: "ms" },
   { case: "rate-10000", metric: "p99Ms", label: "p99 at 10,000 msg/s", target: 10, higherIsBetter: false, unit: "ms" },
 ] as const;

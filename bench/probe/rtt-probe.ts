@@ -41,7 +41,11 @@ for (let i = 0; i < count; i++) {
     delivery.push(td - t0);
   }
 }
-const pct = (xs: number[], p: number) => xs.slice().sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!.toFixed(3);
+const pct = (xs: number[], p: number) =>
+  xs
+    .slice()
+    .sort((x, y) => x - y)
+    [Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!.toFixed(3);
 console.log(JSON.stringify({ count, ackP50: pct(ack, 50), ackP99: pct(ack, 99), deliveryP50: pct(delivery, 50), deliveryP99: pct(delivery, 99) }));
 pub.close();
 sub.close();

@@ -12,7 +12,20 @@ import { barChart, latencyChart, ratioToBest, renderMarkdown, type BenchResults,
 import { runCase, summarize, type CaseSpec } from "../lib/runner.ts";
 import type { PublisherDone, SubscriberDone } from "../worker.ts";
 
-const spec: CaseSpec = { id: "t", label: "t", topics: 1, pubsPerTopic: 2, subsPerTopic: 1, pubProcs: 1, subProcs: 1, warmup: 1, count: 3, batch: 1, window: 10, timeoutMs: 10_000 };
+const spec: CaseSpec = {
+  id: "t",
+  label: "t",
+  topics: 1,
+  pubsPerTopic: 2,
+  subsPerTopic: 1,
+  pubProcs: 1,
+  subProcs: 1,
+  warmup: 1,
+  count: 3,
+  batch: 1,
+  window: 10,
+  timeoutMs: 10_000,
+};
 
 function feed(checker: OrderChecker, items: [number, number][]): void {
   for (const [pub, seq] of items) checker.accept(encodePayload(pub, seq, 1n));
@@ -29,22 +42,37 @@ describe("payload", () => {
 describe("OrderChecker", () => {
   it("passes every message of every publisher once and in order, interleaved", () => {
     const c = new OrderChecker(2);
-    feed(c, [[0, 0], [1, 0], [1, 1], [0, 1]]);
+    feed(c, [
+      [0, 0],
+      [1, 0],
+      [1, 1],
+      [0, 1],
+    ]);
     expect(c.summary(2).ok).toBe(true);
   });
   it("fails a lost message", () => {
     const c = new OrderChecker(1);
-    feed(c, [[0, 0], [0, 2]]);
+    feed(c, [
+      [0, 0],
+      [0, 2],
+    ]);
     expect(c.summary(3)).toMatchObject({ ok: false, missing: 1 });
   });
   it("fails a duplicate", () => {
     const c = new OrderChecker(1);
-    feed(c, [[0, 0], [0, 1], [0, 1]]);
+    feed(c, [
+      [0, 0],
+      [0, 1],
+      [0, 1],
+    ]);
     expect(c.summary(2)).toMatchObject({ ok: false, duplicates: 1 });
   });
   it("fails a reordering", () => {
     const c = new OrderChecker(1);
-    feed(c, [[0, 1], [0, 0]]);
+    feed(c, [
+      [0, 1],
+      [0, 0],
+    ]);
     expect(c.summary(2).ok).toBe(false);
   });
   it("fails a stream that stopped early", () => {
@@ -69,12 +97,22 @@ describe("summarize", () => {
     { type: "done", role: "pub", rssBytes: 0, pubs: [0, 1].map(() => ({ topic: "x", startNs: "1000000000", endNs: "2000000000", sent })) },
   ];
   const subs = (checker: OrderChecker, complete: boolean): SubscriberDone[] => [
-    { type: "done", role: "sub", rssBytes: 0, histogram: histogram(), subs: [{ topic: "x", check: checker.summary(4), firstNs: "1000000000", lastNs: "3000000000", complete }] },
+    {
+      type: "done",
+      role: "sub",
+      rssBytes: 0,
+      histogram: histogram(),
+      subs: [{ topic: "x", check: checker.summary(4), firstNs: "1000000000", lastNs: "3000000000", complete }],
+    },
   ];
 
   it("turns a clean run into figures", () => {
     const c = new OrderChecker(2);
-    for (let s = 0; s < 4; s++) feed(c, [[0, s], [1, s]]);
+    for (let s = 0; s < 4; s++)
+      feed(c, [
+        [0, s],
+        [1, s],
+      ]);
     const run = summarize(spec, pubs(4), subs(c, true), [], [], null);
     expect(run.ok).toBe(true);
     // 2 publishers × 3 measured messages over 2 s from first measured send to last delivery.
@@ -83,21 +121,52 @@ describe("summarize", () => {
   });
   it("fails a run whose subscriber missed a message", () => {
     const c = new OrderChecker(2);
-    for (let s = 0; s < 4; s++) feed(c, [[0, s], [1, s]].filter(([p, q]) => !(p === 1 && q === 2)) as [number, number][]);
+    for (let s = 0; s < 4; s++)
+      feed(
+        c,
+        [
+          [0, s],
+          [1, s],
+        ].filter(([p, q]) => !(p === 1 && q === 2)) as [number, number][],
+      );
     const run = summarize(spec, pubs(4), subs(c, false), [], [], null);
     expect(run.ok).toBe(false);
     expect(run.problems.join(" ")).toMatch(/missing 1/);
   });
   it("fails a run whose publisher did not send everything", () => {
     const c = new OrderChecker(2);
-    for (let s = 0; s < 4; s++) feed(c, [[0, s], [1, s]]);
+    for (let s = 0; s < 4; s++)
+      feed(c, [
+        [0, s],
+        [1, s],
+      ]);
     expect(summarize(spec, pubs(3), subs(c, true), [], [], null).ok).toBe(false);
   });
 });
 
 describe("report", () => {
-  const ok = (v: number, p99 = 1): SystemResult => ({ ok: true, validRuns: 1, runs: [], median: { deliveriesPerSec: v, p99Ms: p99 }, min: {}, max: {}, curve: [[0, 0.1], [0.5, p99 / 2], [0.99, p99], [1, p99 * 2]] });
-  const failed: SystemResult = { ok: false, validRuns: 0, runs: [{ ok: false, problems: ["subscriber on x: received 5, missing 1"], metrics: { deliveriesPerSec: 999_999 } }], median: {}, min: {}, max: {} };
+  const ok = (v: number, p99 = 1): SystemResult => ({
+    ok: true,
+    validRuns: 1,
+    runs: [],
+    median: { deliveriesPerSec: v, p99Ms: p99 },
+    min: {},
+    max: {},
+    curve: [
+      [0, 0.1],
+      [0.5, p99 / 2],
+      [0.99, p99],
+      [1, p99 * 2],
+    ],
+  });
+  const failed: SystemResult = {
+    ok: false,
+    validRuns: 0,
+    runs: [{ ok: false, problems: ["subscriber on x: received 5, missing 1"], metrics: { deliveriesPerSec: 999_999 } }],
+    median: {},
+    min: {},
+    max: {},
+  };
   const scenario: ScenarioResult = {
     id: "s",
     title: "S",
@@ -150,7 +219,12 @@ describe.skipIf(!hasRedis)("one real case", () => {
     const redis = await startRedis({ durable: false });
     if ("skipped" in redis) throw new Error(redis.skipped);
     try {
-      const run = await runCase("redis-streams", redis.url, { ...spec, pubsPerTopic: 2, subsPerTopic: 2, warmup: 10, count: 500, batch: 10 }, { tag: `test${Date.now()}` });
+      const run = await runCase(
+        "redis-streams",
+        redis.url,
+        { ...spec, pubsPerTopic: 2, subsPerTopic: 2, warmup: 10, count: 500, batch: 10 },
+        { tag: `test${Date.now()}` },
+      );
       expect(run.problems).toEqual([]);
       expect(run.ok).toBe(true);
       expect(run.metrics.deliveriesPerSec).toBeGreaterThan(0);

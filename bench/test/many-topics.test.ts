@@ -43,7 +43,11 @@ describe("many topics", () => {
     // Wave 2 kept all of its 250 topics' memory (250 × 0.36 MB = 90 MB): nothing was reused.
     const problems = checkManyTopics(config, probe(90), [
       wave(1, { failed: 2 }),
-      wave(2, { healthDuringWave: latencies([20, config.healthBoundMs + 1, config.stallBoundMs + 1], 0), releasedAfterMs: null, afterIdle: probe(270, { healthMs: null }) }),
+      wave(2, {
+        healthDuringWave: latencies([20, config.healthBoundMs + 1, config.stallBoundMs + 1], 0),
+        releasedAfterMs: null,
+        afterIdle: probe(270, { healthMs: null }),
+      }),
     ]);
     expect(problems.join("\n")).toMatch(/wave 1: 2 request\(s\) failed/);
     expect(problems.join("\n")).toMatch(/wave 2: 1 request\(s\) failed/);
