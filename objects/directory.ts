@@ -18,6 +18,9 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { topicMatches } from "../protocol/scopes.ts";
+import type { TopicEntry, TopicPage } from "../protocol/topic-list.ts";
+
+export type { TopicEntry };
 
 const SCHEMA_VERSION = 1;
 /** A topic reports its stats at most this often while active. */
@@ -26,20 +29,6 @@ export const REPORT_INTERVAL_MS = 5_000;
 export const MAX_LIST_LIMIT = 1000;
 /** Events kept for followers; older ones are dropped (a follower that falls further behind re-lists). */
 export const MAX_EVENTS = 10_000;
-
-/** A topic as the Directory knows it. Stats are as of `reportedAt` (at most a few seconds old while active). */
-export interface TopicEntry {
-  name: string;
-  /** When the topic was created (ms since the epoch). */
-  createdAt: number;
-  /** Last write, as last reported. */
-  lastActive: number;
-  head: number;
-  messages: number;
-  bytes: number;
-  subscribers: number;
-  reportedAt: number;
-}
 
 export type TopicStats = Pick<TopicEntry, "lastActive" | "head" | "messages" | "bytes" | "subscribers">;
 
@@ -53,11 +42,7 @@ export interface ListQuery {
   limit?: number;
 }
 
-export interface ListPage {
-  topics: TopicEntry[];
-  /** Pass as `after` for the next page; null on the last page. */
-  cursor: string | null;
-}
+export type ListPage = TopicPage;
 
 export interface DirectoryEvent {
   seq: number;

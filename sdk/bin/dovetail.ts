@@ -335,9 +335,17 @@ async function info(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {});
   if (values.help) return help("info");
   const topic = topicArg(positionals, "info");
+  return withBus(values, async (bus) => JSON.stringify(await bus.info(topic), null, 2));
+}
+
+/**
+ * Run one request against the bus and print its answer: opens the bus (one connection attempt),
+ * prints what `request` returns, turns a failure into its message and exit code, closes the bus.
+ */
+async function withBus(values: { url?: string | undefined; token?: string | undefined }, request: (bus: Bus) => Promise<string>): Promise<number> {
   const { bus, url } = openBus(values, 1);
   try {
-    process.stdout.write(`${JSON.stringify(await bus.info(topic), null, 2)}\n`);
+    process.stdout.write(`${await request(bus)}\n`);
     return EXIT.ok;
   } catch (error) {
     process.stderr.write(`dovetail: ${describe(error, url)}\n`);
@@ -605,8 +613,7 @@ async function topicsList(args: string[]): Promise<number> {
   const max = values.limit === undefined ? Infinity : Number(values.limit);
   if (!(max >= 1) || !Number.isInteger(max === Infinity ? 1 : max))
     throw new UsageError(`topics ls: --limit expects a positive integer, got ${JSON.stringify(values.limit)}`);
-  const { bus, url } = openBus(values, 1);
-  try {
+  return withBus(values, async (bus) => {
     const all: TopicEntry[] = [];
     let cursor: string | undefined;
     do {
@@ -619,30 +626,15 @@ async function topicsList(args: string[]): Promise<number> {
       all.push(...page.topics);
       cursor = page.cursor ?? undefined;
     } while (cursor !== undefined && all.length < max);
-    process.stdout.write(`${values.json ? JSON.stringify(all, null, 2) : topicTable(all)}\n`);
-    return EXIT.ok;
-  } catch (error) {
-    process.stderr.write(`dovetail: ${describe(error, url)}\n`);
-    return exitCodeFor(error);
-  } finally {
-    await bus.close({ force: true });
-  }
+    return values.json ? JSON.stringify(all, null, 2) : topicTable(all);
+  });
 }
 
 async function topicsRemove(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {});
   if (values.help) return help("topics rm");
   const topic = topicArg(positionals, "topics rm");
-  const { bus, url } = openBus(values, 1);
-  try {
-    process.stdout.write(`${JSON.stringify(await bus.deleteTopic(topic))}\n`);
-    return EXIT.ok;
-  } catch (error) {
-    process.stderr.write(`dovetail: ${describe(error, url)}\n`);
-    return exitCodeFor(error);
-  } finally {
-    await bus.close({ force: true });
-  }
+  return withBus(values, async (bus) => JSON.stringify(await bus.deleteTopic(topic)));
 }
 
 const TOPICS_COMMANDS: Record<string, (args: string[]) => Promise<number>> = { ls: topicsList, rm: topicsRemove };

@@ -4,6 +4,7 @@
  */
 import type { ReconnectOptions } from "./backoff.ts";
 import { DovetailError } from "../../protocol/errors.ts";
+import type { TopicEntry, TopicPage } from "../../protocol/topic-list.ts";
 import { busBases, requestJson } from "./http.ts";
 import { decodeMessage, encodeMessage, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
@@ -41,17 +42,7 @@ export interface TopicInfo {
   retention: { maxAgeMs: number; maxMessages: number; maxBytes: number };
 }
 
-/** One topic in {@link Bus.topics}: its stats as last reported (at most a few seconds old while active). */
-export interface TopicEntry {
-  name: string;
-  createdAt: number;
-  lastActive: number;
-  head: number;
-  messages: number;
-  bytes: number;
-  subscribers: number;
-  reportedAt: number;
-}
+export type { TopicEntry, TopicPage };
 
 export interface TopicListOptions {
   /** Names starting with this. */
@@ -62,12 +53,6 @@ export interface TopicListOptions {
   cursor?: string;
   /** 1 to 1000; default 100. */
   limit?: number;
-}
-
-export interface TopicPage {
-  topics: TopicEntry[];
-  /** Pass as `cursor` for the next page; null on the last one. */
-  cursor: string | null;
 }
 
 export interface ReadOptions {
