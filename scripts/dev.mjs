@@ -70,6 +70,7 @@ function announce() {
         ? `  !!! AUTH IS OFF (DOVETAIL_AUTH=off): every request is accepted without a credential. Local use only. !!!\n\n`
         : `  Auth is ON. Development token (tenant "default", all scopes, valid 30 days; also in ${path.join(state, "dev-token")}):\n\n` +
           `    export DOVETAIL_TOKEN=${devToken}\n\n` +
+          `  From another shell: export DOVETAIL_TOKEN=$(cat ${path.join(state, "dev-token")})\n\n` +
           `  curl -H "Authorization: Bearer $DOVETAIL_TOKEN" ${base}/v1/topics/demo\n` +
           `  WebSocket: ws://127.0.0.1:${port}/v1/topics/demo/ws?token=$DOVETAIL_TOKEN\n\n`),
   );
