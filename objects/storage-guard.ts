@@ -131,7 +131,11 @@ export const TRIM_STEP_MESSAGES = 10_000;
  * is admitted again by the guard. Returns the new earliest offset.
  */
 export async function trimInSteps(log: TopicLog, now: number, commit: () => Promise<void>, retention?: Retention): Promise<number> {
-  const target = log.retentionCut(now, retention);
+  return trimToInSteps(log, log.retentionCut(now, retention), commit);
+}
+
+/** Trim the log's front up to offset `target` (`head`: every message), in steps as {@link trimInSteps}. */
+export async function trimToInSteps(log: TopicLog, target: number, commit: () => Promise<void>): Promise<number> {
   while (log.earliest < target) {
     const bytes = log.info().bytes;
     log.trimTo(Math.min(target, log.earliest + TRIM_STEP_MESSAGES));

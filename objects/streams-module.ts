@@ -13,6 +13,7 @@ import type { TopicLog } from "./log.ts";
 import { encodeWaiterReply } from "../protocol/stream-wait.ts";
 import { StreamService } from "./stream-service.ts";
 import { StreamState } from "./stream-state.ts";
+import { trimToInSteps } from "./storage-guard.ts";
 import type { TopicModule } from "./topic-module.ts";
 
 /** Hibernation tag of Durable Streams waiter sockets (the gateway waiting for data, not subscribers). */
@@ -27,6 +28,8 @@ export interface StreamsModuleOptions {
   acceptTagged(ws: WebSocket, tag: string): void;
   pageMessages: number;
   pageBytes: number;
+  /** Make the writes so far durable (a long trim commits in steps). */
+  sync(): Promise<void>;
 }
 
 export class StreamsModule implements TopicModule {
@@ -75,6 +78,34 @@ export class StreamsModule implements TopicModule {
   onCommit(): void {
     this.#state?.persist();
     if (this.#waiters !== 0) this.#wake(false);
+  }
+
+  /**
+   * DELETE: the stream goes, and once no fork reads its data any more (protocol 4.4: a deleted
+   * source with live forks is only soft-deleted) its messages go too. Offsets are kept: `head`
+   * stays, so a stream created here later never reuses one, and a WebSocket reader of an old
+   * offset is told `offset_trimmed`.
+   */
+  async delete(now: number): Promise<ReturnType<StreamService["delete"]>> {
+    const existed = this.#record() !== null;
+    const result = this.service.delete(now);
+    if (existed) await this.#dropDataIfGone();
+    return result;
+  }
+
+  /** A fork of this stream was created (+1) or deleted (-1); the last fork of a deleted stream lets its data go. */
+  async forkRef(delta: 1 | -1): Promise<string | null> {
+    const existed = this.#record() !== null;
+    const release = this.service.forkRef(delta);
+    if (existed) await this.#dropDataIfGone();
+    return release;
+  }
+
+  /** The stream existed before this call: if it is now gone for good, so are its messages. */
+  async #dropDataIfGone(): Promise<void> {
+    if (this.#record() !== null) return;
+    const log = this.#options.log;
+    await trimToInSteps(log, log.head, this.#options.sync);
   }
 
   onDelete(): void {

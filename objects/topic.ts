@@ -139,6 +139,7 @@ export class Topic extends DurableObject<Env> {
       acceptTagged: (ws, tag) => ctx.acceptWebSocket(ws, [tag]),
       pageMessages: PAGE_MESSAGES,
       pageBytes: PAGE_BYTES,
+      sync: () => ctx.storage.sync(),
     });
     this.#reporter = new DirectoryReporter(log, {
       topic: () => this.#address().topic,
@@ -452,7 +453,7 @@ export class Topic extends DurableObject<Env> {
   }
 
   async dsDelete(_topic: string): Promise<{ reply: DsReply; releaseSource: string | null }> {
-    return this.#streams.service.delete(Date.now());
+    return this.#streams.delete(Date.now());
   }
 
   async dsForkSource(_topic: string, offset: number | null, subOffset: number) {
@@ -461,7 +462,7 @@ export class Topic extends DurableObject<Env> {
 
   /** A fork of this stream was created (+1) or deleted (-1); returns this stream's source to release in turn. */
   async dsForkRef(_topic: string, delta: 1 | -1): Promise<string | null> {
-    return this.#streams.service.forkRef(delta);
+    return this.#streams.forkRef(delta);
   }
 }
 

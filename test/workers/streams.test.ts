@@ -78,6 +78,23 @@ describe("one topic, two paths", () => {
     const read = await stream(topic, undefined, "?offset=-1");
     expect(await read.json()).toEqual([3]);
   });
+
+  it("a DELETE removes the stream's messages once no fork reads them, and keeps the offsets", async () => {
+    const topic = freshTopic("ds");
+    const fork = `${topic}.fork`;
+    await stream(topic, { method: "PUT", headers: json, body: "[1,2,3]" });
+    expect((await stream(fork, { method: "PUT", headers: { ...json, "Stream-Forked-From": `/v1/stream/${topic}` } })).status).toBe(201);
+    // The fork still reads its source: the source is only soft-deleted, its messages stay.
+    expect((await stream(topic, { method: "DELETE" })).status).toBe(204);
+    const info = async () => (await (await gatewayFetch(`/v1/topics/${topic}`)).json()) as { head: number; earliest: number; messages: number };
+    expect(await info()).toMatchObject({ head: 3, messages: 3 });
+    // The last fork goes: so do the source's messages; offsets are not reused.
+    expect((await stream(fork, { method: "DELETE" })).status).toBe(204);
+    expect(await info()).toMatchObject({ head: 3, earliest: 3, messages: 0 });
+    const late = await openSocket(topic);
+    expect(await late.subscribe(0)).toMatchObject({ type: "error", code: "offset_trimmed", earliest: 3 });
+    late.close();
+  });
 });
 
 describe("closing", () => {
