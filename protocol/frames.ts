@@ -315,11 +315,20 @@ export function parsePublishMessages(raw: unknown[]): ParseResult<PublishMessage
   return { ok: true, frame: out };
 }
 
+/** A server frame of a type this client does not know (from a newer server): clients ignore it. */
+export interface UnknownServerFrame {
+  type: "unknown";
+  /** The frame's own `type`. */
+  name: string;
+}
+
 /**
  * Parse one server frame (client side). Servers are trusted more than clients, so this checks
- * only what a client relies on: a known `type` and the fields it reads.
+ * only what a client relies on: a known `type` and the fields it reads. A frame of a type this
+ * version does not know is `{ type: "unknown" }`, to be ignored (versioning rule, docs/protocol.md);
+ * a known type with the wrong fields is `bad_frame`.
  */
-export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerFrame | { type: "pong" }> {
+export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerFrame | { type: "pong" } | UnknownServerFrame> {
   if (typeof raw !== "string") return fail("bad_frame", "binary frame from server");
   let value: unknown;
   try {
@@ -350,6 +359,8 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
       return { ok: true, frame: f as unknown as ErrorFrame };
     case "pong":
       return { ok: true, frame: { type: "pong" } };
+    default:
+      if (typeof f.type === "string") return { ok: true, frame: { type: "unknown", name: f.type } };
   }
   return fail("bad_frame", `unexpected server frame ${JSON.stringify(f.type)}`);
 }

@@ -162,7 +162,7 @@ export class Link {
       return;
     }
     const frame = parsed.frame;
-    if (frame.type === "pong") return;
+    if (frame.type === "pong" || frame.type === "unknown") return; // unknown types: from a newer server, ignored
     if (frame.type === "welcome") {
       this.#ready = true;
       this.#attempt = 0;

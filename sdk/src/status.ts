@@ -13,7 +13,6 @@ export type StatusEvent =
   /** The connection gave up (auth refused, too many attempts); operations on it fail with `error`. */
   | { type: "failed"; topic: string; role: "publish" | "subscribe"; error: DovetailError }
   /** A server error frame that answered no request (for example a rate-limit warning). */
-  | { type: "server_error"; topic: string; error: DovetailError }
   /** `bus.close()` finished; the iterable ends after this event. */
   | { type: "closed" };
 

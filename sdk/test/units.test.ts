@@ -9,7 +9,7 @@ import { connect } from "../src/client.ts";
 import { DovetailError } from "../../protocol/errors.ts";
 import { base64ToBytes, bytesToBase64, decodeMessage, encodeMessage, jsonNestsDeeperThan } from "../src/message.ts";
 import { MAX_SPACING_MS, SendSpacing, SPACING_HOLD_MS } from "../src/pipe.ts";
-import { MAX_DATA_DEPTH, nestsDeeperThan } from "../../protocol/frames.ts";
+import { MAX_DATA_DEPTH, nestsDeeperThan, parseServerFrame } from "../../protocol/frames.ts";
 import { wireFrom } from "../src/subscription.ts";
 import { webSocketUrlWithToken, type SocketLike, type Transport } from "../src/transport.ts";
 
@@ -213,6 +213,23 @@ async function until(predicate: () => boolean, what: string, timeoutMs = 2_000):
   }
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("frames from a newer server", () => {
+  it("parses a frame of an unknown type as `unknown`, and a known type with wrong fields as bad_frame", () => {
+    expect(parseServerFrame('{"type":"presence","who":"a"}')).toEqual({ ok: true, frame: { type: "unknown", name: "presence" } });
+    expect(parseServerFrame('{"type":"ack","id":"x"}')).toMatchObject({ ok: false });
+  });
+
+  it("a publish completes although the server sends frames of a type this client does not know", async () => {
+    const { bus, socket } = scriptedBus();
+    const publishing = bus.publish("t", 1);
+    await until(() => socket()?.sent.length === 1, "the frame");
+    socket().answer({ type: "presence", agents: 3 });
+    socket().ack(socket().sent[0]!, 7);
+    expect(await publishing).toEqual({ offset: 7 });
+    await bus.close({ force: true });
+  });
+});
 
 describe("publish pipe (scripted topic)", () => {
   it("after rate_limited: waits, resends one frame at a time until one is acked, then the window again, spaced", async () => {

@@ -93,6 +93,7 @@ export class TestSocket {
       this.raw.push(text);
       const parsed = parseServerFrame(text);
       if (!parsed.ok) throw parsed.error;
+      if (parsed.frame.type === "unknown") throw new Error(`this server sent a frame type its own protocol does not define: ${parsed.frame.name}`);
       this.frames.push(parsed.frame);
       if (this.autoCredit && parsed.frame.type === "messages") this.send({ type: "credit", messages: parsed.frame.messages.length });
       this.#wake();
