@@ -38,7 +38,8 @@ if (!existsSync(secretFile)) writeFileSync(secretFile, randomBytes(32).toString(
 const devSecret = readFileSync(secretFile, "utf8").trim();
 const devToken = mintDevToken(devSecret);
 writeFileSync(path.join(state, "dev-token"), devToken, { mode: 0o600 });
-const authOff = /(^|\s)DOVETAIL_AUTH:off(\s|$)/.test(process.env.DOVETAIL_VARS ?? "");
+// DOVETAIL_AUTH=off in the environment does the same as DOVETAIL_VARS="DOVETAIL_AUTH:off".
+const authOff = process.env.DOVETAIL_AUTH === "off" || /(^|\s)DOVETAIL_AUTH:off(\s|$)/.test(process.env.DOVETAIL_VARS ?? "");
 
 const extraVars = Object.fromEntries(
   (process.env.DOVETAIL_VARS ?? "") // e.g. "FLUSH_DELAY_MS:1 MAX_BATCH_MESSAGES:2000"
@@ -46,7 +47,7 @@ const extraVars = Object.fromEntries(
     .filter(Boolean)
     .map((pair) => [pair.slice(0, pair.indexOf(":")), pair.slice(pair.indexOf(":") + 1)]),
 );
-const vars = { DOVETAIL_JWT_SECRET: devSecret, ...extraVars };
+const vars = { DOVETAIL_JWT_SECRET: devSecret, ...extraVars, ...(authOff ? { DOVETAIL_AUTH: "off" } : {}) };
 
 // Full disk (docs/architecture.md): the bus refuses new messages with `storage_full` while less
 // than this is free on the state volume, keeping room for retention's deletes, settings, alarms

@@ -11,6 +11,7 @@
  *   4  authentication or permission refused (unauthorized, forbidden)
  *   130 interrupted (Ctrl-C)
  */
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
@@ -46,6 +47,7 @@ Commands:
   keys revoke <id>         revoke an API key at once
 
 Global options:
+  --version      print the version
   --url URL      bus URL (env DOVETAIL_URL, default ${DEFAULT_URL})
   --token TOKEN  API key or JWT (env DOVETAIL_TOKEN)
   -h, --help     help for any command
@@ -664,8 +666,17 @@ function help(command?: string): number {
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { pub, sub, info, bench, keys, topics };
 
+/** The SDK package's version (sdk/package.json). */
+export function version(): string {
+  return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === "--version" || command === "-v" || command === "version") {
+    process.stdout.write(`${version()}\n`);
+    return EXIT.ok;
+  }
   if (!command || command === "-h" || command === "--help" || command === "help") {
     const topic = [rest.slice(0, 2).join(" "), rest[0]].find((t) => t && HELP[t]);
     return help(topic);

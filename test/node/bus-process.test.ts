@@ -25,4 +25,15 @@ describe("local bus process", () => {
       [1, 2],
     ]);
   });
+
+  it("runs open with DOVETAIL_AUTH=off in the environment, as the docs say", async () => {
+    const open = await startBus({ auth: true, env: { DOVETAIL_AUTH: "off" } }); // no DOVETAIL_VARS for auth
+    try {
+      expect(await (await fetch(`${open.url}/healthz`)).json()).toMatchObject({ auth: "off" });
+      const res = await fetch(`${open.url}/v1/topics/open.${Date.now()}/messages`, { method: "POST", body: JSON.stringify({ data: 1 }) });
+      expect(res.status).toBe(201);
+    } finally {
+      await open.stop();
+    }
+  });
 });

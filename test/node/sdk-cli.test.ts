@@ -2,7 +2,7 @@
  * The `dovetail` CLI and the SDK examples, run as real processes against a real bus.
  */
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -73,6 +73,13 @@ describe("dovetail CLI and examples", () => {
     const page = await bus.read(topic, { from: 2490, limit: 10 });
     await bus.close();
     expect(page.messages.map((m) => m.data)).toEqual(Array.from({ length: 10 }, (_, k) => ({ i: 2490 + k })));
+  });
+
+  it("--version prints the SDK package's version", async () => {
+    const r = await run(CLI, ["--version"]);
+    expect(r.code).toBe(0);
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, "sdk/package.json"), "utf8")) as { version: string };
+    expect(r.stdout.trim()).toBe(pkg.version);
   });
 
   it("info prints the topic's facts as JSON, with --url taking precedence over the environment", async () => {

@@ -33,6 +33,8 @@ export interface BusOptions {
   verbose?: boolean;
   /** Require credentials, as deployed (default false: the bus runs with DOVETAIL_AUTH=off). */
   auth?: boolean;
+  /** More environment for `npm run dev`'s script (as a user would set it in the shell). */
+  env?: Record<string, string>;
 }
 
 export interface BusProcess {
@@ -74,7 +76,7 @@ export async function startBus(options: BusOptions = {}): Promise<BusProcess> {
       .join(" ");
     const proc = spawn(process.execPath, [path.join(ROOT, "scripts/dev.mjs")], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(port), DOVETAIL_STATE: state, DOVETAIL_VARS: vars },
+      env: { ...process.env, PORT: String(port), DOVETAIL_STATE: state, DOVETAIL_VARS: vars, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true, // own process group, so kill() takes workerd down with wrangler
     });
