@@ -8,6 +8,19 @@ if (process.platform !== "linux") {
   console.warn(`@dovetail/local-node: skipping the native addon on ${process.platform} (Linux only)`);
   process.exit(0);
 }
+// node-gyp needs a C compiler, make and python3: say which is missing in one line, before the
+// compiler's own wall of text.
+const missing = [
+  ["cc", "a C compiler (Debian: build-essential)"],
+  ["make", "make (Debian: build-essential)"],
+  ["python3", "python3"],
+].filter(([cmd]) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status !== 0);
+if (missing.length > 0) {
+  console.error(
+    `@dovetail/local-node: the native addon needs ${missing.map(([, what]) => what).join(", ")}; install it and run npm install again (Debian: apt-get install -y build-essential python3)`,
+  );
+  process.exit(1);
+}
 const result = spawnSync("node-gyp", ["rebuild"], { stdio: "inherit", shell: process.platform === "win32" });
 if (result.error) {
   console.error(`@dovetail/local-node: could not run node-gyp: ${result.error.message}`);
