@@ -1,0 +1,338 @@
+/**
+ * Consumer groups on the wire (docs/groups.md, docs/protocol.md "Consumer groups"): the group
+ * settings, the frames a consuming socket sends and receives, and the HTTP pull and admin bodies.
+ * A group is a named, durable cursor on a topic that hands each message to one member at a time
+ * and takes it back when the member does not settle it.
+ *
+ * Compatibility rule as for every v1 frame: receivers ignore fields they do not know.
+ */
+import { z } from "zod";
+import type { DeliveredMessage } from "./frames.ts";
+import { subscribeFromSchema, type SubscribeFrom } from "./subscribe-from.ts";
+import { topicNameProblem } from "./topic-name.ts";
+
+/** Group names: 1–64 of A-Z a-z 0-9 _ - (no separators: a group lives inside one topic). */
+export const GROUP_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** Member names (HTTP pull members name themselves; socket members get one from the topic). */
+export const MEMBER_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export const DEFAULT_ACK_WAIT_MS = 30_000;
+export const MIN_ACK_WAIT_MS = 100;
+export const MAX_ACK_WAIT_MS = 12 * 60 * 60 * 1000;
+export const DEFAULT_MAX_DELIVER = 5;
+export const MAX_MAX_DELIVER = 1000;
+export const MAX_BACKOFF_STEPS = 20;
+export const MAX_BACKOFF_MS = 24 * 60 * 60 * 1000;
+/** Messages in flight to the whole group, at most (like a queue's prefetch across consumers). */
+export const DEFAULT_GROUP_MAX_ACK_PENDING = 10_000;
+export const MAX_GROUP_MAX_ACK_PENDING = 100_000;
+/** Messages in flight to one member, at most (its prefetch). */
+export const DEFAULT_MEMBER_MAX_ACK_PENDING = 100;
+export const MAX_MEMBER_MAX_ACK_PENDING = 10_000;
+/** Jobs one `settle` frame or HTTP ack may name. */
+export const MAX_SETTLE_JOBS = 10_000;
+/** Longest an HTTP fetch waits for a first job. */
+export const MAX_FETCH_WAIT_MS = 30_000;
+/** Most jobs one HTTP fetch returns. */
+export const MAX_FETCH_JOBS = 1000;
+/** Longest `nack` delay. */
+export const MAX_NACK_DELAY_MS = MAX_BACKOFF_MS;
+export const MAX_REASON_LENGTH = 1024;
+
+/** Why `name` is not a valid group name, or null. */
+export function groupNameProblem(name: unknown): string | null {
+  if (typeof name !== "string" || !GROUP_NAME.test(name)) return "a group name is 1–64 characters of A-Z a-z 0-9 _ -";
+  return null;
+}
+
+const groupNameSchema = z.string().regex(GROUP_NAME, "a group name is 1–64 characters of A-Z a-z 0-9 _ -");
+const memberNameSchema = z.string().regex(MEMBER_NAME, "a member name is 1–128 characters of A-Z a-z 0-9 _ . : -");
+const count = (max: number) => z.number().int().min(1).max(max);
+
+/**
+ * A group's settings, given when it is created (by `PUT .../groups/{group}`, or by the first
+ * `consume` or fetch that names it). Every field has a default.
+ */
+export const groupSettingsSchema = z
+  .object({
+    /** Where a new group starts: an offset, `earliest`, `latest` (default) or `{ time }`. */
+    start: subscribeFromSchema.optional(),
+    /** A delivered message not settled within this is delivered again, to any member. */
+    ackWaitMs: z.number().int().min(MIN_ACK_WAIT_MS).max(MAX_ACK_WAIT_MS).optional(),
+    /** Deliveries before a message goes to the dead-letter topic. */
+    maxDeliver: count(MAX_MAX_DELIVER).optional(),
+    /** Wait before redelivery after the n-th failed delivery (the last step repeats). */
+    backoffMs: z.array(z.number().int().min(0).max(MAX_BACKOFF_MS)).max(MAX_BACKOFF_STEPS).optional(),
+    /** Messages in flight to the whole group, at most. */
+    maxAckPending: count(MAX_GROUP_MAX_ACK_PENDING).optional(),
+    /** Messages with the same key are never in flight twice at once and go in offset order. */
+    orderedByKey: z.boolean().optional(),
+    /** Where dead letters go; default `{topic}.dlq`. */
+    deadLetterTopic: z.string().optional(),
+    /** Send expired messages to the dead-letter topic (reason `expired`) instead of dropping them. */
+    deadLetterExpired: z.boolean().optional(),
+    /** A message older than this is expired for this group (its own `expiresAt` also applies). */
+    messageTtlMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(365 * 24 * 60 * 60 * 1000)
+      .optional(),
+  })
+  .strict();
+export type GroupSettingsInput = z.infer<typeof groupSettingsSchema>;
+
+/** Settings with every default filled in, as stored and as reported. */
+export interface GroupSettings {
+  ackWaitMs: number;
+  maxDeliver: number;
+  backoffMs: number[];
+  maxAckPending: number;
+  orderedByKey: boolean;
+  deadLetterTopic: string;
+  deadLetterExpired: boolean;
+  messageTtlMs: number | null;
+}
+
+/** The dead-letter topic a group on `topic` uses by default. */
+export function defaultDeadLetterTopic(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+/**
+ * Fill in defaults and check what the schema cannot: the dead-letter topic must be a valid
+ * topic name and must not be the group's own topic (dead letters would come back as work).
+ * Returns the settings or a message saying what is wrong.
+ */
+export function resolveGroupSettings(topic: string, input: GroupSettingsInput): GroupSettings | string {
+  const deadLetterTopic = input.deadLetterTopic ?? defaultDeadLetterTopic(topic);
+  const problem = topicNameProblem(deadLetterTopic);
+  if (problem) return `deadLetterTopic: ${problem}`;
+  if (deadLetterTopic === topic) return "deadLetterTopic: dead letters may not go to the group's own topic (they would be handed out again)";
+  return {
+    ackWaitMs: input.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
+    maxDeliver: input.maxDeliver ?? DEFAULT_MAX_DELIVER,
+    backoffMs: input.backoffMs ?? [],
+    maxAckPending: input.maxAckPending ?? DEFAULT_GROUP_MAX_ACK_PENDING,
+    orderedByKey: input.orderedByKey ?? false,
+    deadLetterTopic,
+    deadLetterExpired: input.deadLetterExpired ?? false,
+    messageTtlMs: input.messageTtlMs ?? null,
+  };
+}
+
+/** One delivery of a message to a member, named by offset and delivery count. */
+export const jobRefSchema = z.object({
+  offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  delivery: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+});
+export type JobRef = z.infer<typeof jobRefSchema>;
+
+/** How a member settles jobs. */
+export const SETTLE_OPS = ["ack", "nack", "progress", "term"] as const;
+export type SettleOp = (typeof SETTLE_OPS)[number];
+
+/**
+ * What a member says about jobs it holds: `ack` (done), `nack` (failed: deliver again, after
+ * `delayMs` or the group's backoff), `progress` (still working: the ack deadline starts again),
+ * `term` (never deliver again: dead letter with reason `terminated`). All jobs of one request
+ * are settled, or none is (each must be held by the member, at that delivery).
+ */
+export const settleSchema = z.object({
+  op: z.enum(SETTLE_OPS),
+  jobs: z.array(jobRefSchema).min(1).max(MAX_SETTLE_JOBS),
+  /** `nack`: wait this long before delivering again (default: the group's backoff). */
+  delayMs: z.number().int().min(0).max(MAX_NACK_DELAY_MS).optional(),
+  /** `nack`/`term`: why, kept with a dead letter (`error` header). */
+  reason: z.string().max(MAX_REASON_LENGTH).optional(),
+});
+export type Settle = z.infer<typeof settleSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket frames (on a topic socket; docs/protocol.md)
+
+/**
+ * `consume` (client → server): join `group` as a member; jobs start to arrive as `jobs` frames.
+ * One consumer per socket; closing the socket leaves the group, and what the member held is
+ * delivered again at once. `create` gives the settings if the group does not exist yet.
+ * Answered by `consuming` or `error`.
+ */
+export const consumeFrameSchema = z.object({
+  type: z.literal("consume"),
+  id: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  group: groupNameSchema,
+  /** Most jobs held by this member at once (its prefetch). */
+  maxAckPending: count(MAX_MEMBER_MAX_ACK_PENDING).optional(),
+  create: groupSettingsSchema.optional(),
+});
+export type ConsumeFrame = z.infer<typeof consumeFrameSchema>;
+
+/** `settle` (client → server): ack, nack, progress or term jobs this socket holds. Answered by `settled` or `error`. */
+export const settleFrameSchema = settleSchema.extend({
+  type: z.literal("settle"),
+  id: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+export type SettleFrame = z.infer<typeof settleFrameSchema>;
+
+/** `consuming` (server → client): this socket is member `member` of `group`. */
+export interface ConsumingFrame {
+  type: "consuming";
+  id: number;
+  group: string;
+  member: string;
+}
+
+/** One job: a delivered message with how many times it has been delivered (1 the first time). */
+export interface Job extends DeliveredMessage {
+  delivery: number;
+}
+
+/** `jobs` (server → client): jobs for this member, never more than its `maxAckPending` unsettled. */
+export interface JobsFrame {
+  type: "jobs";
+  jobs: Job[];
+}
+
+/** `settled` (server → client): the `settle` with this id was applied (and is durable). */
+export interface SettledFrame {
+  type: "settled";
+  id: number;
+  count: number;
+}
+
+/** The JSON of one job: a stored body with its offset, time and delivery count. */
+export function jobJson(offset: number, time: number, delivery: number, body: string): string {
+  return `{"offset":${offset},"time":${time},"delivery":${delivery},${body}}`;
+}
+
+/** Encode a `jobs` frame from job JSON texts. */
+export function encodeJobsFrame(jobs: readonly string[]): string {
+  return `{"type":"jobs","jobs":[${jobs.join(",")}]}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP bodies (docs/protocol.md, "Consumer groups over HTTP")
+
+/** `POST /v1/topics/{topic}/groups/{group}/fetch`: up to `max` jobs, waiting up to `waitMs` for the first. */
+export const fetchRequestSchema = z
+  .object({
+    member: memberNameSchema,
+    max: count(MAX_FETCH_JOBS).optional(),
+    waitMs: z.number().int().min(0).max(MAX_FETCH_WAIT_MS).optional(),
+    create: groupSettingsSchema.optional(),
+  })
+  .strict();
+export type FetchRequest = z.infer<typeof fetchRequestSchema>;
+
+/** `POST /v1/topics/{topic}/groups/{group}/settle`: as the `settle` frame, from member `member`. */
+export const settleRequestSchema = settleSchema.extend({ member: memberNameSchema }).strict();
+export type SettleRequest = z.infer<typeof settleRequestSchema>;
+
+/** `POST .../groups/{group}/reset`: move the group to `to`; everything pending is forgotten. */
+export const resetRequestSchema = z.object({ to: subscribeFromSchema }).strict();
+
+/** `POST .../groups/{group}/claim`: move jobs held longer than `minIdleMs` to `member` (like XAUTOCLAIM). */
+export const claimRequestSchema = z
+  .object({
+    member: memberNameSchema,
+    minIdleMs: z.number().int().min(0).max(MAX_ACK_WAIT_MS),
+    max: count(MAX_FETCH_JOBS).optional(),
+  })
+  .strict();
+
+/** `POST .../groups/{group}/replay`: deliver dead letters of this group again, read from its dead-letter topic. */
+export const replayRequestSchema = z
+  .object({
+    /** First dead-letter offset to read (default: the dead-letter topic's earliest). */
+    from: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    limit: count(MAX_FETCH_JOBS).optional(),
+  })
+  .strict();
+
+/** One held job, as group info reports it. */
+export interface PendingJob {
+  offset: number;
+  delivery: number;
+  member: string | null;
+  /** When it is delivered again unless settled (ms since the epoch). */
+  deadline: number;
+}
+
+/** A member as group info reports it. */
+export interface GroupMember {
+  member: string;
+  transport: "websocket" | "http";
+  held: number;
+  maxAckPending: number;
+}
+
+/** `GET .../groups/{group}`. */
+export interface GroupInfo {
+  group: string;
+  topic: string;
+  settings: GroupSettings;
+  created: number;
+  /** Every offset below this is settled (acked, dead-lettered or expired) for this group. */
+  ackFloor: number;
+  head: number;
+  /** head − ackFloor. */
+  lag: number;
+  /** Delivered and not settled. */
+  pendingCount: number;
+  /** The first pending jobs by offset (at most 100). */
+  pending: PendingJob[];
+  members: GroupMember[];
+  stats: GroupStats;
+}
+
+/** Running totals of a group (since it was created or reset). */
+export interface GroupStats {
+  delivered: number;
+  redelivered: number;
+  acked: number;
+  deadLettered: number;
+  expired: number;
+}
+
+/** Dead-letter headers (docs/groups.md, "Dead letters"). */
+export const DEAD_LETTER_HEADERS = {
+  topic: "dovetail-dlq-topic",
+  offset: "dovetail-dlq-offset",
+  group: "dovetail-dlq-group",
+  deliveries: "dovetail-dlq-deliveries",
+  reason: "dovetail-dlq-reason",
+  error: "dovetail-dlq-error",
+} as const;
+
+/** Why a message became a dead letter. */
+export type DeadLetterReason = "max_deliver" | "terminated" | "expired";
+
+export { groupNameSchema };
+
+// ---------------------------------------------------------------------------------------------
+// Gateway → topic (RPC): one call per group operation; the gateway has checked the body.
+
+export type GroupCall =
+  | { op: "create"; group: string; settings: GroupSettingsInput }
+  | { op: "list" }
+  | { op: "info"; group: string }
+  | { op: "delete"; group: string }
+  | { op: "reset"; group: string; to: SubscribeFrom }
+  | { op: "fetch"; group: string; request: FetchRequest }
+  | { op: "settle"; group: string; request: SettleRequest }
+  | { op: "claim"; group: string; member: string; minIdleMs: number; max: number }
+  | { op: "replay"; group: string; from?: number | undefined; limit?: number | undefined };
+
+/** What each call answers. */
+export interface GroupReplies {
+  create: { created: boolean; info: GroupInfo };
+  list: { groups: GroupInfo[] };
+  info: GroupInfo;
+  delete: { deleted: true; closedMembers: number };
+  reset: GroupInfo;
+  /** Jobs as JSON text (an array), so bodies cross the RPC boundary as stored. */
+  fetch: { jobsJson: string; count: number };
+  settle: { settled: number };
+  claim: { jobsJson: string; count: number };
+  replay: { replayed: number; read: number; next: number };
+}
