@@ -1,7 +1,8 @@
 /**
  * Durable Streams (HTTP) wire helpers shared by the gateway (workers/routes/streams.ts) and the
- * topic object: offsets, content types, JSON-mode flattening, and how stored messages become the
- * bytes of a read. Pure functions, no runtime imports, so they are unit-testable anywhere.
+ * topic object: offsets, ETags, content types, JSON-mode flattening, and how stored messages
+ * become the bytes of a read. Pure functions, no runtime imports, so they are unit-testable
+ * anywhere.
  *
  * Offsets (docs/decisions/007-streams-offsets.md): the DS offset of a position is the Dovetail
  * offset of the next message there, as 16 zero-padded decimal digits, then `_`, then 16 zeros
@@ -10,6 +11,7 @@
  */
 import { base64ToBytes, bytesToBase64 } from "../protocol/base64.ts";
 import { MAX_DATA_DEPTH, nestsDeeperThan } from "../protocol/frames.ts";
+import type { ParsedOffset } from "../protocol/stream-rpc.ts";
 
 export { base64ToBytes, bytesToBase64 };
 
@@ -22,9 +24,6 @@ const OFFSET_TOKEN = /^(\d{16})_(\d{16})$/;
 export function encodeOffset(next: number): string {
   return `${String(next).padStart(OFFSET_DIGITS, "0")}_${ZERO_HALF}`;
 }
-
-/** A parsed `offset` query value: the stream start, the tail, or a Dovetail offset. */
-export type ParsedOffset = { kind: "start" } | { kind: "now" } | { kind: "at"; next: number };
 
 /**
  * Parse an offset token from a request. Returns `null` for anything malformed (the caller answers
@@ -41,6 +40,18 @@ export function parseOffset(raw: string): ParsedOffset | null {
   if (!m || m[2] !== ZERO_HALF) return null;
   const next = Number(m[1]);
   return Number.isSafeInteger(next) ? { kind: "at", next } : null;
+}
+
+/**
+ * The `ETag` of a read from `start` (null: from the stream start, `offset=-1`) to `next`, and of
+ * HEAD (from the start to the committed head). `base` names the stream's incarnation, so a stream
+ * deleted and created again never matches an old tag; `:c` marks the end of a closed stream.
+ *
+ * @example
+ * streamEtag(0, null, 3, false) // '"0:-1:0000000000000003_0000000000000000"'
+ */
+export function streamEtag(base: number, start: number | null, next: number, closed: boolean): string {
+  return `"${base}:${start === null ? "-1" : encodeOffset(start)}:${encodeOffset(next)}${closed ? ":c" : ""}"`;
 }
 
 /** Media type without parameters, lower-cased: `Application/JSON; charset=utf-8` → `application/json`. */

@@ -1,97 +1,41 @@
 /**
  * StreamService: the Durable Streams operations of one topic, run inside its Topic object over
  * the topic's own log and commit queue (so HTTP and WebSocket share offsets and order) and the
- * StreamState tables. Every operation answers with a {@link DsReply}, a transport-neutral HTTP
- * answer (status, protocol headers, body) that the gateway sends as it is; the gateway adds only
- * CORS and security headers.
+ * StreamState tables.
  *
- * Errors use the Dovetail error body `{ error: { code, message } }` with protocol-mandated status
- * and headers (e.g. `409` + `Stream-Closed: true`, `403` + `Producer-Epoch`).
+ * Create, append, HEAD, delete and the fork source answer with data (protocol/stream-rpc.ts) and
+ * refuse by throwing a DovetailError whose details carry what the protocol's error headers need
+ * (`stream_closed` + the final offset, `stale_epoch` + the current epoch, `sequence_gap` + the
+ * expected and received seq); the gateway turns both into HTTP (workers/streams-reply.ts). A read
+ * is composed whole here, because it may reach the gateway over a waiter socket instead of RPC
+ * (protocol/stream-wait.ts).
  */
-import { DovetailError, type ErrorCode } from "../protocol/errors.ts";
-import type { StreamReadReply } from "../protocol/stream-wait.ts";
+import { DovetailError } from "../protocol/errors.ts";
+import type {
+  DsAppendRequest,
+  DsAppendResult,
+  DsCreateRequest,
+  DsCreateResult,
+  DsDeleteResult,
+  DsForkSource,
+  DsPayload,
+  DsReadReply,
+  DsReadRequest,
+  DsStreamInfo,
+} from "../protocol/stream-rpc.ts";
 import type { PublishResult } from "./commit-queue.ts";
 import type { PreparedMessage, TopicLog } from "./log.ts";
-import { knownError } from "./rpc-result.ts";
 import { bodyAsBytes, bodyAsJson } from "../protocol/stored-message.ts";
-import { concatBytes, encodeOffset, isJsonContentType, normalizeContentType, type ParsedOffset } from "./stream-format.ts";
+import { concatBytes, encodeOffset, isJsonContentType, normalizeContentType, streamEtag } from "./stream-format.ts";
 import type { StreamRecord, StreamState } from "./stream-state.ts";
 
-/** An HTTP answer built by the topic; the gateway sends it unchanged (plus CORS/security headers). */
-export interface DsReply {
-  status: number;
-  headers: Record<string, string>;
-  body?: string | Uint8Array;
-}
-
-/**
- * Messages of one append, already checked and encoded by the gateway: the stored bodies joined by
- * `\n` (a body never holds a raw newline: JSON text escapes it, base64 has none) and each one's
- * payload size. One string crosses the RPC boundary instead of one object per message, which
- * matters for producer batches of ~10,000 messages.
- */
-export interface DsPayload {
-  json: boolean;
-  bodies: string;
-  sizes: Uint32Array;
-}
-
-/** The prepared messages of a payload. */
+/** The prepared messages of a payload (its bodies are joined by `\n`, see {@link DsPayload}). */
 export function payloadMessages(payload: DsPayload): PreparedMessage[] {
   const bodies = payload.bodies.split("\n");
   const out: PreparedMessage[] = new Array(bodies.length);
   for (let i = 0; i < bodies.length; i++) out[i] = { body: bodies[i]!, size: payload.sizes[i]! };
   return out;
 }
-
-export interface DsProducer {
-  id: string;
-  epoch: number;
-  seq: number;
-}
-
-export interface DsCreateRequest {
-  /** As sent; null when the request had none (default octet-stream, or the fork source's). */
-  contentType: string | null;
-  ttlSeconds: number | null;
-  expiresAt: string | null;
-  closed: boolean;
-  /** Raw initial body, encoded by the gateway once the content type is known. */
-  payload: DsPayload | null;
-  fork: DsForkCopy | null;
-}
-
-/** What a fork copies from its source (copy-on-fork, docs/decisions/008-streams-state-and-waiting.md). */
-export interface DsForkCopy {
-  from: string;
-  offset: number;
-  subOffset: number;
-  contentType: string;
-  ttlSeconds: number | null;
-  expiresAt: string | null;
-  /** Message bodies of the source from its start up to the fork point (last one maybe cut). */
-  bodies: string[];
-  sizes: number[];
-}
-
-export interface DsAppendRequest {
-  contentType: string | null;
-  payload: DsPayload | null;
-  close: boolean;
-  streamSeq: string | null;
-  producer: DsProducer | null;
-}
-
-export interface DsReadRequest {
-  offset: ParsedOffset;
-  /** The request waits for data (long-poll/SSE); `offset=now` then means "from the tail". */
-  live: boolean;
-  ifNoneMatch: string | null;
-}
-
-/** A read's answer plus what the gateway needs to decide whether to wait. */
-/** A read as the topic composed it (protocol/stream-wait.ts carries it to a waiting gateway). */
-export type DsReadReply = StreamReadReply;
 
 /** Largest copy a fork makes of its source (an RPC message is limited to 32 MiB). */
 export const FORK_COPY_MAX_BYTES = 16 * 1024 * 1024;
@@ -100,11 +44,18 @@ export const IMPLICIT_CONTENT_TYPE = "application/json";
 
 const CACHEABLE = "private, max-age=60, stale-while-revalidate=300";
 
-function errorReply(status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): DsReply {
+/**
+ * A read's refusal as a read reply, which a waiting gateway may also receive over its socket
+ * (reads are composed here, see the file comment): the error body with its code's status.
+ */
+function readRefusal(error: DovetailError, contentType: string): DsReadReply {
   return {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(new DovetailError(code, message).toBody()),
+    status: error.status,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(error.toBody()),
+    next: 0,
+    wait: false,
+    contentType,
   };
 }
 
@@ -190,21 +141,42 @@ export class StreamService {
     };
   }
 
-  #missing(now: number): DsReply | null {
+  /** Why there is no live stream to work on (none, or deleted while forks read it), or null. */
+  #refusal(now: number): DovetailError | null {
     const r = this.#live(now);
-    if (!r) return errorReply(404, "not_found", "stream not found");
-    if (r.softDeleted) return errorReply(410, "stream_gone", "stream was deleted; its forks still read its data");
+    if (!r) return new DovetailError("not_found", "stream not found");
+    if (r.softDeleted) return new DovetailError("stream_gone", "stream was deleted; its forks still read its data");
     return null;
+  }
+
+  /** The live stream; throws `not_found` or `stream_gone`. */
+  #existing(now: number): StreamRecord {
+    const refusal = this.#refusal(now);
+    if (refusal) throw refusal;
+    return this.#d.state.record!;
+  }
+
+  /** The stream as HEAD and PUT describe it. */
+  #info(r: StreamRecord): DsStreamInfo {
+    return {
+      contentType: r.contentType,
+      next: this.#tail(),
+      closed: r.closed,
+      ttlSeconds: r.ttlSeconds,
+      expiresAt: r.expiresAt,
+      base: r.base,
+      head: this.#d.log.head,
+    };
   }
 
   // -------------------------------------------------------------------------------------------
   // PUT
 
-  async create(req: DsCreateRequest, now: number): Promise<DsReply> {
+  async create(req: DsCreateRequest, now: number): Promise<DsCreateResult> {
     const { state } = this.#d;
     const existing = this.#live(now);
     if (existing) {
-      if (existing.softDeleted) return errorReply(409, "conflict", "a deleted stream with live forks still holds this path");
+      if (existing.softDeleted) throw new DovetailError("conflict", "a deleted stream with live forks still holds this path");
       const wantType = req.contentType ?? req.fork?.contentType ?? "application/octet-stream";
       const same =
         normalizeContentType(existing.contentType) === normalizeContentType(wantType) &&
@@ -213,12 +185,12 @@ export class StreamService {
         existing.closed === req.closed &&
         existing.forkedFrom === (req.fork?.from ?? null) &&
         (req.fork === null || (existing.forkOffset === req.fork.offset && (existing.forkSubOffset ?? 0) === req.fork.subOffset));
-      if (!same) return errorReply(409, "conflict", "stream exists with a different configuration");
-      return { status: 200, headers: this.#metaHeaders(existing, false) };
+      if (!same) throw new DovetailError("conflict", "stream exists with a different configuration");
+      return { created: false, stream: this.#info(existing) };
     }
     const contentType = req.fork ? (req.contentType ?? req.fork.contentType) : (req.contentType ?? "application/octet-stream");
     if (req.fork && normalizeContentType(contentType) !== normalizeContentType(req.fork.contentType)) {
-      return errorReply(409, "conflict", `fork content type ${contentType} differs from the source's ${req.fork.contentType}`);
+      throw new DovetailError("conflict", `fork content type ${contentType} differs from the source's ${req.fork.contentType}`);
     }
     const base = state.deletedAt ?? this.#d.log.head;
     const record = this.#newRecord(contentType, base, now);
@@ -244,52 +216,48 @@ export class StreamService {
     if (messages.length > 0) {
       await this.#submit(messages, true);
     }
-    return { status: 201, headers: this.#metaHeaders(record, false) };
+    return { created: true, stream: this.#info(record) };
   }
 
   // -------------------------------------------------------------------------------------------
   // POST
 
-  async append(req: DsAppendRequest, now: number): Promise<DsReply> {
-    const missing = this.#missing(now);
-    if (missing) return missing;
+  async append(req: DsAppendRequest, now: number): Promise<DsAppendResult> {
+    const r = this.#existing(now);
     const { state } = this.#d;
-    const r = state.record!;
     const p = req.producer;
     const check = p ? state.checkProducer(p.id, p.epoch, p.seq, now) : null;
-    const producerHeaders = (seq: number): Record<string, string> => (p ? { "producer-epoch": String(p.epoch), "producer-seq": String(seq) } : {});
     if (check?.status === "stale_epoch") {
-      return errorReply(403, "stale_epoch", `producer epoch ${p!.epoch} is older than ${check.currentEpoch}`, {
-        "producer-epoch": String(check.currentEpoch),
-      });
+      throw new DovetailError("stale_epoch", `producer epoch ${p!.epoch} is older than ${check.currentEpoch}`, { epoch: check.currentEpoch });
     }
     if (r.closed) {
-      const final = { "stream-next-offset": encodeOffset(this.#tail()), "stream-closed": "true" };
+      const tail = this.#tail();
       const by = r.closedBy;
+      // The retry of the append that closed the stream, or another close: answered as done.
       if (p && by && by.id === p.id && by.epoch === p.epoch && by.seq === p.seq) {
-        return { status: 204, headers: { ...final, ...producerHeaders(p.seq) } };
+        return { next: tail, closed: true, count: 0, producer: { epoch: p.epoch, seq: p.seq } };
       }
-      if (req.close && !req.payload) return { status: 204, headers: final };
-      return errorReply(409, "stream_closed", "stream is closed", final);
+      if (req.close && !req.payload) return { next: tail, closed: true, count: 0, producer: null };
+      throw new DovetailError("stream_closed", "stream is closed", { head: tail });
     }
     if (req.payload && req.contentType !== null && normalizeContentType(req.contentType) !== normalizeContentType(r.contentType)) {
-      return errorReply(409, "conflict", `content type ${req.contentType} does not match the stream's ${r.contentType}`);
+      throw new DovetailError("conflict", `content type ${req.contentType} does not match the stream's ${r.contentType}`);
     }
     if (check) {
       switch (check.status) {
         case "duplicate":
-          return { status: 204, headers: { ...producerHeaders(check.lastSeq), "stream-next-offset": encodeOffset(this.#tail()) } };
+          return { next: this.#tail(), closed: false, count: 0, producer: { epoch: p!.epoch, seq: check.lastSeq } };
         case "invalid_epoch_seq":
-          return errorReply(400, "invalid_field", "a new producer epoch must start at Producer-Seq 0");
+          throw new DovetailError("invalid_field", "a new producer epoch must start at Producer-Seq 0");
         case "gap":
-          return errorReply(409, "sequence_gap", `producer sent seq ${check.received}; expected ${check.expected}`, {
-            "producer-expected-seq": String(check.expected),
-            "producer-received-seq": String(check.received),
+          throw new DovetailError("sequence_gap", `producer sent seq ${check.received}; expected ${check.expected}`, {
+            expected: check.expected,
+            received: check.received,
           });
       }
     }
     if (req.streamSeq !== null && r.streamSeq !== null && req.streamSeq <= r.streamSeq) {
-      return errorReply(409, "conflict", `Stream-Seq ${req.streamSeq} is not after ${r.streamSeq}`);
+      throw new DovetailError("conflict", `Stream-Seq ${req.streamSeq} is not after ${r.streamSeq}`);
     }
     // Accepted: state changes now (so pipelined requests see them) and is written with the commit.
     if (check?.status === "accepted") state.acceptProducer(p!.id, check.next);
@@ -301,50 +269,38 @@ export class StreamService {
     }
     if (r.ttlSeconds !== null) change.lastAccess = now;
     state.update(change);
-    const headers: Record<string, string> = {};
+    let next: number;
+    let count = 0;
     if (req.payload) {
       let result: PublishResult;
       try {
         result = await this.#submit(payloadMessages(req.payload), req.close);
       } catch (error) {
+        // A refused commit (`storage_full`: nothing stored) leaves the stream as it was.
         state.discardPending();
-        // A refused commit (`storage_full`: nothing stored) is answered with its status.
-        const known = knownError(error);
-        if (known) return errorReply(known.status, known.code, known.message);
         throw error;
       }
-      headers["stream-next-offset"] = encodeOffset(result.offset + result.count);
+      next = result.offset + result.count;
+      count = result.count;
     } else {
       // Close-only: nothing to commit with it, so write it now and wake every reader.
       state.persist();
-      headers["stream-next-offset"] = encodeOffset(this.#tail());
+      next = this.#tail();
     }
-    if (req.close) {
-      headers["stream-closed"] = "true";
-      this.#d.wakeAll();
-    }
-    // 200 marks new data from a producer (protocol 5.2.1); a close-only or plain append is 204.
-    return { status: p && req.payload ? 200 : 204, headers: { ...headers, ...producerHeaders(p ? p.seq : 0) } };
+    if (req.close) this.#d.wakeAll();
+    return { next, closed: req.close, count, producer: p ? { epoch: p.epoch, seq: p.seq } : null };
   }
 
   // -------------------------------------------------------------------------------------------
   // HEAD, DELETE
 
-  head(now: number): DsReply {
-    const missing = this.#missing(now);
-    if (missing) return { status: missing.status, headers: {} };
-    const r = this.#d.state.record!;
-    const headers = this.#metaHeaders(r, true);
-    headers["cache-control"] = "no-store";
-    headers.etag = `"${r.base}:-1:${encodeOffset(this.#d.log.head)}${r.closed ? ":c" : ""}"`;
-    return { status: 200, headers };
+  head(now: number): DsStreamInfo {
+    return this.#info(this.#existing(now));
   }
 
-  /** Delete; returns the source to release when this was a fork. */
-  delete(now: number): { reply: DsReply; releaseSource: string | null } {
-    const missing = this.#missing(now);
-    if (missing) return { reply: missing, releaseSource: null };
-    const r = this.#d.state.record!;
+  /** Delete; answers the source to release when this was a fork. */
+  delete(now: number): DsDeleteResult {
+    const r = this.#existing(now);
     if (r.refs > 0) {
       this.#d.state.update({ softDeleted: true });
       this.#d.state.flushRecord();
@@ -352,7 +308,7 @@ export class StreamService {
       this.#d.state.delete(this.#tail());
     }
     this.#d.wakeAll();
-    return { reply: { status: 204, headers: {} }, releaseSource: r.refs > 0 ? null : r.forkedFrom };
+    return { releaseSource: r.refs > 0 ? null : r.forkedFrom };
   }
 
   /** A fork of this stream was created (+1) or deleted (-1). Returns this stream's own source when it goes away. */
@@ -369,33 +325,25 @@ export class StreamService {
     return null;
   }
 
-  #metaHeaders(r: StreamRecord, withTtl: boolean): Record<string, string> {
-    const h: Record<string, string> = { "content-type": r.contentType, "stream-next-offset": encodeOffset(this.#tail()) };
-    if (r.closed) h["stream-closed"] = "true";
-    if (withTtl && r.ttlSeconds !== null) h["stream-ttl"] = String(r.ttlSeconds);
-    if (withTtl && r.expiresAt !== null) h["stream-expires-at"] = r.expiresAt;
-    return h;
-  }
-
   // -------------------------------------------------------------------------------------------
   // Fork source
 
   /**
    * What a new fork copies: bodies from the stream start to `offset` (default: the tail), plus a
    * cut of the message at `offset` when `subOffset` > 0 (bytes for byte streams, messages for
-   * JSON streams). Checks everything a fork creation can fail on at the source.
+   * JSON streams). Checks everything a fork creation can fail on at the source, and throws it.
    */
-  forkSource(offset: number | null, subOffset: number, now: number): { ok: true; copy: Omit<DsForkCopy, "from"> } | { ok: false; reply: DsReply } {
+  forkSource(offset: number | null, subOffset: number, now: number): DsForkSource {
     const r = this.#live(now);
-    if (!r) return { ok: false, reply: errorReply(404, "not_found", "fork source stream not found") };
-    if (r.softDeleted) return { ok: false, reply: errorReply(409, "conflict", "fork source was deleted") };
+    if (!r) throw new DovetailError("not_found", "fork source stream not found");
+    if (r.softDeleted) throw new DovetailError("conflict", "fork source was deleted");
     const { log } = this.#d;
     const head = log.head;
     let end = offset ?? head;
-    if (end > head) return { ok: false, reply: errorReply(400, "invalid_field", "Stream-Fork-Offset is past the source's tail") };
+    if (end > head) throw new DovetailError("invalid_field", "Stream-Fork-Offset is past the source's tail");
     end = Math.max(end, r.base);
     const start = Math.max(r.base, log.earliest);
-    if (end < start) return { ok: false, reply: errorReply(410, "offset_trimmed", "fork offset was removed by retention") };
+    if (end < start) throw new DovetailError("offset_trimmed", "fork offset was removed by retention");
     const json = isJsonContentType(r.contentType);
     const bodies: string[] = [];
     const sizes: number[] = [];
@@ -417,33 +365,30 @@ export class StreamService {
     };
     take(start, end);
     if (subOffset > 0) {
-      const overshoot = errorReply(400, "invalid_field", "Stream-Fork-Sub-Offset is past the next data boundary");
+      const overshoot = () => new DovetailError("invalid_field", "Stream-Fork-Sub-Offset is past the next data boundary");
       if (json) {
-        if (end + subOffset > head) return { ok: false, reply: overshoot };
+        if (end + subOffset > head) throw overshoot();
         take(end, end + subOffset);
       } else {
         const row = log.read(end, 1)[0];
-        if (!row) return { ok: false, reply: overshoot };
+        if (!row) throw overshoot();
         const data = bodyAsBytes(row.body);
-        if (subOffset > data.length) return { ok: false, reply: overshoot };
+        if (subOffset > data.length) throw overshoot();
         let binary = "";
         for (const b of data.subarray(0, subOffset)) binary += String.fromCharCode(b);
         bodies.push(`"bytes":"${btoa(binary)}"`);
         sizes.push(subOffset);
       }
     }
-    return {
-      ok: true,
-      copy: { offset: end, subOffset, contentType: r.contentType, ttlSeconds: r.ttlSeconds, expiresAt: r.expiresAt, bodies, sizes },
-    };
+    return { offset: end, subOffset, contentType: r.contentType, ttlSeconds: r.ttlSeconds, expiresAt: r.expiresAt, bodies, sizes };
   }
 
   // -------------------------------------------------------------------------------------------
   // GET
 
   read(req: DsReadRequest, now: number): DsReadReply {
-    const missing = this.#missing(now);
-    if (missing) return { ...missing, next: 0, wait: false, contentType: "" };
+    const refusal = this.#refusal(now);
+    if (refusal) return readRefusal(refusal, "");
     const { log, state } = this.#d;
     const r = state.record!;
     state.touch(now);
@@ -467,15 +412,10 @@ export class StreamService {
     else {
       start = Math.max(req.offset.next, r.base);
       if (start > log.head) {
-        return { ...errorReply(400, "invalid_field", "offset is past the end of the stream"), next: 0, wait: false, contentType };
+        return readRefusal(new DovetailError("invalid_field", "offset is past the end of the stream"), contentType);
       }
       if (start < log.earliest) {
-        return {
-          ...errorReply(410, "offset_trimmed", `offset was removed by retention; the earliest is ${encodeOffset(log.earliest)}`),
-          next: 0,
-          wait: false,
-          contentType,
-        };
+        return readRefusal(new DovetailError("offset_trimmed", `offset was removed by retention; the earliest is ${encodeOffset(log.earliest)}`), contentType);
       }
     }
     const rows = log.read(start, this.#d.pageMessages, this.#d.pageBytes);
@@ -490,8 +430,7 @@ export class StreamService {
     const headers: Record<string, string> = { "content-type": r.contentType, "stream-next-offset": encodeOffset(next) };
     if (upToDate) headers["stream-up-to-date"] = "true";
     if (closed) headers["stream-closed"] = "true";
-    const startToken = req.offset.kind === "at" ? encodeOffset(start) : "-1";
-    const etag = `"${r.base}:${startToken}:${encodeOffset(next)}${closed ? ":c" : ""}"`;
+    const etag = streamEtag(r.base, req.offset.kind === "at" ? start : null, next, closed);
     headers.etag = etag;
     headers["cache-control"] = rows.length > 0 ? CACHEABLE : "no-store";
     if (req.ifNoneMatch !== null && req.ifNoneMatch === etag) {

@@ -10,6 +10,7 @@ import { CLOSE_CODES } from "../protocol/close-codes.ts";
 import { DovetailError } from "../protocol/errors.ts";
 import type { CommitQueue } from "./commit-queue.ts";
 import type { TopicLog } from "./log.ts";
+import type { DsDeleteResult } from "../protocol/stream-rpc.ts";
 import { encodeWaiterReply } from "../protocol/stream-wait.ts";
 import { StreamService } from "./stream-service.ts";
 import { StreamState } from "./stream-state.ts";
@@ -86,11 +87,14 @@ export class StreamsModule implements TopicModule {
    * stays, so a stream created here later never reuses one, and a WebSocket reader of an old
    * offset is told `offset_trimmed`.
    */
-  async delete(now: number): Promise<ReturnType<StreamService["delete"]>> {
+  async delete(now: number): Promise<DsDeleteResult> {
     const existed = this.#record() !== null;
-    const result = this.service.delete(now);
-    if (existed) await this.#dropDataIfGone();
-    return result;
+    try {
+      return this.service.delete(now);
+    } finally {
+      // Also when the delete is refused: a stream found expired on the way is gone all the same.
+      if (existed) await this.#dropDataIfGone();
+    }
   }
 
   /** A fork of this stream was created (+1) or deleted (-1); the last fork of a deleted stream lets its data go. */

@@ -49,7 +49,17 @@ import { deliveredMessageJson } from "../protocol/stored-message.ts";
 import { prepareMessage, TopicLog, type LogInfo, type PreparedMessage, type Retention } from "./log.ts";
 import { RetentionModule } from "./retention.ts";
 import { knownError, rpcResult, type RpcResult } from "./rpc-result.ts";
-import type { DsAppendRequest, DsCreateRequest, DsReadReply, DsReadRequest, DsReply } from "./stream-service.ts";
+import type {
+  DsAppendRequest,
+  DsAppendResult,
+  DsCreateRequest,
+  DsCreateResult,
+  DsDeleteResult,
+  DsForkSource,
+  DsReadReply,
+  DsReadRequest,
+  DsStreamInfo,
+} from "../protocol/stream-rpc.ts";
 import { DS_WAIT_TAG, StreamsModule } from "./streams-module.ts";
 import type { TopicModule } from "./topic-module.ts";
 
@@ -431,16 +441,20 @@ export class Topic extends DurableObject<Env> {
   }
 
   // ---- Durable Streams (HTTP): the protocol's operations, done by the streams module ----
+  // They answer data and refuse as every RPC method does (objects/rpc-result.ts); the gateway
+  // writes the HTTP (workers/streams-reply.ts). A read answers the reply it composed.
 
-  async dsCreate(topic: string, req: DsCreateRequest): Promise<DsReply> {
+  async dsCreate(topic: string, req: DsCreateRequest): Promise<RpcResult<DsCreateResult>> {
     this.#log.nameTopic(topic);
-    await this.#reporter.beforeWrite(); // a create is a write (the stream module's closed check does not apply: a create may follow a delete)
-    return this.#streams.service.create(req, Date.now());
+    return rpcResult(async () => {
+      await this.#reporter.beforeWrite(); // a create is a write (the stream module's closed check does not apply: a create may follow a delete)
+      return this.#streams.service.create(req, Date.now());
+    });
   }
 
-  async dsAppend(topic: string, req: DsAppendRequest): Promise<DsReply> {
+  async dsAppend(topic: string, req: DsAppendRequest): Promise<RpcResult<DsAppendResult>> {
     this.#log.nameTopic(topic);
-    return this.#streams.service.append(req, Date.now());
+    return rpcResult(() => this.#streams.service.append(req, Date.now()));
   }
 
   async dsRead(topic: string, req: DsReadRequest): Promise<DsReadReply> {
@@ -448,16 +462,16 @@ export class Topic extends DurableObject<Env> {
     return this.#streams.service.read(req, Date.now());
   }
 
-  async dsHead(_topic: string): Promise<DsReply> {
-    return this.#streams.service.head(Date.now());
+  async dsHead(_topic: string): Promise<RpcResult<DsStreamInfo>> {
+    return rpcResult(() => this.#streams.service.head(Date.now()));
   }
 
-  async dsDelete(_topic: string): Promise<{ reply: DsReply; releaseSource: string | null }> {
-    return this.#streams.delete(Date.now());
+  async dsDelete(_topic: string): Promise<RpcResult<DsDeleteResult>> {
+    return rpcResult(() => this.#streams.delete(Date.now()));
   }
 
-  async dsForkSource(_topic: string, offset: number | null, subOffset: number) {
-    return this.#streams.service.forkSource(offset, subOffset, Date.now());
+  async dsForkSource(_topic: string, offset: number | null, subOffset: number): Promise<RpcResult<DsForkSource>> {
+    return rpcResult(() => this.#streams.service.forkSource(offset, subOffset, Date.now()));
   }
 
   /** A fork of this stream was created (+1) or deleted (-1); returns this stream's source to release in turn. */

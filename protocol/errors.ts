@@ -75,10 +75,17 @@ export interface ErrorDetails {
   retryAfterMs?: number;
   /** `offset_trimmed`: the earliest offset still stored. */
   earliest?: number;
-  /** `offset_out_of_range`: the next offset the topic will assign. */
+  /**
+   * `offset_out_of_range`: the next offset the topic will assign. `stream_closed` (HTTP streams):
+   * where the closed stream ends (its final `Stream-Next-Offset`).
+   */
   head?: number;
   /** `sequence_gap`: the producer sequence number the topic expects next. */
   expected?: number;
+  /** `sequence_gap` (HTTP streams): the `Producer-Seq` the request sent. */
+  received?: number;
+  /** `stale_epoch`: the stream's current producer epoch (`Producer-Epoch`). */
+  epoch?: number;
 }
 
 /** The JSON shape of every error the gateway returns: `{ "error": { code, message, ...details } }`. */
@@ -129,7 +136,7 @@ export class DovetailError extends Error {
     const code = isErrorCode(obj.code) ? obj.code : "internal";
     const message = typeof obj.message === "string" ? obj.message : fallbackMessage;
     const details: ErrorDetails = {};
-    for (const key of ["retryAfterMs", "earliest", "head", "expected"] as const) {
+    for (const key of ["retryAfterMs", "earliest", "head", "expected", "received", "epoch"] as const) {
       if (typeof obj[key] === "number") details[key] = obj[key];
     }
     return new DovetailError(code, message, details);

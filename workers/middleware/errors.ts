@@ -1,19 +1,22 @@
 /**
  * The gateway's one error shape: every failure leaves as `{ "error": { code, message, ... } }`
- * with the status of its code (protocol/errors.ts). A failed WebSocket upgrade is answered the
- * way a browser can read it: the upgrade succeeds, one `error` frame explains, and the socket is
- * closed with code 4000 + the HTTP status (4400, 4401, 4403, 4404, 4429, 4500).
+ * with the status of its code (protocol/errors.ts) and the headers a protocol asks for from the
+ * error's details (`Retry-After`; the Durable Streams headers, workers/streams-reply.ts). A failed
+ * WebSocket upgrade is answered the way a browser can read it: the upgrade succeeds, one `error`
+ * frame explains, and the socket is closed with code 4000 + the HTTP status (4400, 4401, 4403,
+ * 4404, 4429, 4500).
  */
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { upgradeRefusalCloseCode } from "../../protocol/close-codes.ts";
 import { DovetailError } from "../../protocol/errors.ts";
 import { encodeErrorFrame } from "../../protocol/frames.ts";
 import { knownError } from "../../objects/rpc-result.ts";
+import { streamErrorHeaders } from "../streams-reply.ts";
 
 export function errorResponse(c: Context, error: DovetailError): Response {
   const isUpgrade = c.req.header("Upgrade")?.toLowerCase() === "websocket";
   if (isUpgrade && error.code !== "upgrade_required") return refuseUpgrade(error);
-  const headers: Record<string, string> = {};
+  const headers = streamErrorHeaders(error);
   if (error.details.retryAfterMs !== undefined) headers["Retry-After"] = String(Math.max(1, Math.ceil(error.details.retryAfterMs / 1000)));
   return c.json(error.toBody(), error.status as 400, headers);
 }

@@ -2,11 +2,12 @@
  * /v1/stream/{topic}: the Durable Streams HTTP protocol (docs/streams.md) on every topic.
  *
  * The gateway checks and decodes each request (headers, offsets, JSON flattening, size limits),
- * then one RPC to the topic object does the work and answers with the protocol's reply (status,
- * headers, body; objects/stream-service.ts). Refusals are thrown as DovetailError and shaped by
- * the gateway's one onError, as on every other route. Live reads are held here, in the gateway: a reader at the tail
- * waits on a hibernatable WebSocket to the topic that the topic closes when data arrives, so a
- * waiting reader keeps no topic awake (docs/decisions/008-streams-state-and-waiting.md).
+ * then one RPC to the topic object does the work (objects/stream-service.ts) and answers data,
+ * which workers/streams-reply.ts turns into the protocol's reply; a read comes back composed.
+ * Refusals, the gateway's and the topic's, are thrown as DovetailError and shaped by the gateway's
+ * one onError, as on every other route. Live reads are held here, in the gateway: a reader at the
+ * tail waits on a hibernatable WebSocket to the topic that the topic closes when data arrives, so
+ * a waiting reader keeps no topic awake (docs/decisions/008-streams-state-and-waiting.md).
  *
  * Topic names may hold `/` here as they are (`/v1/stream/team-a/jobs`), unlike /v1/topics.
  */
@@ -26,13 +27,14 @@ import {
   parseOffset,
   parseNonNegativeInt,
   sseData,
-  type ParsedOffset,
 } from "../../objects/stream-format.ts";
-import type { DsPayload, DsProducer, DsReadReply, DsReply } from "../../objects/stream-service.ts";
+import { unwrap } from "../../objects/rpc-result.ts";
+import type { DsPayload, DsProducer, DsReadReply, ParsedOffset } from "../../protocol/stream-rpc.ts";
 import { storedBody } from "../../protocol/stored-message.ts";
 import { decodeWaiterReply } from "../../protocol/stream-wait.ts";
 import { topicUpgradeRequest } from "../../protocol/topic-request.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
+import { appendResponse, createResponse, deleteResponse, headResponse, readResponse } from "../streams-reply.ts";
 import { checkedTopic, may, permit, type TopicOf } from "../middleware/permissions.ts";
 import { topicExists } from "../topic-exists.ts";
 import { topicStub } from "../topic-stub.ts";
@@ -47,12 +49,6 @@ export const SSE_MAX_MS = 60_000;
 /** Optional Worker variables read by these routes. */
 interface StreamsEnv {
   STREAM_LONG_POLL_MS?: string;
-}
-
-/** A reply the topic object composed (status, protocol headers, body) as a Response. */
-function send(reply: DsReply, extra: Record<string, string> = {}): Response {
-  const nullBody = reply.status === 204 || reply.status === 304 || reply.body === undefined;
-  return new Response(nullBody ? null : reply.body, { status: reply.status, headers: { ...reply.headers, ...extra } });
 }
 
 /** The topic a stream path (after {@link STREAM_ROUTE_PREFIX}) names; throws the 400/404 refusal. */
@@ -202,15 +198,15 @@ async function handle(c: Context<GatewayEnv>): Promise<Response> {
     case "POST":
       return append(c, topic, stub);
     case "HEAD":
-      return send({ ...(await stub.dsHead(topic)), body: undefined });
+      return headResponse(unwrap(await stub.dsHead(topic)));
     case "DELETE": {
-      const { reply, releaseSource } = await stub.dsDelete(topic);
+      const { releaseSource } = unwrap(await stub.dsDelete(topic));
       // Cascade: a deleted fork releases its source, which may go away and release its own.
       let source = releaseSource;
       for (let hops = 0; source !== null && hops < 100; hops++) {
         source = await topicStub(c.env, c.get("tenant"), source).dsForkRef(source, -1);
       }
-      return send(reply);
+      return deleteResponse();
     }
     default:
       return read(c, topic, stub, url);
@@ -252,22 +248,23 @@ async function create(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
     const sourceTopic = forkSourceTopic(forkedFrom);
     if (sourceTopic === topic) throw new DovetailError("conflict", "a stream cannot fork itself");
     source = { topic: sourceTopic, stub: topicStub(c.env, c.get("tenant"), sourceTopic) };
-    const copy = await source.stub.dsForkSource(sourceTopic, forkOffset, subOffset);
-    if (!copy.ok) return send(copy.reply);
-    fork = { ...copy.copy, from: sourceTopic };
-    contentType ??= copy.copy.contentType;
+    const copy = unwrap(await source.stub.dsForkSource(sourceTopic, forkOffset, subOffset));
+    fork = { ...copy, from: sourceTopic };
+    contentType ??= copy.contentType;
   }
   const payload = encodePayload(c, body, contentType ?? "application/octet-stream", true);
-  const reply = await stub.dsCreate(topic, {
-    contentType,
-    ttlSeconds,
-    expiresAt: expiresRaw ?? null,
-    closed: closedHeader(c),
-    payload,
-    fork,
-  });
-  if (reply.status === 201 && source) await source.stub.dsForkRef(source.topic, 1);
-  return send(reply, reply.status === 201 ? { location: c.req.url.split("?")[0]! } : {});
+  const result = unwrap(
+    await stub.dsCreate(topic, {
+      contentType,
+      ttlSeconds,
+      expiresAt: expiresRaw ?? null,
+      closed: closedHeader(c),
+      payload,
+      fork,
+    }),
+  );
+  if (result.created && source) await source.stub.dsForkRef(source.topic, 1);
+  return createResponse(result, c.req.url.split("?")[0]!);
 }
 
 async function append(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>): Promise<Response> {
@@ -293,14 +290,16 @@ async function append(c: Context<GatewayEnv>, topic: string, stub: ReturnType<ty
     throw new DovetailError("invalid_field", "an append with a body needs a Content-Type");
   }
   const payload = encodePayload(c, body, rawType ?? "application/octet-stream", false);
-  const reply = await stub.dsAppend(topic, {
-    contentType: body.length > 0 ? rawType!.trim() : null,
-    payload,
-    close,
-    streamSeq: header(c, "Stream-Seq") ?? null,
-    producer,
-  });
-  return send(reply);
+  const result = unwrap(
+    await stub.dsAppend(topic, {
+      contentType: body.length > 0 ? rawType!.trim() : null,
+      payload,
+      close,
+      streamSeq: header(c, "Stream-Seq") ?? null,
+      producer,
+    }),
+  );
+  return appendResponse(result);
 }
 
 async function read(c: Context<GatewayEnv>, topic: string, stub: ReturnType<typeof topicStub>, url: URL): Promise<Response> {
@@ -319,14 +318,14 @@ async function read(c: Context<GatewayEnv>, topic: string, stub: ReturnType<type
   }
   if (live === "sse") return sse(c, topic, stub, offset, cursor);
   if (live !== "long-poll") {
-    return send(await stub.dsRead(topic, { offset, live: false, ifNoneMatch: header(c, "If-None-Match") ?? null }));
+    return readResponse(await stub.dsRead(topic, { offset, live: false, ifNoneMatch: header(c, "If-None-Match") ?? null }));
   }
   const deadline = Date.now() + longPollMs(c);
   let reply: DsReadReply = await stub.dsRead(topic, { offset, live: true, ifNoneMatch: null });
   while (reply.wait) {
     const changed = await waitForData(stub, topic, reply.next, deadline - Date.now());
     if (!changed) {
-      return send({
+      return readResponse({
         status: 204,
         headers: { "stream-next-offset": encodeOffset(reply.next), "stream-up-to-date": "true", "stream-cursor": nextCursor(cursor) },
       });
@@ -334,7 +333,7 @@ async function read(c: Context<GatewayEnv>, topic: string, stub: ReturnType<type
     reply = changed !== true ? changed : await stub.dsRead(topic, { offset: { kind: "at", next: reply.next }, live: true, ifNoneMatch: null });
   }
   const closed = reply.headers["stream-closed"] === "true";
-  return send(reply, reply.status < 300 && !closed ? { "stream-cursor": nextCursor(cursor) } : {});
+  return readResponse(reply, reply.status < 300 && !closed ? { "stream-cursor": nextCursor(cursor) } : {});
 }
 
 /** Server-sent events: one `data` event per page read, each followed by a `control` event. */
@@ -346,7 +345,7 @@ async function sse(
   cursor: string | undefined,
 ): Promise<Response> {
   const first = await stub.dsRead(topic, { offset: start, live: true, ifNoneMatch: null });
-  if (first.status >= 400) return send(first);
+  if (first.status >= 400) return readResponse(first);
   const contentType = first.contentType;
   const base64 = !isTextContentType(contentType);
   const waitMs = longPollMs(c);
