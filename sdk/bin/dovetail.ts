@@ -14,18 +14,8 @@
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import {
-  connect,
-  connectAdmin,
-  DovetailError,
-  KEY_RATE_FIELDS,
-  type AdminClient,
-  type Bus,
-  type CreateKeyOptions,
-  type KeyRecord,
-  type Message,
-  type TopicEntry,
-} from "../src/index.ts";
+import { connectAdmin, KEY_RATE_FIELDS, type AdminClient, type CreateKeyOptions, type KeyRecord } from "../src/admin.ts";
+import { connect, DovetailError, type Bus, type Message, type TopicEntry } from "../src/index.ts";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, connect: 3, auth: 4, interrupted: 130 } as const;
 

@@ -160,7 +160,7 @@ function createBody(input: CreateKeyOptions): Record<string, unknown> {
  * a method is called.
  *
  * @example
- * import { connectAdmin } from "@dovetail/sdk";
+ * import { connectAdmin } from "@dovetail/sdk/admin";
  * const admin = connectAdmin("http://127.0.0.1:8787", { token: process.env.DOVETAIL_TOKEN });
  * for (const k of await admin.keys.list()) console.log(k.id, k.name, k.scopes.join(" "));
  */

@@ -7,6 +7,9 @@
  * const bus = connect("http://127.0.0.1:8787", { token });
  * await bus.publish("agents.events", { hello: 1 });
  * for await (const msg of bus.subscribe("agents.events", { from: 0 })) console.log(msg.data);
+ *
+ * The admin client (API keys) is the subpath `@dovetail/sdk/admin` (`connectAdmin`), so that
+ * code which only publishes and subscribes never loads it or zod.
  */
 export { connect, Bus } from "./client.ts";
 export type { ConnectOptions, TopicInfo, TopicEntry, TopicListOptions, TopicPage, ReadOptions, ReadResult } from "./client.ts";
@@ -22,5 +25,3 @@ export type { Transport, TransportTarget, SocketLike } from "./transport.ts";
 export { DovetailError, ERROR_CODES, isErrorCode } from "../../protocol/errors.ts";
 export type { ErrorCode, ErrorDetails } from "../../protocol/errors.ts";
 export { isTopicName, topicNameProblem } from "../../protocol/topic-name.ts";
-export { connectAdmin, AdminClient, KEY_RATE_FIELDS } from "./admin.ts";
-export type { AdminOptions, KeysAdmin, CreateKeyOptions, CreatedKey, KeyRecord, KeyRate, KeyRateField, RevokedKey } from "./admin.ts";

@@ -9,7 +9,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, connectAdmin, DovetailError } from "../../sdk/src/index.ts";
+import { connectAdmin } from "../../sdk/src/admin.ts";
+import { connect, DovetailError } from "../../sdk/src/index.ts";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

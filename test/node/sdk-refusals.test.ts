@@ -5,7 +5,8 @@
  * abuse policy (objects/frame-limiter.ts: 200 refusals, refilled at 20/s, per connection).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, connectAdmin, DovetailError, type Bus, type KeyRate, type StatusEvent } from "../../sdk/src/index.ts";
+import { connectAdmin, type KeyRate } from "../../sdk/src/admin.ts";
+import { connect, DovetailError, type Bus, type StatusEvent } from "../../sdk/src/index.ts";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
 
 const MiB = 1024 * 1024;
