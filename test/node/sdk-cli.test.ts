@@ -1,17 +1,34 @@
 /**
- * The `dovetail` CLI and the SDK examples, run as real processes against a real bus.
+ * The `dovetail` CLI and the SDK examples, run as real processes against a real bus. The usage,
+ * `--help` and `--json` checks walk the command registry (sdk/src/cli/registry.ts), so a command
+ * added there is checked here too (and a command with no `--json` case fails this file).
  */
-import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../sdk/src/index.ts";
+import type { Command } from "../../sdk/src/cli/command.ts";
+import { COMMANDS } from "../../sdk/src/cli/registry.ts";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CLI = path.join(ROOT, "sdk/bin/dovetail.ts");
 const EXAMPLES = path.join(ROOT, "sdk/examples");
+/** Nothing listens on port 9: a command that reaches for the bus there exits 3, not 2. */
+const UNREACHABLE = "http://127.0.0.1:9";
+
+/** util-linux `script`, to run the CLI with a terminal as stderr; null when this machine has none. */
+const SCRIPT = (() => {
+  try {
+    execFileSync("script", ["--version"], { stdio: "ignore" });
+    return "script";
+  } catch {
+    return null;
+  }
+})();
 
 interface Run {
   code: number | null;
@@ -19,7 +36,7 @@ interface Run {
   stderr: string;
 }
 
-/** Run a .ts file with this Node (>= 24, type stripping). */
+/** Run a .ts file with this Node (>= 24, type stripping); stdin, stdout and stderr are pipes. */
 function run(file: string, args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [file, ...args], {
@@ -37,25 +54,50 @@ function run(file: string, args: string[], options: { env?: Record<string, strin
   });
 }
 
+/** Every stdout line as JSON (throws on a line that is not). */
+const jsonLines = (stdout: string): unknown[] =>
+  stdout
+    .trimEnd()
+    .split("\n")
+    .map((l) => JSON.parse(l) as unknown);
+
+/** A usage error as the CLI must give it: exit 2, nothing on stdout, one line on stderr, no stack, no NaN. */
+function expectUsageError(r: Run, args: string[], message?: RegExp): void {
+  expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 2, stdout: "" });
+  expect({ args, lines: r.stderr.trimEnd().split("\n").length }).toEqual({ args, lines: 1 });
+  expect(r.stderr).toMatch(/^dovetail: /);
+  expect(r.stderr).not.toMatch(/NaN|\n\s+at /);
+  if (message) expect(r.stderr).toMatch(message);
+}
+
+/** Arguments that satisfy a command's required positionals without reaching anything. */
+function requiredArgs(c: Command): string[] {
+  const sample: Record<string, string> = { "<topic>": "cli.sample", "<name>": "sample", "<id>": "0123456789abcdef" };
+  return c.args.filter((a) => a.startsWith("<")).map((a) => sample[a] ?? "sample");
+}
+
 let counter = 0;
 const freshTopic = () => `cli.${Date.now().toString(36)}.${++counter}`;
 
 describe("dovetail CLI and examples", () => {
   let server: BusProcess;
   let env: Record<string, string>;
+  let tmp: string;
   beforeAll(async () => {
     server = await startBus({ vars: { DOVETAIL_AUTH: "off" } });
     env = { DOVETAIL_URL: server.url };
+    tmp = mkdtempSync(path.join(os.tmpdir(), "dovetail-cli-"));
   });
   afterAll(async () => {
     await server?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("pub publishes one message and prints its offset; sub prints it back", async () => {
+  it("pub publishes one message and says where it was stored; sub prints it back", async () => {
     const topic = freshTopic();
     const first = await run(CLI, ["pub", topic, '{"hello":1}', "--key", "k1", "--header", "kind=greeting"], { env });
-    expect(first).toMatchObject({ code: 0, stdout: '{"offset":0}\n' });
-    const second = await run(CLI, ["pub", topic, "plain text"], { env });
+    expect(first).toMatchObject({ code: 0, stdout: `stored in ${topic} at offset 0\n`, stderr: "" });
+    const second = await run(CLI, ["pub", topic, "plain text", "--json"], { env });
     expect(second.stdout).toBe('{"offset":1}\n');
     const sub = await run(CLI, ["sub", topic, "--from", "earliest", "--limit", "2"], { env });
     expect(sub).toMatchObject({ code: 0, stdout: '{"hello":1}\nplain text\n' });
@@ -63,16 +105,136 @@ describe("dovetail CLI and examples", () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ offset: 0, key: "k1", headers: { kind: "greeting" }, data: { hello: 1 } });
   });
 
-  it("pub - publishes one message per stdin line, in order", async () => {
+  it("pub - publishes one message per stdin line, in order, and writes nothing on stderr when it is not a terminal", async () => {
     const topic = freshTopic();
     const lines = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ i })).join("\n");
-    const r = await run(CLI, ["pub", topic, "-"], { env, input: `${lines}\n` });
-    expect(r.code).toBe(0);
+    const r = await run(CLI, ["pub", topic, "-", "--json"], { env, input: `${lines}\n` });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
     expect(JSON.parse(r.stdout)).toEqual({ count: 2500, firstOffset: 0, lastOffset: 2499 });
+    const text = await run(CLI, ["pub", topic, "-"], { env, input: "a\nb\n" });
+    expect(text).toMatchObject({ code: 0, stdout: `stored 2 messages in ${topic} at offsets 2500..2501\n`, stderr: "" });
     const bus = connect(server.url);
     const page = await bus.read(topic, { from: 2490, limit: 10 });
     await bus.close();
     expect(page.messages.map((m) => m.data)).toEqual(Array.from({ length: 10 }, (_, k) => ({ i: 2490 + k })));
+  });
+
+  it.skipIf(SCRIPT === null)("pub - shows the count and rate on stderr when stderr is a terminal (util-linux script)", async () => {
+    const topic = freshTopic();
+    const input = path.join(tmp, "lines.txt");
+    const output = path.join(tmp, "pub-stdout.txt");
+    writeFileSync(input, `${Array.from({ length: 3000 }, (_, i) => String(i)).join("\n")}\n`);
+    const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+    // script gives the command a pseudo-terminal; stdin and stdout are redirected to files, so
+    // what script prints is what went to stderr, the terminal.
+    const command = `${q(process.execPath)} ${q(CLI)} pub ${topic} - < ${q(input)} > ${q(output)}`;
+    const terminal = await new Promise<Run>((resolve, reject) => {
+      const child = spawn(SCRIPT!, ["-qec", command, "/dev/null"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(terminal.code).toBe(0);
+    expect(terminal.stdout).toMatch(/\r3000 published, \d+ msg\/s average over [\d.]+ s/);
+    expect(readFileSync(output, "utf8")).toBe(`stored 3000 messages in ${topic} at offsets 0..2999\n`);
+  });
+
+  it("read prints one page and the next offset, as a table or one JSON document, and never waits", async () => {
+    const topic = freshTopic();
+    await run(CLI, ["pub", topic, "-"], { env, input: "zero\none\ntwo\nthree\nfour\n" });
+    const page = await run(CLI, ["read", topic, "--from", "1", "--limit", "2"], { env });
+    expect(page.code).toBe(0);
+    const [header, ...rows] = page.stdout.trimEnd().split("\n");
+    expect(header).toMatch(/^OFFSET\s+TIME\s+KEY\s+DATA$/);
+    expect(rows).toHaveLength(3);
+    expect(rows[0]).toMatch(/^1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+-\s+one$/);
+    expect(rows[1]).toMatch(/^2\s+.*\stwo$/);
+    expect(rows[2]).toBe("next 3 (head 5, earliest 0)");
+    const json = await run(CLI, ["read", topic, "--from", "3", "--json"], { env });
+    expect(jsonLines(json.stdout)).toHaveLength(1);
+    const doc = JSON.parse(json.stdout) as { messages: { offset: number; data: unknown }[]; next: number; head: number; earliest: number };
+    expect(doc).toMatchObject({ next: 5, head: 5, earliest: 0 });
+    expect(doc.messages.map((m) => [m.offset, m.data])).toEqual([
+      [3, "three"],
+      [4, "four"],
+    ]);
+    // At the tail: an empty page at once (sub would wait here).
+    const tail = await run(CLI, ["read", topic, "--from", "5"], { env });
+    expect(tail).toMatchObject({ code: 0, stdout: `no messages in ${topic} from there; next 5 (head 5, earliest 0)\n` });
+    const never = await run(CLI, ["read", freshTopic(), "--json"], { env });
+    expect(JSON.parse(never.stdout)).toEqual({ messages: [], next: 0, head: 0, earliest: 0 });
+  });
+
+  it("topics retention shows the setting, sets the limits given and keeps the others", async () => {
+    const topic = freshTopic();
+    await run(CLI, ["pub", topic, "-"], { env, input: `${Array.from({ length: 10 }, (_, i) => String(i)).join("\n")}\n` });
+    const shown = await run(CLI, ["topics", "retention", topic], { env });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^retention\s+max age none, max messages none, max bytes none$/m);
+    const count = await run(CLI, ["topics", "retention", topic, "--max-messages", "3", "--json"], { env });
+    expect(count.code).toBe(0);
+    expect(JSON.parse(count.stdout)).toMatchObject({ topic, head: 10, earliest: 7, messages: 3, retention: { maxMessages: 3, maxAgeMs: 0, maxBytes: 0 } });
+    const age = await run(CLI, ["topics", "retention", topic, "--max-age", "1h", "--json"], { env });
+    expect(JSON.parse(age.stdout).retention).toEqual({ maxMessages: 3, maxAgeMs: 3_600_000, maxBytes: 0 });
+    const text = await run(CLI, ["topics", "retention", topic, "--max-messages", "none", "--max-bytes", "1000"], { env });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^retention\s+max age 1h, max messages none, max bytes 1000$/m);
+    expect(text.stdout).toMatch(/^earliest\s+7$/m);
+    const info = await run(CLI, ["info", topic, "--json"], { env });
+    expect(JSON.parse(info.stdout).retention).toEqual({ maxMessages: 0, maxAgeMs: 3_600_000, maxBytes: 1000 });
+  });
+
+  it("--json prints one JSON document per line on every command", async () => {
+    const topic = freshTopic();
+    const root = freshTopic().replaceAll(".", "-");
+    const key: { id?: string } = {};
+    /** Per command: its arguments and how many JSON lines it prints (one for a one-shot answer). */
+    const cases: Record<string, { args: () => string[]; input?: string; lines: number }> = {
+      pub: { args: () => ["pub", topic, '{"n":0}'], lines: 1 },
+      "pub -": { args: () => ["pub", topic, "-"], input: '{"n":1}\n{"n":2}\n', lines: 1 },
+      sub: { args: () => ["sub", topic, "--from", "earliest", "--limit", "3"], lines: 3 },
+      read: { args: () => ["read", topic], lines: 1 },
+      info: { args: () => ["info", topic], lines: 1 },
+      "topics retention": { args: () => ["topics", "retention", topic, "--max-messages", "100"], lines: 1 },
+      "topics ls": { args: () => ["topics", "ls", "--prefix", root], lines: 1 },
+      "topics rm": { args: () => ["topics", "rm", topic], lines: 1 },
+      bench: { args: () => ["bench", `${root}.bench`, "--rate", "100", "--duration", "1"], lines: 1 },
+      "keys create": { args: () => ["keys", "create", `json-${root}`, "--scope", `publish:${root}.>`], lines: 1 },
+      "keys list": { args: () => ["keys", "list"], lines: 1 },
+      "keys revoke": { args: () => ["keys", "revoke", key.id!], lines: 1 },
+    };
+    const uncovered = COMMANDS.map((c) => c.name).filter((name) => !(name in cases));
+    expect(uncovered, "every registered command needs a --json case here").toEqual([]);
+    for (const [name, c] of Object.entries(cases)) {
+      const args = [...c.args(), "--json"];
+      const r = await run(CLI, args, { env, ...(c.input ? { input: c.input } : {}) });
+      expect({ name, code: r.code, stderr: name === "bench" ? "" : r.stderr }).toEqual({ name, code: 0, stderr: "" });
+      const docs = jsonLines(r.stdout);
+      expect({ name, lines: docs.length }).toEqual({ name, lines: c.lines });
+      if (name === "keys create") key.id = (docs[0] as { id: string }).id;
+    }
+  });
+
+  it("keys create and keys revoke print the record as name-value lines by default, the secret first", async () => {
+    const name = `text-${freshTopic().replaceAll(".", "-")}`;
+    const created = await run(CLI, ["keys", "create", name, "--scope", "publish:text.*", "--expires-in", "1d"], { env });
+    expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: "" }); // stderr is not a terminal: no reminder
+    const lines = created.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^key\s+dvt_[0-9a-f]{16}_\S+$/);
+    const id = /^id\s+([0-9a-f]{16})$/m.exec(created.stdout)?.[1];
+    expect(id).toBeDefined();
+    expect(created.stdout).toMatch(new RegExp(`^name\\s+${name}$`, "m"));
+    expect(created.stdout).toMatch(/^scopes\s+publish:text\.\*$/m);
+    expect(created.stdout).toMatch(/^expires\s+\d{4}-\d\d-\d\dT[\d:]+Z$/m);
+    expect(created.stdout).toMatch(/^revoked\s+-$/m);
+    const revoked = await run(CLI, ["keys", "revoke", id!], { env });
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).not.toMatch(/^key\s/m);
+    expect(revoked.stdout).toMatch(/^revoked\s+\d{4}-\d\d-\d\dT[\d:]+Z$/m);
+    expect(revoked.stdout).toMatch(/^closed sockets\s+0$/m);
   });
 
   it("--version prints the SDK package's version", async () => {
@@ -82,12 +244,14 @@ describe("dovetail CLI and examples", () => {
     expect(r.stdout.trim()).toBe(pkg.version);
   });
 
-  it("info prints the topic's facts as JSON, with --url taking precedence over the environment", async () => {
+  it("info prints the topic's facts, with --url taking precedence over the environment", async () => {
     const topic = freshTopic();
     await run(CLI, ["pub", topic, "1"], { env });
-    const r = await run(CLI, ["info", topic, "--url", server.url], { env: { DOVETAIL_URL: "http://127.0.0.1:9" } });
+    const r = await run(CLI, ["info", topic, "--url", server.url], { env: { DOVETAIL_URL: UNREACHABLE } });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ topic, head: 1, earliest: 0, messages: 1 });
+    expect(r.stdout).toMatch(new RegExp(`^topic\\s+${topic.replaceAll(".", "\\.")}\\nhead\\s+1\\nearliest\\s+0\\nmessages\\s+1\\n`));
+    const json = await run(CLI, ["info", topic, "--json"], { env });
+    expect(JSON.parse(json.stdout)).toMatchObject({ topic, head: 1, earliest: 0, messages: 1 });
   });
 
   it("topics ls prints a table or JSON of the tenant's topics; topics rm deletes one", async () => {
@@ -101,40 +265,108 @@ describe("dovetail CLI and examples", () => {
     const json = await run(CLI, ["topics", "ls", "--pattern", `${root}.*`, "--json"], { env });
     expect((JSON.parse(json.stdout) as { name: string }[]).map((t) => t.name)).toEqual([`${root}.x`, `${root}.y`]);
     const rm = await run(CLI, ["topics", "rm", `${root}.x`], { env });
-    expect(rm.code).toBe(0);
-    expect(JSON.parse(rm.stdout)).toMatchObject({ topic: `${root}.x`, deleted: true });
+    expect(rm).toMatchObject({ code: 0, stdout: `deleted ${root}.x; closed 0 sockets\n` });
     const after = await run(CLI, ["topics", "ls", "--prefix", `${root}.`, "--json"], { env });
     expect((JSON.parse(after.stdout) as { name: string }[]).map((t) => t.name)).toEqual([`${root}.y`]);
     expect((await run(CLI, ["topics", "rm", `${root}.x`], { env })).code).toBe(1); // not_found
-    expect((await run(CLI, ["topics", "nope"], { env })).code).toBe(2);
+    expect((await run(CLI, ["topics", "ls", "--prefix", `${root}-none.`], { env })).stdout).toBe("no topics\n");
   });
 
-  it("bench runs and prints a JSON summary with rates and percentiles", async () => {
+  it("bench runs and prints a summary with rates and percentiles", async () => {
     const topic = freshTopic();
-    const r = await run(CLI, ["bench", topic, "--rate", "500", "--subs", "2", "--duration", "2"], { env });
+    const r = await run(CLI, ["bench", topic, "--rate", "500", "--subs", "2", "--duration", "2", "--json"], { env });
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
     expect(summary.sent).toBeGreaterThan(0);
     expect(summary.received).toBe(summary.sent * 2);
     expect(summary.endToEndMs.p99).toBeGreaterThan(0);
     expect(r.stderr).toMatch(/msg\/s confirmed/);
+    const text = await run(CLI, ["bench", freshTopic(), "--rate", "100", "--duration", "1"], { env });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^cli\.\S+: \d+ sent, \d+ confirmed \(\d+ msg\/s\), \d+ received by 1 subscriber\npublish confirm\s+p50 /);
   });
 
-  it("exits 2 on usage errors, 3 when the bus cannot be reached, and prints --help", async () => {
-    expect((await run(CLI, ["frob"], { env })).code).toBe(2);
-    expect((await run(CLI, ["sub", freshTopic(), "--limit", "many"], { env })).code).toBe(2);
-    expect((await run(CLI, ["pub"], { env })).code).toBe(2);
-    const unreachable = await run(CLI, ["info", "t"], { env: { DOVETAIL_URL: "http://127.0.0.1:9" } });
+  it("exits 2 with one line on stderr for an unknown option of every command, before reaching the bus", async () => {
+    const offline = { DOVETAIL_URL: UNREACHABLE };
+    for (const c of COMMANDS) {
+      const args = [...c.name.split(" "), ...requiredArgs(c), "--no-such-flag"];
+      expectUsageError(
+        await run(CLI, args, { env: offline }),
+        args,
+        new RegExp(`^dovetail: ${c.name}: Unknown option '--no-such-flag' \\(see dovetail ${c.name} --help\\)\\n$`),
+      );
+    }
+    for (const args of [["frob"], ["topics", "nope"], ["help", "nope"]]) expectUsageError(await run(CLI, args, { env: offline }), args);
+  });
+
+  it("exits 2 with one line naming the flag for bad numbers, durations and offsets, before reaching the bus", async () => {
+    const offline = { DOVETAIL_URL: UNREACHABLE };
+    const cases: [string[], RegExp][] = [
+      [["read", "t", "--limit", "0"], /--limit: expected an integer from 1 to 1000, got "0"/],
+      [["read", "t", "--limit", "1001"], /--limit: expected an integer from 1 to 1000/],
+      [["read", "t", "--limit", "ten"], /--limit: .*got "ten"/],
+      [["read", "t", "--limit", ""], /--limit: .*got ""/],
+      [["read", "t", "--from", "-1"], /--from needs a value \(write --from=VALUE/],
+      [["read", "t", "--from=-1"], /--from: expected an offset, earliest, latest or an ISO date, got "-1"/],
+      [["read", "t", "--from", "yesterday"], /--from: .*got "yesterday"/],
+      [["read", "t", "--limit"], /Option '--limit <value>' argument missing/],
+      [["sub", "t", "--limit", "1e3"], /--limit: expected a positive integer, got "1e3"/],
+      [["sub", "t", "--limit", "0x10"], /--limit: .*got "0x10"/],
+      [["sub", "t", "--from", "12abc"], /--from: .*got "12abc"/],
+      [["topics", "ls", "--limit", "-3"], /--limit needs a value/],
+      [["topics", "ls", "--limit", "2.5"], /--limit: expected a positive integer, got "2\.5"/],
+      [["topics", "retention", "t", "--max-messages", "lots"], /--max-messages: expected a non-negative integer, got "lots"/],
+      [["topics", "retention", "t", "--max-bytes=-1"], /--max-bytes: expected a non-negative integer, got "-1"/],
+      [["topics", "retention", "t", "--max-bytes", "99999999999999999999"], /--max-bytes: .*got "99999999999999999999"/],
+      [["topics", "retention", "t", "--max-age", "5w"], /--max-age: expected a duration such as 90s, 15m, 12h or 30d \(0 or none: no limit\), got "5w"/],
+      [["bench", "t", "--rate", "fast"], /--rate: expected a non-negative integer, got "fast"/],
+      [["bench", "t", "--duration", "0"], /--duration: expected a positive integer, got "0"/],
+      [["bench", "t", "--size", "1.5"], /--size: .*got "1\.5"/],
+      [["pub", "t", "1", "--header", "novalue"], /--header: expected name=value/],
+      [["pub", "bad topic", "1"], /topic "bad topic": topic name may hold only/],
+      [["info", "a", "b"], /info: takes one <topic> only, got "b" as well/],
+      [["read", "t", "--json=yes"], /Option '--json' does not take an argument/],
+      [["keys", "create", "n", "--scope", "publish", "--rate", "burst=lots"], /--rate burst: expected a positive number, got "lots"/],
+      [["keys", "create", "n", "--scope", "publish", "--expires-in", "1y"], /--expires-in: expected a duration/],
+      [["info", "t", "--url", "ftp://x"], /url: expected http\(s\) or ws\(s\)/],
+    ];
+    for (const [args, message] of cases) expectUsageError(await run(CLI, args, { env: offline }), args, message);
+    // The same commands, well formed, do reach for the bus: exit 3 proves the 2s above were offline.
+    const unreachable = await run(CLI, ["read", "t", "--limit", "10"], { env: offline });
     expect(unreachable.code).toBe(3);
     expect(unreachable.stderr).toMatch(/cannot connect to http:\/\/127\.0\.0\.1:9/);
-    const unreachablePub = await run(CLI, ["pub", "t", "1"], { env: { DOVETAIL_URL: "http://127.0.0.1:9" } });
-    expect(unreachablePub.code).toBe(3);
-    for (const command of ["pub", "sub", "info", "bench"]) {
-      const help = await run(CLI, [command, "--help"], { env });
-      expect(help.code).toBe(0);
-      expect(help.stdout).toMatch(new RegExp(`^Usage: dovetail ${command}`));
+    expect((await run(CLI, ["pub", "t", "1"], { env: offline })).code).toBe(3);
+  });
+
+  it("prints --help for every command, every group and the whole CLI", async () => {
+    for (const c of COMMANDS) {
+      for (const args of [
+        [...c.name.split(" "), "--help"],
+        [...c.name.split(" "), "-h"],
+        ["help", ...c.name.split(" ")],
+      ]) {
+        const r = await run(CLI, args, { env: { DOVETAIL_URL: UNREACHABLE } });
+        expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: "" });
+        expect(r.stdout.startsWith(`Usage: dovetail ${[c.name, ...c.args].join(" ")} [options]\n`)).toBe(true);
+        for (const option of [...Object.keys(c.options), "json", "url", "token", "help"]) expect(r.stdout).toContain(`--${option}`);
+      }
     }
-    expect((await run(CLI, ["--help"], { env })).stdout).toMatch(/Exit codes/);
+    const groups = [...new Set(COMMANDS.filter((c) => c.name.includes(" ")).map((c) => c.name.split(" ")[0]!))];
+    expect(groups).toEqual(expect.arrayContaining(["topics", "keys"]));
+    for (const group of groups) {
+      const r = await run(CLI, [group, "--help"]);
+      expect(r.code).toBe(0);
+      for (const c of COMMANDS.filter((x) => x.name.startsWith(`${group} `))) expect(r.stdout).toContain(c.name);
+      const missing = await run(CLI, [group]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(new RegExp(`^dovetail: ${group}: missing command\\n\\nUsage: dovetail ${group} <`));
+    }
+    const main = await run(CLI, ["--help"]);
+    expect(main.stdout).toMatch(/Exit codes/);
+    for (const c of COMMANDS) expect(main.stdout).toContain([c.name, ...c.args].join(" "));
+    const missing = await run(CLI, ["read"], { env });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^dovetail: read: missing <topic>\n\nUsage: dovetail read <topic> /);
   });
 
   it("runs every example in sdk/examples against the bus", async () => {
@@ -166,6 +398,8 @@ describe("dovetail CLI and SDK with authentication on", () => {
     expect(info.stderr).toMatch(/authentication failed/);
     const pub = await run(CLI, ["pub", "t", "1"], { env });
     expect(pub.code).toBe(4);
+    const retention = await run(CLI, ["topics", "retention", "t", "--max-messages", "5"], { env });
+    expect(retention.code).toBe(4);
     const bus = connect(server.url, { token: "not-a-real-key" });
     await expect(bus.publish("t", 1)).rejects.toMatchObject({ code: "unauthorized" });
     const sub = bus.subscribe("t");
@@ -182,7 +416,11 @@ describe("dovetail CLI and SDK with authentication on", () => {
     expect((await sub.next()).value).toMatchObject({ offset: 0, data: { ok: 1 } });
     expect((await bus.info(topic)).head).toBe(1);
     await bus.close();
-    const r = await run(CLI, ["info", topic], { env: { DOVETAIL_URL: server.url, DOVETAIL_TOKEN: server.token! } });
-    expect(r.code).toBe(0);
+    const env = { DOVETAIL_URL: server.url, DOVETAIL_TOKEN: server.token! };
+    expect((await run(CLI, ["info", topic], { env })).code).toBe(0);
+    const read = await run(CLI, ["read", topic, "--json"], { env });
+    expect(JSON.parse(read.stdout)).toMatchObject({ messages: [{ offset: 0, data: { ok: 1 } }], next: 1 });
+    const retention = await run(CLI, ["topics", "retention", topic, "--max-messages", "5", "--json"], { env });
+    expect(JSON.parse(retention.stdout).retention).toMatchObject({ maxMessages: 5 });
   });
 });

@@ -62,7 +62,7 @@ describe("dovetail keys", () => {
   }
 
   async function createKey(name: string, scopes: string[], env = admin): Promise<{ key: string; id: string } & Record<string, unknown>> {
-    const r = await cli(["keys", "create", name, ...scopes.flatMap((s) => ["--scope", s])], env);
+    const r = await cli(["keys", "create", name, ...scopes.flatMap((s) => ["--scope", s]), "--json"], env);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
     return JSON.parse(r.stdout);
   }
@@ -91,6 +91,7 @@ describe("dovetail keys", () => {
         "1d",
         "--rate",
         "requestsPerSecond=50",
+        "--json",
       ],
       admin,
     );
@@ -134,7 +135,7 @@ describe("dovetail keys", () => {
     const created = await createKey("publisher", [`publish:${prefix}.*`, `subscribe:${prefix}.*`]);
     const asKey = { DOVETAIL_URL: server.url, DOVETAIL_TOKEN: created.key };
 
-    const ok = await cli(["pub", `${prefix}.jobs`, '{"n":1}'], asKey);
+    const ok = await cli(["pub", `${prefix}.jobs`, '{"n":1}', "--json"], asKey);
     expect(ok).toMatchObject({ code: 0, stdout: '{"offset":0}\n' });
     const outside = await cli(["pub", `other-${prefix}.jobs`, "1"], asKey);
     expect(outside.code).toBe(4);
@@ -149,7 +150,7 @@ describe("dovetail keys", () => {
     const sub = bus.subscribe(`${prefix}.jobs`, { from: 0 });
     expect((await sub.next()).value).toMatchObject({ offset: 0, data: { n: 1 } });
 
-    const revoke = await cli(["keys", "revoke", created.id], admin);
+    const revoke = await cli(["keys", "revoke", created.id, "--json"], admin);
     expect({ code: revoke.code, stderr: revoke.stderr }).toEqual({ code: 0, stderr: "" });
     const revoked = JSON.parse(revoke.stdout);
     expect(revoked).toMatchObject({ id: created.id, name: "publisher", tenant: "default" });
@@ -169,7 +170,7 @@ describe("dovetail keys", () => {
 
     const list = JSON.parse((await cli(["keys", "list", "--json"], admin)).stdout) as { id: string; revokedAt: number | null }[];
     expect(list.find((k) => k.id === created.id)?.revokedAt).toBe(revoked.revokedAt);
-    const again = await cli(["keys", "revoke", created.id], admin); // revoking twice is allowed
+    const again = await cli(["keys", "revoke", created.id, "--json"], admin); // revoking twice is allowed
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout).revokedAt).toBe(revoked.revokedAt);
   });
