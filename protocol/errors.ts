@@ -65,6 +65,10 @@ export const ERROR_CODES = {
   closed: { status: 0 },
   /** Client side only: no answer within the configured time. */
   timeout: { status: 0 },
+  /** Client side only: the caller's `AbortSignal` ended the wait; `cause` is the signal's reason. */
+  aborted: { status: 0 },
+  /** Client side only: a received message does not fit the schema the application gave; `offset` and `issues` say which and why. */
+  schema_mismatch: { status: 0 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -86,6 +90,16 @@ export interface ErrorDetails {
   received?: number;
   /** `stale_epoch`: the stream's current producer epoch (`Producer-Epoch`). */
   epoch?: number;
+  /** `schema_mismatch` (client side): the offset of the message that did not fit. */
+  offset?: number;
+  /** `schema_mismatch` (client side): what the schema said, as Standard Schema issues. */
+  issues?: readonly SchemaIssue[];
+}
+
+/** One problem a schema found (the Standard Schema v1 issue shape; sdk/src/standard-schema.ts). */
+export interface SchemaIssue {
+  readonly message: string;
+  readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined;
 }
 
 /** The JSON shape of every error the gateway returns: `{ "error": { code, message, ...details } }`. */

@@ -1,31 +1,55 @@
 /**
  * `connect()` and the Bus: the SDK's entry point. Lazy: no socket opens until a topic is used,
  * then one socket per topic for publishing and one per subscription.
+ *
+ * Every method that waits takes `{ signal, timeoutMs }` (wait.ts) and rejects with a
+ * `DovetailError` (`timeout`, `aborted`) when either ends the wait; `connect(url, { timeoutMs })`
+ * sets the default for all of them (30 s).
+ *
+ * Adding a method: a new kind of socket (for example a consumer) takes `this.#linkConfig(topic, …)`
+ * and registers itself in a set that `close()` ends, as `subscribe()` does; a new HTTP call is
+ * one `this.#http(...)` or `this.#request(...)` line.
  */
-import type { ReconnectOptions } from "./backoff.ts";
+import { ReconnectBudget, type ReconnectOptions } from "./backoff.ts";
 import { DovetailError } from "../../protocol/errors.ts";
 import type { TopicEntry, TopicPage } from "../../protocol/topic-list.ts";
 import { busBases, requestJson } from "./http.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS, type LinkConfig } from "./link.ts";
 import { decodeMessage, encodeMessage, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
 import type { DeliveredMessage } from "../../protocol/frames.ts";
 import { Publisher, type PublisherOptions } from "./publisher.ts";
+import type { InferOutput, StandardSchema } from "./standard-schema.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
+import { credentials, type Credentials, type TokenSource } from "./token.ts";
 import { topicNameProblem } from "../../protocol/topic-name.ts";
 import { webSocketTransport, type FetchLike, type Transport } from "./transport.ts";
+import { DEFAULT_TIMEOUT_MS, sleep, timeoutError, timeoutOf, waitFor, type WaitOptions } from "./wait.ts";
 
 export interface ConnectOptions {
-  /** API token, sent as `Authorization: Bearer` over HTTP (WebSocket: see the transport). */
-  token?: string;
+  /**
+   * API key or JWT, sent as `Authorization: Bearer` over HTTP (WebSocket: see the transport). Or a
+   * function returning one (sync or async), called before every connection and request, so that
+   * short-lived tokens can be refreshed ({@link TokenSource}).
+   */
+  token?: TokenSource;
   /** How WebSockets are opened. Default: the global `WebSocket` ({@link webSocketTransport}). */
   transport?: Transport;
   /** `fetch` for the HTTP API (`info`, `read`). Default: the global `fetch`. */
   fetch?: FetchLike;
-  /** Reconnect backoff; by default retries forever, 100 ms doubling to 5 s, with jitter. */
+  /**
+   * Reconnect backoff and give-up policy (backoff.ts). Default: 100 ms doubling to 5 s with
+   * jitter, never giving up (`maxAttempts` and `maxElapsedMs` are `Infinity`); refusals of the
+   * credential or the topic end a connection at once.
+   */
   reconnect?: ReconnectOptions;
   /** Keep-alive ping after this much silence; a socket silent for twice as long is replaced. Default 15000; 0 disables. */
   pingIntervalMs?: number;
+  /** Default `timeoutMs` of every call that waits (publish, send, flush, ready, info, read, topics, subscribing). Default 30000. */
+  timeoutMs?: number;
+  /** Longest one connection attempt may take, from opening the socket to the topic's welcome; then it is retried. Default 10000. */
+  connectTimeoutMs?: number;
 }
 
 /** What `bus.info(topic)` returns (GET /v1/topics/{topic}). */
@@ -44,7 +68,7 @@ export interface TopicInfo {
 
 export type { TopicEntry, TopicPage };
 
-export interface TopicListOptions {
+export interface TopicListOptions extends WaitOptions {
   /** Names starting with this. */
   prefix?: string;
   /** Names matching this pattern: `*` one segment, `>` one or more at the end. */
@@ -55,7 +79,7 @@ export interface TopicListOptions {
   limit?: number;
 }
 
-export interface ReadOptions {
+export interface ReadOptions extends WaitOptions {
   from?: number | "earliest" | "latest" | Date | { time: number };
   /** 1 to 1000; default 100. */
   limit?: number;
@@ -85,6 +109,8 @@ export class Bus {
   readonly #wsBase: string;
   readonly #options: ConnectOptions;
   readonly #transport: Transport;
+  readonly #credentials: Credentials;
+  readonly #timeoutMs: number;
   readonly #status = new StatusHub();
   readonly #pipes = new Map<string, PublishPipe>();
   readonly #publishers = new Set<Publisher>();
@@ -99,53 +125,114 @@ export class Bus {
     this.#wsBase = wsBase;
     this.#options = options;
     this.#transport = options.transport ?? webSocketTransport();
+    this.#credentials = credentials(options.token);
+    this.#timeoutMs = timeoutOf(options, DEFAULT_TIMEOUT_MS);
   }
 
   /**
-   * Publish one message and wait until the topic has stored it.
+   * Resolves once the bus answers and accepts the credential (one authenticated request,
+   * `GET /v1/topics?limit=1`; a token function is called for it). Connection failures are retried
+   * with the reconnect backoff until `timeoutMs` (default 30 s) or the give-up policy ends it;
+   * a refusal rejects at once with the server's error (`unauthorized`, `forbidden`).
+   *
+   * @example
+   * const bus = connect(process.env.DOVETAIL_URL ?? "http://127.0.0.1:8787", { token: process.env.DOVETAIL_TOKEN });
+   * await bus.ready({ timeoutMs: 5000 }); // fails fast on a wrong URL or token
+   */
+  async ready(options?: WaitOptions): Promise<void> {
+    this.#checkOpen();
+    const budget = new ReconnectBudget(this.#options.reconnect);
+    let last: DovetailError | null = null;
+    await waitFor(
+      `ready (${this.url})`,
+      this.#wait(options),
+      async (signal) => {
+        budget.down(Date.now());
+        for (;;) {
+          try {
+            await this.#request("GET", "/v1/topics?limit=1", undefined, { signal, timeoutMs: Infinity });
+            return;
+          } catch (error) {
+            if (signal.aborted) throw error;
+            const e = error instanceof DovetailError ? error : new DovetailError("closed", String(error), {}, { cause: error });
+            if (!isTransient(e)) throw e;
+            last = e;
+            const delayMs = budget.failed(Date.now());
+            if (delayMs === null)
+              throw new DovetailError("closed", `gave up reaching ${this.url} after ${budget.attempts} failed attempts: ${e.message}`, {}, { cause: e });
+            await sleep(e.details.retryAfterMs ?? delayMs, signal);
+          }
+        }
+      },
+      (error) => (error.code === "timeout" && last ? timeoutError(`ready (${this.url})`, timeoutOf(options, this.#timeoutMs), last) : error),
+    );
+  }
+
+  /**
+   * Publish one message and wait until the topic has stored it, at most `timeoutMs` (default
+   * 30 s). A publish whose wait ends (timeout, signal) before the topic took the message is
+   * withdrawn and never stored; the error's message says whether it had been sent.
    *
    * @example
    * const { offset } = await bus.publish("agents.events", { hello: 1 }, { key: "a1", headers: { kind: "greeting" } });
    */
-  async publish(topic: string, data: unknown, options?: PublishOptions): Promise<{ offset: number }> {
+  async publish<T = unknown>(topic: string, data: T, options?: PublishOptions): Promise<{ offset: number }> {
     const pipe = this.#pipeFor(topic);
     const message = encodeMessage(data, options);
     const max = pipe.limits?.maxMessageBytes;
     if (max !== undefined && message.size > max) {
       throw new DovetailError("message_too_large", `message is ${message.size} bytes; the topic accepts at most ${max}`);
     }
-    const r = await pipe.submit(message.json, 1);
+    let frame: ReturnType<PublishPipe["enqueue"]> | null = null;
+    const r = await waitFor(
+      `publish to ${topic}`,
+      this.#wait(options),
+      async () => {
+        frame = pipe.enqueue(message.json, 1);
+        return frame.result;
+      },
+      (error) => {
+        const withdrawn = frame?.cancel(error) ?? true;
+        const note = withdrawn ? "it was never sent" : "it was sent and may still be stored";
+        return new DovetailError(error.code, `${error.message}; ${note}`, {}, { cause: error.cause });
+      },
+    );
     return { offset: r.offset };
   }
 
   /**
-   * A batching publisher for `topic`: `send()` returns a promise of the offset.
+   * A batching publisher for `topic`: `send()` returns a promise of the offset, settled within
+   * `timeoutMs` (default: the bus's, 30 s).
    *
    * @example
-   * const pub = bus.publisher("agents.events", { lingerMs: 5, maxBatch: 500, maxInFlight: 8 });
+   * const pub = bus.publisher<{ n: number }>("agents.events", { lingerMs: 5, maxBatch: 500, maxInFlight: 8 });
    * pub.send({ n: 1 });
    * await pub.flush();
    */
-  publisher(topic: string, options?: PublisherOptions): Publisher {
+  publisher<T = unknown>(topic: string, options?: PublisherOptions): Publisher<T> {
     this.#pipeFor(topic); // checks the name and that the bus is open
-    const publisher = new Publisher(topic, () => this.#pipeFor(topic), options);
-    this.#publishers.add(publisher);
+    const publisher = new Publisher<T>(topic, () => this.#pipeFor(topic), options, this.#timeoutMs);
+    this.#publishers.add(publisher as Publisher);
     return publisher;
   }
 
   /**
    * Subscribe to `topic`: an async iterator of messages, exactly once and in order across
-   * reconnects. Starts at `from` (default `"latest"`).
+   * reconnects. Starts at `from` (default `"latest"`). With `schema` (any Standard Schema, such
+   * as a zod schema), each message is validated as it is taken and typed by the schema's output;
+   * see {@link SubscribeOptions.onInvalid} for messages that do not fit.
    *
    * @example
    * for await (const msg of bus.subscribe("agents.events", { from: 0 })) console.log(msg.offset, msg.data);
+   * for await (const msg of bus.subscribe("orders", { from: 0, schema: Order })) msg.data.id; // typed by the schema
    */
-  subscribe<T = unknown>(topic: string, options: SubscribeOptions = {}): Subscription<T> {
+  subscribe<S extends StandardSchema>(topic: string, options: SubscribeOptions<InferOutput<S>> & { schema: S }): Subscription<InferOutput<S>>;
+  subscribe<T = unknown>(topic: string, options?: SubscribeOptions<T>): Subscription<T>;
+  subscribe<T = unknown>(topic: string, options: SubscribeOptions<T> = {}): Subscription<T> {
     this.#checkTopic(topic);
     this.#checkOpen();
-    const sub: Subscription<T> = new Subscription<T>(topic, this.#linkConfig(topic, options.hibernate ?? true), options, () =>
-      this.#subscriptions.delete(sub as Subscription),
-    );
+    const config = this.#linkConfig(topic, options.hibernate ?? true);
+    const sub: Subscription<T> = new Subscription<T>(topic, config, options, () => this.#subscriptions.delete(sub as Subscription), this.#timeoutMs);
     this.#subscriptions.add(sub as Subscription);
     return sub;
   }
@@ -154,10 +241,10 @@ export class Bus {
    * Topic facts over HTTP: head, earliest, message count, bytes, subscribers, retention.
    *
    * @example
-   * const { head } = await bus.info("agents.events");
+   * const { head } = await bus.info("agents.events", { timeoutMs: 5000 });
    */
-  async info(topic: string): Promise<TopicInfo> {
-    return (await this.#http("GET", topic, "")) as TopicInfo;
+  async info(topic: string, options?: WaitOptions): Promise<TopicInfo> {
+    return (await this.#http("GET", topic, "", options)) as TopicInfo;
   }
 
   /**
@@ -175,7 +262,7 @@ export class Bus {
     for (const key of ["prefix", "pattern", "cursor"] as const) if (options[key] !== undefined) q.set(key, options[key]);
     if (options.limit !== undefined) q.set("limit", String(options.limit));
     const query = q.size > 0 ? `?${q}` : "";
-    return (await requestJson(this.#options, this.#httpBase, "GET", `/v1/topics${query}`)) as TopicPage;
+    return (await this.#request("GET", `/v1/topics${query}`, undefined, options)) as TopicPage;
   }
 
   /**
@@ -185,8 +272,8 @@ export class Bus {
    * @example
    * await bus.deleteTopic("agents.scratch");
    */
-  async deleteTopic(topic: string): Promise<{ topic: string; deleted: true; closedSockets: number }> {
-    return (await this.#http("DELETE", topic, "")) as { topic: string; deleted: true; closedSockets: number };
+  async deleteTopic(topic: string, options?: WaitOptions): Promise<{ topic: string; deleted: true; closedSockets: number }> {
+    return (await this.#http("DELETE", topic, "", options)) as { topic: string; deleted: true; closedSockets: number };
   }
 
   /**
@@ -201,7 +288,7 @@ export class Bus {
     if (typeof from === "object") q.set("since", String(from.time));
     else q.set("from", String(from));
     if (options.limit !== undefined) q.set("limit", String(options.limit));
-    const body = (await this.#http("GET", topic, `/messages?${q}`)) as { messages: DeliveredMessage[]; next: number; head: number; earliest: number };
+    const body = (await this.#http("GET", topic, `/messages?${q}`, options)) as { messages: DeliveredMessage[]; next: number; head: number; earliest: number };
     return { messages: body.messages.map(decodeMessage), next: body.next, head: body.head, earliest: body.earliest };
   }
 
@@ -218,14 +305,24 @@ export class Bus {
 
   /**
    * Wait for pending publishes (unless `force`), then close every socket. Subscriptions end;
-   * further calls fail with `closed`.
+   * further calls fail with `closed`. Pending publishes settle within their own timeouts, so the
+   * wait is bounded; `timeoutMs` / `signal` cut it shorter, and then close as `force` does (pending
+   * publishes reject with `closed`). `close()` itself never rejects.
+   *
+   * @example
+   * await bus.close({ timeoutMs: 5000 });
    */
-  async close(options: { force?: boolean } = {}): Promise<void> {
+  async close(options: { force?: boolean } & WaitOptions = {}): Promise<void> {
     if (this.#closed) return;
     if (!options.force) {
-      await Promise.all([...this.#publishers].map((p) => p.flush()));
-      await Promise.all([...this.#pipes.values()].map((p) => p.idle()));
+      const drained = async () => {
+        await Promise.all([...this.#publishers].map((p) => p.flush({ timeoutMs: Infinity })));
+        await Promise.all([...this.#pipes.values()].map((p) => p.idle()));
+      };
+      const wait = { signal: options.signal, timeoutMs: options.timeoutMs ?? Infinity };
+      await waitFor("close", wait, drained).catch(() => undefined); // out of time: close anyway
     }
+    if (this.#closed) return;
     this.#closed = true;
     for (const pipe of this.#pipes.values()) pipe.close();
     this.#pipes.clear();
@@ -258,22 +355,38 @@ export class Bus {
     return pipe;
   }
 
-  #linkConfig(topic: string, hibernate: boolean) {
-    const config = {
+  #linkConfig(topic: string, hibernate: boolean): Omit<LinkConfig, "role"> {
+    return {
       url: `${this.#wsBase}/v1/topics/${encodeURIComponent(topic)}/ws${hibernate ? "" : "?hibernate=0"}`,
+      credentials: this.#credentials,
       topic,
       transport: this.#transport,
       reconnect: this.#options.reconnect ?? {},
       pingIntervalMs: this.#options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      connectTimeoutMs: this.#options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       status: this.#status,
     };
-    return this.#options.token ? { ...config, token: this.#options.token } : config;
   }
 
-  async #http(method: string, topic: string, suffix: string): Promise<unknown> {
-    this.#checkTopic(topic);
-    return requestJson(this.#options, this.#httpBase, method, `/v1/topics/${encodeURIComponent(topic)}${suffix}`);
+  /** A call's wait options with the bus's default timeout. */
+  #wait(options: WaitOptions | undefined): WaitOptions {
+    return { signal: options?.signal, timeoutMs: options?.timeoutMs ?? this.#timeoutMs };
   }
+
+  async #http(method: string, topic: string, suffix: string, options?: WaitOptions): Promise<unknown> {
+    this.#checkTopic(topic);
+    return this.#request(method, `/v1/topics/${encodeURIComponent(topic)}${suffix}`, undefined, options);
+  }
+
+  async #request(method: string, path: string, body?: unknown, options?: WaitOptions): Promise<unknown> {
+    this.#checkOpen();
+    return requestJson({ fetch: this.#options.fetch, credentials: this.#credentials }, this.#httpBase, method, path, body, this.#wait(options));
+  }
+}
+
+/** Failures that retrying may fix: no connection, no answer in time, a server failure, a rate limit. */
+function isTransient(error: DovetailError): boolean {
+  return error.code === "closed" || error.code === "timeout" || error.code === "internal" || error.code === "rate_limited" || error.code === "storage_full";
 }
 
 /**

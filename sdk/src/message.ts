@@ -2,6 +2,7 @@
 import { base64ToBytes, bytesToBase64 } from "../../protocol/base64.ts";
 import { DovetailError } from "../../protocol/errors.ts";
 import { MAX_DATA_DEPTH, MAX_HEADERS, MAX_KEY_LENGTH, nestsDeeperThan, type DeliveredMessage } from "../../protocol/frames.ts";
+import type { WaitOptions } from "./wait.ts";
 
 export { base64ToBytes, bytesToBase64 };
 
@@ -19,8 +20,11 @@ export interface Message<T = unknown> {
   key?: string;
 }
 
-/** Per-message options for `publish` and `send`. */
-export interface PublishOptions {
+/**
+ * Per-message options for `publish` and `send`: the message's key and headers, and how long to
+ * wait for its confirm (`timeoutMs`, default 30 s; `signal`).
+ */
+export interface PublishOptions extends WaitOptions {
   key?: string;
   headers?: Record<string, string>;
 }

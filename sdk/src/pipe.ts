@@ -89,6 +89,20 @@ interface OutFrame {
   id: number;
   resolve: (r: FrameResult) => void;
   reject: (e: DovetailError) => void;
+  /** Its caller stopped waiting after it was sent: it still goes (its seq must), but holds no `idle()`. */
+  abandoned: boolean;
+}
+
+/** A frame handed to the pipe, and a way to stop waiting for it. */
+export interface PendingFrame {
+  readonly result: Promise<FrameResult>;
+  /**
+   * The caller stopped waiting (a timeout or an abort). A frame the topic has not taken is
+   * withdrawn: it rejects with `error`, is never stored, and `true` is returned. A frame already
+   * sent stays (a resend after a reconnect keeps the producer's seqs whole), may still be stored,
+   * no longer holds `idle()`, and `false` is returned.
+   */
+  cancel(error: DovetailError): boolean;
 }
 
 function randomProducerId(): string {
@@ -116,6 +130,8 @@ export class PublishPipe implements LinkOwner {
   #failed: DovetailError | null = null;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
+  /** Frames waiting or unanswered whose callers gave up (they do not hold `idle()`). */
+  #abandoned = 0;
   /** Limits the topic announced; null until the first welcome. */
   limits: TopicLimits | null = null;
 
@@ -135,18 +151,26 @@ export class PublishPipe implements LinkOwner {
 
   /** Send one frame of already-encoded messages; resolves with its offsets once durable. */
   submit(messagesJson: string, count: number): Promise<FrameResult> {
-    if (this.#failed) return Promise.reject(this.#failed);
-    if (this.#closed) return Promise.reject(new DovetailError("closed", "the bus is closed"));
-    return new Promise<FrameResult>((resolve, reject) => {
-      this.#queue.push({ messages: messagesJson, count, seq: null, id: 0, resolve, reject });
-      this.#link.start();
-      this.#pump();
-    });
+    return this.enqueue(messagesJson, count).result;
   }
 
-  /** Resolves when nothing is waiting or unanswered. */
+  /** {@link submit}, with a way to stop waiting ({@link PendingFrame.cancel}). */
+  enqueue(messagesJson: string, count: number): PendingFrame {
+    const refusal = this.#failed ?? (this.#closed ? new DovetailError("closed", "the bus is closed") : null);
+    if (refusal) return { result: Promise.reject(refusal), cancel: () => false };
+    let frame!: OutFrame;
+    const result = new Promise<FrameResult>((resolve, reject) => {
+      frame = { messages: messagesJson, count, seq: null, id: 0, resolve, reject, abandoned: false };
+    });
+    this.#queue.push(frame);
+    this.#link.start();
+    this.#pump();
+    return { result, cancel: (error) => this.#cancel(frame, error) };
+  }
+
+  /** Resolves when nothing is waiting or unanswered (but frames whose callers gave up). */
   idle(): Promise<void> {
-    if (this.outstanding === 0) return Promise.resolve();
+    if (this.outstanding - this.#abandoned === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -253,7 +277,25 @@ export class PublishPipe implements LinkOwner {
     this.#byId.delete(id);
     const i = this.#inflight.indexOf(f);
     if (i >= 0) this.#inflight.splice(i, 1);
+    if (f.abandoned) this.#abandoned -= 1;
     return f;
+  }
+
+  #cancel(f: OutFrame, error: DovetailError): boolean {
+    if (f.abandoned) return false;
+    // Not stamped: never on a socket, or refused and taken back by #rewind (not stored either way).
+    const i = f.seq === null ? this.#queue.indexOf(f) : -1;
+    if (i >= 0) {
+      this.#queue.splice(i, 1);
+      f.reject(error);
+      this.#checkIdle();
+      return true;
+    }
+    if (!this.#inflight.includes(f) && !this.#queue.includes(f)) return false; // already answered
+    f.abandoned = true;
+    this.#abandoned += 1;
+    this.#checkIdle();
+    return false;
   }
 
   #pump(): void {
@@ -293,12 +335,13 @@ export class PublishPipe implements LinkOwner {
     this.#inflight = [];
     this.#queue = [];
     this.#byId.clear();
+    this.#abandoned = 0;
     for (const f of all) f.reject(error);
     this.#checkIdle();
   }
 
   #checkIdle(): void {
-    if (this.outstanding > 0) return;
+    if (this.outstanding - this.#abandoned > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const w of waiters) w();

@@ -10,9 +10,12 @@ export type StatusEvent =
   | { type: "disconnected"; topic: string; role: "publish" | "subscribe"; error: DovetailError }
   /** Waiting `delayMs` before attempt `attempt`. */
   | { type: "reconnecting"; topic: string; role: "publish" | "subscribe"; attempt: number; delayMs: number }
-  /** The connection gave up (auth refused, too many attempts); operations on it fail with `error`. */
+  /**
+   * The connection gave up for good; operations on it fail with `error`: the refusal itself
+   * (`unauthorized`, `forbidden`, `not_found`, `topic_deleted` for a subscription, ...), or `closed`
+   * when the reconnect policy's `maxAttempts` / `maxElapsedMs` ran out (the last error as `cause`).
+   */
   | { type: "failed"; topic: string; role: "publish" | "subscribe"; error: DovetailError }
-  /** A server error frame that answered no request (for example a rate-limit warning). */
   /** `bus.close()` finished; the iterable ends after this event. */
   | { type: "closed" };
 

@@ -8,14 +8,25 @@
  * - Resume: after a reconnect the subscription starts again at the offset after the last one it
  *   received; buffered messages are kept, anything already received is skipped, and a hole in
  *   the offsets is treated as a broken connection. The application sees each offset once, in
- *   order.
+ *   order. A credential that expires under a live subscription is one such reconnect when the
+ *   token is a function (link.ts).
+ * - Waiting: `timeoutMs` bounds how long the subscription may take to be established (the topic's
+ *   `subscribed` answer); once established, losing the connection is the reconnect policy's
+ *   business (backoff.ts), since waiting for messages is what a subscription is for. `signal`
+ *   ends it: `next()` rejects with `aborted`.
+ * - Schemas: with `schema`, each message's data is validated as it is taken. One that does not
+ *   fit makes `next()` reject with `schema_mismatch` (its `offset` and `issues`); the subscription
+ *   stays open past it, so iterating again continues with the next message. With `onInvalid`,
+ *   such messages go to it instead and are skipped.
  */
 import { DovetailError } from "../../protocol/errors.ts";
 import { Link, type LinkConfig, type LinkOwner } from "./link.ts";
 import { decodeMessage, type Message } from "./message.ts";
+import { conform, type StandardSchema } from "./standard-schema.ts";
 import { encodeClientFrame, type DeliveredMessage, type ServerFrame, type SubscribeFrom, type WelcomeFrame } from "../../protocol/frames.ts";
+import { abortError, DEFAULT_TIMEOUT_MS, timeoutError, timeoutOf } from "./wait.ts";
 
-export interface SubscribeOptions {
+export interface SubscribeOptions<T = unknown> {
   /**
    * Where to start: an offset, `"earliest"` (the first message still stored), `"latest"` (only
    * messages published from now on; the default), or a `Date` / `{ time: ms }` (the first message
@@ -30,6 +41,26 @@ export interface SubscribeOptions {
    * stays in memory while the subscription lives (docs/decisions/006-socket-modes.md).
    */
   hibernate?: boolean;
+  /** Ends the subscription: a waiting `next()` rejects with `aborted` (buffered messages are dropped). */
+  signal?: AbortSignal | undefined;
+  /**
+   * Longest wait for the subscription to be established (the topic answered `subscribe`), from
+   * `bus.subscribe()`; then `next()` rejects with `timeout`. Default: the bus's `timeoutMs`
+   * (30 s). `Infinity` waits as long as the reconnect policy allows.
+   */
+  timeoutMs?: number | undefined;
+  /**
+   * A Standard Schema (zod 4, Valibot, ArkType, ...) each message's `data` must fit; `msg.data` is
+   * the schema's output. A message that does not fit: see `onInvalid`.
+   */
+  schema?: StandardSchema<unknown, T> | undefined;
+  /**
+   * Where messages that do not fit `schema` go. Without it (the default) `next()` rejects with a
+   * `schema_mismatch` DovetailError (`details.offset`, `details.issues`) and iterating again
+   * continues after that message. With it, the message and the error are handed to it (awaited)
+   * and skipped.
+   */
+  onInvalid?: ((error: DovetailError, message: Message) => void | Promise<void>) | undefined;
 }
 
 export const DEFAULT_BUFFER = 1000;
@@ -68,14 +99,40 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
   #done = false;
   #wake: (() => void) | null = null;
   #onEnd: () => void;
+  readonly #schema: StandardSchema<unknown, T> | undefined;
+  readonly #onInvalid: SubscribeOptions<T>["onInvalid"];
+  /** Until the first `subscribed`: gives up after `timeoutMs`. */
+  #establishTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Why the last attempt failed, for the timeout's message. */
+  #lastError: DovetailError | null = null;
+  #unlisten: (() => void) | null = null;
 
   /** @internal use `bus.subscribe()` */
-  constructor(topic: string, config: Omit<LinkConfig, "role">, options: SubscribeOptions, onEnd: () => void) {
+  constructor(topic: string, config: Omit<LinkConfig, "role">, options: SubscribeOptions<T>, onEnd: () => void, busTimeoutMs: number = DEFAULT_TIMEOUT_MS) {
     this.topic = topic;
     this.#from = wireFrom(options.from);
     this.#capacity = Math.max(1, Math.min(options.buffer ?? DEFAULT_BUFFER, 1_000_000));
     this.#onEnd = onEnd;
+    this.#schema = options.schema;
+    this.#onInvalid = options.onInvalid;
+    const timeoutMs = timeoutOf(options, busTimeoutMs);
+    const signal = options.signal;
     this.#link = new Link({ ...config, role: "subscribe" }, this);
+    if (signal?.aborted) {
+      this.#abort(signal);
+      return;
+    }
+    if (signal) {
+      const onAbort = () => this.#abort(signal);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#unlisten = () => signal.removeEventListener("abort", onAbort);
+    }
+    if (timeoutMs !== Infinity) {
+      this.#establishTimer = setTimeout(() => {
+        this.#establishTimer = null;
+        this.fail(timeoutError(`subscribing to ${topic}`, timeoutMs, this.#lastError ?? undefined));
+      }, timeoutMs);
+    }
     this.#link.start();
   }
 
@@ -105,7 +162,18 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
           this.#head = 0;
         }
         this.#grant();
-        return { value: decodeMessage(m) as Message<T>, done: false };
+        const message = decodeMessage(m);
+        if (!this.#schema) return { value: message as Message<T>, done: false };
+        let data: T;
+        try {
+          data = await conform(this.#schema, message.data, message.offset, this.topic);
+        } catch (error) {
+          // The message is taken either way: iterating again continues after it.
+          if (!this.#onInvalid || !(error instanceof DovetailError) || error.code !== "schema_mismatch") throw error;
+          await this.#onInvalid(error, message);
+          continue;
+        }
+        return { value: { ...message, data }, done: false };
       }
       if (this.#error) {
         const error = this.#error;
@@ -132,8 +200,23 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
   fail(error: DovetailError): void {
     if (this.#done) return;
     this.#error ??= error;
+    this.#stopWaiting();
     this.#link.close();
     this.#wake?.();
+  }
+
+  /** The caller's signal fired: end now, without yielding what is buffered. */
+  #abort(signal: AbortSignal): void {
+    this.#buffer = [];
+    this.#head = 0;
+    this.fail(abortError(signal, `subscription to ${this.topic}`));
+  }
+
+  #stopWaiting(): void {
+    if (this.#establishTimer) clearTimeout(this.#establishTimer);
+    this.#establishTimer = null;
+    this.#unlisten?.();
+    this.#unlisten = null;
   }
 
   #finish(): void {
@@ -141,6 +224,7 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
     this.#done = true;
     this.#buffer = [];
     this.#head = 0;
+    this.#stopWaiting();
     this.#link.close();
     this.#onEnd();
     this.#wake?.();
@@ -159,6 +243,8 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
     switch (frame.type) {
       case "subscribed":
         if (frame.id !== this.#subscribeId) return;
+        if (this.#establishTimer) clearTimeout(this.#establishTimer);
+        this.#establishTimer = null;
         if (this.#next === null) this.#next = frame.next;
         else if (frame.next !== this.#next) this.#link.reset(`resubscribed at ${frame.next}, expected ${this.#next}`);
         return;
@@ -191,8 +277,9 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
     }
   }
 
-  onDown(): void {
+  onDown(error: DovetailError): void {
     this.#outstanding = 0;
+    this.#lastError = error;
   }
 
   onFailed(error: DovetailError): void {

@@ -22,12 +22,18 @@ export interface TransportTarget {
   /** `ws:` or `wss:` URL of the topic's WebSocket route, without credentials. */
   url: string;
   /** Bearer token, if any. The transport decides how to carry it (header or query). */
-  token?: string;
+  token?: string | undefined;
+  /**
+   * Aborts when the SDK stops waiting for this attempt (the connect timeout, or the bus closed): a
+   * transport should stop opening and reject. The SDK does not depend on it: a socket that opens
+   * after the abort is closed.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 /**
  * Opens one WebSocket. Resolves once the socket is open (frames may be sent), rejects with a
- * DovetailError when it cannot be opened.
+ * DovetailError when it cannot be opened or `target.signal` aborts.
  */
 export type Transport = (target: TransportTarget) => Promise<SocketLike>;
 
@@ -71,22 +77,39 @@ export function webSocketTransport(WebSocketImpl?: new (url: string) => SocketLi
         return;
       }
       let settled = false;
+      const onAbort = () => {
+        if (settled) return;
+        settled = true;
+        try {
+          ws.close();
+        } catch {
+          // not open yet; the runtime drops it
+        }
+        reject(new DovetailError("closed", `stopped connecting to ${target.url}`, {}, { cause: target.signal?.reason }));
+      };
+      const settle = () => {
+        settled = true;
+        target.signal?.removeEventListener("abort", onAbort);
+      };
       (ws as unknown as { binaryType?: string }).binaryType = "arraybuffer";
       (ws as unknown as EventTarget).addEventListener("open", () => {
-        settled = true;
+        if (settled) return;
+        settle();
         resolve(ws);
       });
       ws.addEventListener("error", (event) => {
         if (settled) return;
-        settled = true;
+        settle();
         const cause = (event as { error?: unknown }).error ?? event;
         reject(new DovetailError("closed", `cannot connect to ${target.url}`, {}, { cause }));
       });
       ws.addEventListener("close", (event) => {
         if (settled) return;
-        settled = true;
+        settle();
         reject(new DovetailError("closed", `connection to ${target.url} closed before it opened (code ${event.code})`));
       });
+      if (target.signal?.aborted) onAbort();
+      else target.signal?.addEventListener("abort", onAbort, { once: true });
     });
 }
 
@@ -107,7 +130,7 @@ export function fetchTransport(fetchFn: FetchLike): Transport {
     if (target.token) headers.Authorization = `Bearer ${target.token}`;
     let res: Response;
     try {
-      res = await fetchFn(url, { headers });
+      res = await fetchFn(url, target.signal ? { headers, signal: target.signal } : { headers });
     } catch (error) {
       throw new DovetailError("closed", `cannot connect to ${url}`, {}, { cause: error });
     }
