@@ -23,7 +23,6 @@ import {
   DEFAULT_CREDIT,
   encodeErrorFrame,
   encodeServerFrame,
-  parseClientFrame,
   PING_TEXT,
   PONG_TEXT,
   PROTOCOL_VERSION,
@@ -32,6 +31,7 @@ import {
   type PublishMessage,
   type SubscribeFrom,
 } from "../protocol/frames.ts";
+import { parseClientFrame } from "../protocol/frame-schemas.ts";
 import type { SocketGrant } from "../protocol/grant.ts";
 import { directoryObjectName, parseTopicObjectName } from "../protocol/topic-address.ts";
 import { readTopicUpgrade } from "../protocol/topic-request.ts";

@@ -6,7 +6,7 @@
  * object with a `type`. Compatibility rule for every frame: receivers ignore fields they do not
  * know, so fields may be added in a minor revision; a field's meaning never changes within v1.
  */
-import { z } from "zod";
+import type { ClientFrame } from "./frame-schemas.ts";
 import { DovetailError, type ErrorCode, type ErrorDetails } from "./errors.ts";
 
 export const PROTOCOL_VERSION = 1;
@@ -83,103 +83,20 @@ export function tooDeepError(index: number): DovetailError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared shapes
-
-/** A non-negative integer that survives JSON and JavaScript numbers exactly. */
-const offsetSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const correlationIdSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-
-const headersSchema = z
-  .record(z.string().min(1).max(MAX_HEADER_NAME_LENGTH), z.string().max(MAX_HEADER_VALUE_LENGTH))
-  .refine((h) => Object.keys(h).length <= MAX_HEADERS, { message: `at most ${MAX_HEADERS} headers` });
-
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/**
- * One message as a publisher sends it. Exactly one of `data` (any JSON value, stored as JSON text)
- * or `bytes` (base64, stored as bytes) is present.
- */
-export const publishMessageSchema = z
-  .object({
-    // Any JSON value. Not z.json(): it validates by recursion, and a value nested a few thousand
-    // levels deep overflowed the stack (issue 18). Depth is checked by nestsDeeperThan().
-    data: z.unknown().optional(),
-    bytes: z.string().regex(BASE64, "bytes must be standard base64").optional(),
-    key: z.string().max(MAX_KEY_LENGTH).optional(),
-    headers: headersSchema.optional(),
-  })
-  .refine((m) => "data" in m !== "bytes" in m, { message: "a message has exactly one of data or bytes" });
-export type PublishMessage = z.infer<typeof publishMessageSchema>;
-
-/**
- * Where a subscription starts: an offset, the first retained message, the next message to be
- * written, or the first message stored at or after a time (milliseconds since the epoch).
- */
-export const subscribeFromSchema = z.union([offsetSchema, z.literal("earliest"), z.literal("latest"), z.object({ time: z.number().int().min(0) })]);
-export type SubscribeFrom = z.infer<typeof subscribeFromSchema>;
-
-/** Identifies an idempotent producer's frame: the topic stores each (id, seq) once. */
-export const producerSchema = z.object({
-  id: z.string().min(1).max(MAX_PRODUCER_ID_LENGTH),
-  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-});
-export type ProducerStamp = z.infer<typeof producerSchema>;
-
-// ---------------------------------------------------------------------------------------------
 // Client → server frames
 
-/**
- * `publish` (client → server): append one or more messages. The server answers with one `ack`
- * once all of them are durable, or one `error`; either way carrying the same `id`. Messages of one
- * frame get consecutive offsets. With `producer`, a frame resent after a reconnect is stored once.
- */
-export const publishFrameSchema = z.object({
-  type: z.literal(CLIENT_FRAME.publish),
-  id: correlationIdSchema,
-  messages: z.array(z.unknown()).min(1),
-  producer: producerSchema.optional(),
-});
-
-/**
- * `subscribe` (client → server): start delivery from `from`, within `credit` messages. One
- * subscription per socket. Answered by `subscribed` (naming the first offset that will be
- * delivered) or `error` (`offset_trimmed`, `offset_out_of_range`, `already_subscribed`).
- */
-export const subscribeFrameSchema = z.object({
-  type: z.literal(CLIENT_FRAME.subscribe),
-  id: correlationIdSchema,
-  from: subscribeFromSchema,
-  credit: z.number().int().min(0).max(MAX_CREDIT).optional(),
-});
-
-/**
- * `credit` (client → server): allow `messages` more deliveries. Exists because the runtime gives
- * the server no send-side backpressure: a subscriber paces the topic by granting credit as it
- * consumes. Credit above {@link MAX_CREDIT} in total is capped.
- */
-export const creditFrameSchema = z.object({
-  type: z.literal(CLIENT_FRAME.credit),
-  messages: z.number().int().min(1).max(MAX_CREDIT),
-});
-
-/** `unsubscribe` (client → server): stop delivery; answered by `unsubscribed`. */
-export const unsubscribeFrameSchema = z.object({
-  type: z.literal(CLIENT_FRAME.unsubscribe),
-  id: correlationIdSchema,
-});
-
-export type PublishFrame = Omit<z.infer<typeof publishFrameSchema>, "messages"> & { messages: PublishMessage[] };
-export type SubscribeFrame = z.infer<typeof subscribeFrameSchema>;
-export type CreditFrame = z.infer<typeof creditFrameSchema>;
-export type UnsubscribeFrame = z.infer<typeof unsubscribeFrameSchema>;
-export type ClientFrame = PublishFrame | SubscribeFrame | CreditFrame | UnsubscribeFrame;
-
-const CLIENT_SCHEMAS = {
-  publish: publishFrameSchema,
-  subscribe: subscribeFrameSchema,
-  credit: creditFrameSchema,
-  unsubscribe: unsubscribeFrameSchema,
-} as const;
+// Defined by their zod schemas in frame-schemas.ts, beside the server's parser, so that this
+// module builds no schema and clients never load zod (decision 025). Their types:
+export type {
+  ClientFrame,
+  CreditFrame,
+  ProducerStamp,
+  PublishFrame,
+  PublishMessage,
+  SubscribeFrame,
+  SubscribeFrom,
+  UnsubscribeFrame,
+} from "./frame-schemas.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Server → client frames
@@ -258,61 +175,11 @@ export type ServerFrame = WelcomeFrame | AckFrame | SubscribedFrame | MessagesFr
 
 export type ParseResult<T> = { ok: true; frame: T } | { ok: false; error: DovetailError; id?: number };
 
-function fail<T>(code: ErrorCode, message: string, id?: unknown): ParseResult<T> {
+/** A failed parse: the typed error, with the frame's `id` when one could be read. */
+export function parseFailure<T>(code: ErrorCode, message: string, id?: unknown): ParseResult<T> {
   const result: ParseResult<T> = { ok: false, error: new DovetailError(code, message) };
   if (typeof id === "number" && Number.isSafeInteger(id) && id >= 0) result.id = id;
   return result;
-}
-
-function issueText(error: z.ZodError, prefix = ""): string {
-  const issue = error.issues[0];
-  if (!issue) return "invalid frame";
-  const path = [prefix, ...issue.path.map(String)].filter(Boolean).join(".");
-  return path ? `${path}: ${issue.message}` : issue.message;
-}
-
-/**
- * Parse one client frame. The only place a client frame is decoded: returns the typed frame or
- * a typed error (with the frame's `id` when one could be read, so the error can answer it).
- * Message payload sizes are checked by the topic, which knows its configured limits.
- */
-export function parseClientFrame(raw: string | ArrayBuffer): ParseResult<ClientFrame> {
-  if (typeof raw !== "string") return fail("bad_frame", "binary frames are not part of protocol v1; send JSON text");
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return fail("bad_frame", "frame is not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return fail("bad_frame", "frame must be a JSON object");
-  }
-  const obj = value as Record<string, unknown>;
-  // The runtime hands us text frames already decoded, with invalid UTF-8 replaced by U+FFFD, so
-  // a raw U+FFFD is refused: it may be a corrupted byte. A client that means U+FFFD escapes it
-  // as \ufffd in its JSON, as the SDK does (issue 18; docs/protocol.md, "Text frames").
-  if (raw.includes("\uFFFD")) return fail("invalid_utf8", "frame holds invalid UTF-8 (or a raw U+FFFD: escape it as \\ufffd)", obj.id);
-  const type = obj.type;
-  if (typeof type !== "string") return fail("bad_frame", "frame has no string `type`", obj.id);
-  if (!Object.hasOwn(CLIENT_SCHEMAS, type)) return fail("unknown_type", `unknown frame type ${JSON.stringify(type).slice(0, 64)}`, obj.id);
-  const parsed = CLIENT_SCHEMAS[type as keyof typeof CLIENT_SCHEMAS].safeParse(obj);
-  if (!parsed.success) return fail("invalid_field", issueText(parsed.error), obj.id);
-  if (parsed.data.type !== "publish") return { ok: true, frame: parsed.data };
-  const messages = parsePublishMessages(parsed.data.messages);
-  if (!messages.ok) return fail(messages.error.code, messages.error.message, obj.id);
-  return { ok: true, frame: { ...parsed.data, messages: messages.frame } };
-}
-
-/** Validate the messages of a publish (WebSocket frame or HTTP body). */
-export function parsePublishMessages(raw: unknown[]): ParseResult<PublishMessage[]> {
-  const out: PublishMessage[] = new Array(raw.length);
-  for (let i = 0; i < raw.length; i++) {
-    const parsed = publishMessageSchema.safeParse(raw[i]);
-    if (!parsed.success) return fail("invalid_field", issueText(parsed.error, `messages.${i}`));
-    if (nestsDeeperThan(parsed.data.data, MAX_DATA_DEPTH)) return { ok: false, error: tooDeepError(i) };
-    out[i] = parsed.data;
-  }
-  return { ok: true, frame: out };
 }
 
 /** A server frame of a type this client does not know (from a newer server): clients ignore it. */
@@ -329,14 +196,14 @@ export interface UnknownServerFrame {
  * a known type with the wrong fields is `bad_frame`.
  */
 export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerFrame | { type: "pong" } | UnknownServerFrame> {
-  if (typeof raw !== "string") return fail("bad_frame", "binary frame from server");
+  if (typeof raw !== "string") return parseFailure("bad_frame", "binary frame from server");
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch {
-    return fail("bad_frame", "server frame is not valid JSON");
+    return parseFailure("bad_frame", "server frame is not valid JSON");
   }
-  if (typeof value !== "object" || value === null) return fail("bad_frame", "server frame is not an object");
+  if (typeof value !== "object" || value === null) return parseFailure("bad_frame", "server frame is not an object");
   const f = value as Record<string, unknown>;
   switch (f.type) {
     case "messages":
@@ -362,7 +229,7 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
     default:
       if (typeof f.type === "string") return { ok: true, frame: { type: "unknown", name: f.type } };
   }
-  return fail("bad_frame", `unexpected server frame ${JSON.stringify(f.type)}`);
+  return parseFailure("bad_frame", `unexpected server frame ${JSON.stringify(f.type)}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,15 +13,12 @@ import { DovetailError } from "../../protocol/errors.ts";
 import {
   claimRequestSchema,
   fetchRequestSchema,
-  groupNameProblem,
   groupSettingsSchema,
   replayRequestSchema,
   resetRequestSchema,
   settleRequestSchema,
-  MAX_FETCH_JOBS,
-  type GroupCall,
-  type GroupReplies,
-} from "../../protocol/groups.ts";
+} from "../../protocol/group-schemas.ts";
+import { groupNameProblem, MAX_FETCH_JOBS, type GroupCall, type GroupReplies } from "../../protocol/groups.ts";
 import { unwrap } from "../../objects/rpc-result.ts";
 import { permit } from "../middleware/permissions.ts";
 import type { GatewayEnv } from "../gateway-env.ts";

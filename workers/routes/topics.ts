@@ -6,14 +6,8 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { DovetailError } from "../../protocol/errors.ts";
-import {
-  parsePublishMessages,
-  producerSchema,
-  PROTOCOL_VERSION,
-  publishMessageSchema,
-  type PublishMessage,
-  type SubscribeFrom,
-} from "../../protocol/frames.ts";
+import { parsePublishMessages, producerSchema, publishMessageSchema } from "../../protocol/frame-schemas.ts";
+import { PROTOCOL_VERSION, type PublishMessage, type SubscribeFrom } from "../../protocol/frames.ts";
 import { decodeUtf8Strict } from "../../objects/bytes.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import { unwrap } from "../../objects/rpc-result.ts";
