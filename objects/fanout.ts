@@ -18,6 +18,7 @@ import { deliveredMessageJson } from "../protocol/stored-message.ts";
 import type { TopicLog } from "./log.ts";
 import type { SocketGrant } from "../protocol/grant.ts";
 import type { FrameLimitState } from "./frame-limiter.ts";
+import type { ConsumerAttachment } from "./groups/groups-module.ts";
 
 /** What each socket carries across hibernation. Keep it small: it is written on every delivery. */
 export interface SocketAttachment {
@@ -30,6 +31,8 @@ export interface SocketAttachment {
   limit?: FrameLimitState;
   /** Id under which the socket is registered with Keys (API-key sockets only), for revocation. */
   sid?: string;
+  /** The consumer-group member this socket is (objects/groups/groups-module.ts). */
+  consumer?: ConsumerAttachment;
 }
 
 export interface Subscription {

@@ -13,7 +13,7 @@
  */
 import { DovetailError } from "../protocol/errors.ts";
 import type { PublishMessage, ProducerStamp, SubscribeFrom } from "../protocol/frames.ts";
-import { storedBody } from "../protocol/stored-message.ts";
+import { storedBody, type StoredMeta } from "../protocol/stored-message.ts";
 import { base64ByteLength, utf8ByteLength } from "./bytes.ts";
 
 /** A value SQLite hands back. */
@@ -100,16 +100,17 @@ export interface DuplicateResult {
 /**
  * Check one message against the size limit and encode its body. Throws `message_too_large`.
  */
-export function prepareMessage(message: PublishMessage, maxMessageBytes: number, index = 0): PreparedMessage {
+export function prepareMessage(message: PublishMessage, maxMessageBytes: number, index = 0, now = Date.now()): PreparedMessage {
   let size: number;
   let body: string;
+  const meta: StoredMeta = message.ttlMs === undefined ? message : { ...message, expiresAt: now + message.ttlMs };
   if (message.bytes !== undefined) {
     size = base64ByteLength(message.bytes);
-    body = storedBody({ bytes: message.bytes }, message);
+    body = storedBody({ bytes: message.bytes }, meta);
   } else {
     const text = JSON.stringify(message.data);
     size = utf8ByteLength(text);
-    body = storedBody({ data: text }, message);
+    body = storedBody({ data: text }, meta);
   }
   if (size > maxMessageBytes) {
     throw new DovetailError("message_too_large", `message ${index} is ${size} bytes; the limit is ${maxMessageBytes}`);
@@ -333,6 +334,18 @@ export class TopicLog {
       out.push({ offset: r.off, time: r.time, body: r.body });
     }
     return out;
+  }
+
+  /** The stored messages at `offsets` (those still stored), in offset order. */
+  readAt(offsets: readonly number[]): StoredRow[] {
+    if (!this.#born || offsets.length === 0) return [];
+    return this.#sql
+      .exec<{ off: number; time: number; body: string }>(
+        "SELECT off, time, body FROM dt_log WHERE off IN (SELECT value FROM json_each(?)) ORDER BY off",
+        JSON.stringify(offsets),
+      )
+      .toArray()
+      .map((r) => ({ offset: r.off, time: r.time, body: r.body }));
   }
 
   /** Throws the error a reader at `offset` should get, if any. `head` itself is readable (empty). */

@@ -7,6 +7,8 @@
  *
  * Every hook is optional. Hooks run in registration order.
  */
+import type { ClientFrame } from "../protocol/frames.ts";
+import type { SocketGrant } from "../protocol/grant.ts";
 import type { CommittedBatch } from "./commit-queue.ts";
 import type { SocketAttachment } from "./fanout.ts";
 
@@ -28,4 +30,11 @@ export interface TopicModule {
   onAlarm?(now: number): Promise<void> | void;
   /** The topic is being deleted: forget in-memory state (storage is removed after every module ran). */
   onDelete?(): Promise<void> | void;
+  /**
+   * Client frame types this module answers (the topic itself answers publish, subscribe, credit
+   * and unsubscribe). A frame of one of these types goes to {@link onFrame}; what it throws or
+   * rejects with is sent back as an `error` frame with the frame's id.
+   */
+  readonly frameTypes?: readonly ClientFrame["type"][];
+  onFrame?(ws: WebSocket, grant: SocketGrant, frame: ClientFrame): Promise<void> | void;
 }

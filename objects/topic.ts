@@ -12,6 +12,7 @@
  * | retention | retention.ts | trims by age, count and bytes; forgets idle producers |
  * | Directory reporter | directory-reporter.ts | lists the topic before its first write, reports stats |
  * | Durable Streams | streams-module.ts | the `ds*` operations and the gateway's waiter sockets |
+ * | consumer groups | groups/groups-module.ts | groups, their members, acks, redelivery, dead letters |
  *
  * Only the gateway reaches a Topic: by RPC, and by upgrade requests it builds from scratch
  * (protocol/topic-request.ts). There is no public route to objects.
@@ -33,7 +34,7 @@ import {
 } from "../protocol/frames.ts";
 import { parseClientFrame } from "../protocol/frame-schemas.ts";
 import type { SocketGrant } from "../protocol/grant.ts";
-import { directoryObjectName, parseTopicObjectName } from "../protocol/topic-address.ts";
+import { directoryObjectName, parseTopicObjectName, topicObjectName } from "../protocol/topic-address.ts";
 import { readTopicUpgrade } from "../protocol/topic-request.ts";
 import { credentialTag } from "../protocol/credential.ts";
 import { AlarmScheduler } from "./alarm-scheduler.ts";
@@ -61,6 +62,8 @@ import type {
   DsStreamInfo,
 } from "../protocol/stream-rpc.ts";
 import { DS_WAIT_TAG, StreamsModule } from "./streams-module.ts";
+import { GroupsModule } from "./groups/groups-module.ts";
+import type { GroupCall, GroupReplies } from "../protocol/groups.ts";
 import type { TopicModule } from "./topic-module.ts";
 
 export { DS_WAIT_TAG };
@@ -99,7 +102,10 @@ export class Topic extends DurableObject<Env> {
   #retention!: RetentionModule;
   #streams!: StreamsModule;
   #reporter!: DirectoryReporter;
+  #groups!: GroupsModule;
   #modules: TopicModule[] = [];
+  /** Which module answers each client frame type the topic itself does not. */
+  #frameModules = new Map<string, TopicModule>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -156,16 +162,36 @@ export class Topic extends DurableObject<Env> {
       directory: () => this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName(directoryObjectName(this.#address().tenant))),
       subscribers: () => fanout.subscriberCount,
     });
+    this.#groups = new GroupsModule({
+      log,
+      sql: ctx.storage.sql,
+      topic: () => this.#address().topic,
+      sockets,
+      attachment: (ws) => fanout.attachment(ws),
+      persist: (ws) => fanout.persist(ws),
+      beforeWrite: () => this.#beforeWrite(),
+      publishTo: (topic, messages, producer) => this.#topicStub(topic).publish(topic, messages, producer),
+      readFrom: (topic, from, limit) => this.#topicStub(topic).read(topic, from, limit),
+      reschedule: () => void this.#alarms.reschedule(),
+    });
     // Order matters twice: commits reach subscribers first; a write is refused by a closed
     // stream before a new topic is listed for it.
     this.#modules = [
       fanout,
+      this.#groups,
       this.#policy,
       new CredentialExpiry({ sockets, closeExpired: (ws) => this.#policy.closeCredentialSocket(ws, "the credential this socket was opened with has expired") }),
       this.#retention,
       this.#streams,
       this.#reporter,
     ];
+    this.#frameModules = new Map();
+    for (const m of this.#modules) for (const type of m.frameTypes ?? []) this.#frameModules.set(type, m);
+  }
+
+  /** Another topic of this tenant (dead-letter topics). */
+  #topicStub(topic: string) {
+    return this.env.TOPIC.get(this.env.TOPIC.idFromName(topicObjectName(this.#address().tenant, topic)));
   }
 
   /** Tenant and topic, from this object's name (`tenant:topic`, protocol/topic-address.ts). */
@@ -277,6 +303,13 @@ export class Topic extends DurableObject<Env> {
         ws.send(encodeServerFrame({ type: "unsubscribed", id: frame.id }));
         return;
       }
+      default: {
+        const module = this.#frameModules.get(frame.type);
+        if (!module?.onFrame) throw new DovetailError("unknown_type", `no module answers ${frame.type} frames`);
+        const id = "id" in frame ? frame.id : undefined;
+        const done = module.onFrame(ws, this.#policy.grantOf(ws), frame);
+        if (done) done.catch((e: unknown) => ws.send(encodeErrorFrame(asDovetailError(e), id)));
+      }
     }
   }
 
@@ -387,6 +420,12 @@ export class Topic extends DurableObject<Env> {
     await this.ctx.storage.deleteAll();
     this.#open(); // fresh in-memory state over the now empty storage
     return { closedSockets };
+  }
+
+  /** A consumer-group operation (HTTP pull and admin routes; objects/groups/groups-module.ts). */
+  async groups<C extends GroupCall>(topic: string, call: C): Promise<RpcResult<GroupReplies[C["op"]]>> {
+    this.#log.nameTopic(topic);
+    return rpcResult(() => this.#groups.call(call));
   }
 
   // -------------------------------------------------------------------------------------------

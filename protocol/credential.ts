@@ -85,6 +85,7 @@ export const OPEN_CREDENTIAL: Credential = {
   scopes: [
     { action: "publish", pattern: ">" },
     { action: "subscribe", pattern: ">" },
+    { action: "consume", pattern: ">" },
     { action: "admin", pattern: ">" },
   ],
   rate: null,

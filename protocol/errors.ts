@@ -43,6 +43,16 @@ export const ERROR_CODES = {
   stale_epoch: { status: 403 },
   /** Too many requests or frames; retry after `retryAfterMs`. */
   rate_limited: { status: 429 },
+  /** Consumer groups: the job named is not held by this member at this delivery (unknown, settled, redelivered elsewhere, or timed out). */
+  not_held: { status: 409 },
+  /** Consumer groups: a `consume` on a socket that already consumes. */
+  already_consuming: { status: 409 },
+  /** Consumer groups: a `settle` on a socket that does not consume. */
+  not_consuming: { status: 409 },
+  /** Consumer groups: no such group on this topic. */
+  group_not_found: { status: 404 },
+  /** Consumer groups: the group was deleted while this member consumed from it. */
+  group_deleted: { status: 410 },
   /** The topic was deleted while this socket was open (close code 4004 follows). */
   topic_deleted: { status: 410 },
   /** The topic, route or resource does not exist. */

@@ -14,18 +14,20 @@ import {
   MAX_HEADER_NAME_LENGTH,
   MAX_HEADER_VALUE_LENGTH,
   MAX_KEY_LENGTH,
+  MAX_PRIORITY,
   MAX_PRODUCER_ID_LENGTH,
+  MAX_TTL_MS,
   nestsDeeperThan,
   parseFailure,
   tooDeepError,
   type ParseResult,
 } from "./frames.ts";
+import { consumeFrameSchema, settleFrameSchema, type ConsumeFrame, type SettleFrame } from "./group-schemas.ts";
+import { subscribeFromSchema } from "./subscribe-from.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
 
-/** A non-negative integer that survives JSON and JavaScript numbers exactly. */
-const offsetSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const correlationIdSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 const headersSchema = z
@@ -46,16 +48,16 @@ export const publishMessageSchema = z
     bytes: z.string().regex(BASE64, "bytes must be standard base64").optional(),
     key: z.string().max(MAX_KEY_LENGTH).optional(),
     headers: headersSchema.optional(),
+    /** Consumer groups hand out higher priorities first (0–9, default 0); see docs/groups.md. */
+    priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
+    /** Consumer groups do not deliver the message after this time (ms since the epoch). */
+    expiresAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** As `expiresAt`, relative to when the topic stores the message. */
+    ttlMs: z.number().int().min(1).max(MAX_TTL_MS).optional(),
   })
-  .refine((m) => "data" in m !== "bytes" in m, { message: "a message has exactly one of data or bytes" });
+  .refine((m) => "data" in m !== "bytes" in m, { message: "a message has exactly one of data or bytes" })
+  .refine((m) => m.expiresAt === undefined || m.ttlMs === undefined, { message: "a message has at most one of expiresAt or ttlMs" });
 export type PublishMessage = z.infer<typeof publishMessageSchema>;
-
-/**
- * Where a subscription starts: an offset, the first retained message, the next message to be
- * written, or the first message stored at or after a time (milliseconds since the epoch).
- */
-export const subscribeFromSchema = z.union([offsetSchema, z.literal("earliest"), z.literal("latest"), z.object({ time: z.number().int().min(0) })]);
-export type SubscribeFrom = z.infer<typeof subscribeFromSchema>;
 
 /** Identifies an idempotent producer's frame: the topic stores each (id, seq) once. */
 export const producerSchema = z.object({
@@ -111,13 +113,15 @@ export type PublishFrame = Omit<z.infer<typeof publishFrameSchema>, "messages"> 
 export type SubscribeFrame = z.infer<typeof subscribeFrameSchema>;
 export type CreditFrame = z.infer<typeof creditFrameSchema>;
 export type UnsubscribeFrame = z.infer<typeof unsubscribeFrameSchema>;
-export type ClientFrame = PublishFrame | SubscribeFrame | CreditFrame | UnsubscribeFrame;
+export type ClientFrame = PublishFrame | SubscribeFrame | CreditFrame | UnsubscribeFrame | ConsumeFrame | SettleFrame;
 
 const CLIENT_SCHEMAS = {
   publish: publishFrameSchema,
   subscribe: subscribeFrameSchema,
   credit: creditFrameSchema,
   unsubscribe: unsubscribeFrameSchema,
+  consume: consumeFrameSchema,
+  settle: settleFrameSchema,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

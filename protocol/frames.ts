@@ -8,6 +8,7 @@
  */
 import type { ClientFrame } from "./frame-schemas.ts";
 import { DovetailError, type ErrorCode, type ErrorDetails } from "./errors.ts";
+import type { ConsumingFrame, JobsFrame, SettledFrame } from "./groups.ts";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -17,6 +18,9 @@ export const CLIENT_FRAME = {
   subscribe: "subscribe",
   credit: "credit",
   unsubscribe: "unsubscribe",
+  /** Consumer groups (protocol/groups.ts). */
+  consume: "consume",
+  settle: "settle",
 } as const;
 
 /** Server → client frame types. */
@@ -26,6 +30,10 @@ export const SERVER_FRAME = {
   subscribed: "subscribed",
   messages: "messages",
   unsubscribed: "unsubscribed",
+  /** Consumer groups (protocol/groups.ts). */
+  consuming: "consuming",
+  jobs: "jobs",
+  settled: "settled",
   error: "error",
 } as const;
 
@@ -45,6 +53,10 @@ export const MAX_HEADERS = 64;
 export const MAX_HEADER_NAME_LENGTH = 128;
 export const MAX_HEADER_VALUE_LENGTH = 4096;
 export const MAX_PRODUCER_ID_LENGTH = 128;
+/** Highest message priority (consumer groups serve higher priorities first; 0 is the default). */
+export const MAX_PRIORITY = 9;
+/** Longest relative message TTL: one year. */
+export const MAX_TTL_MS = 365 * 24 * 60 * 60 * 1000;
 /**
  * Deepest nesting of arrays and objects in a message's `data` (`{"a":[1]}` is 2 levels). Deeper
  * values are refused with `too_deep` on every path (WebSocket, HTTP, Durable Streams JSON appends,
@@ -87,16 +99,8 @@ export function tooDeepError(index: number): DovetailError {
 
 // Defined by their zod schemas in frame-schemas.ts, beside the server's parser, so that this
 // module builds no schema and clients never load zod (decision 025). Their types:
-export type {
-  ClientFrame,
-  CreditFrame,
-  ProducerStamp,
-  PublishFrame,
-  PublishMessage,
-  SubscribeFrame,
-  SubscribeFrom,
-  UnsubscribeFrame,
-} from "./frame-schemas.ts";
+export type { ClientFrame, CreditFrame, ProducerStamp, PublishFrame, PublishMessage, SubscribeFrame, UnsubscribeFrame } from "./frame-schemas.ts";
+export type { SubscribeFrom } from "./subscribe-from.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Server → client frames
@@ -144,6 +148,10 @@ export interface DeliveredMessage {
   /** When the topic stored it, milliseconds since the epoch. */
   time: number;
   key?: string;
+  /** Consumer-group priority, when the publisher gave one above 0. */
+  priority?: number;
+  /** When the message expires for consumer groups, when the publisher gave a TTL. */
+  expiresAt?: number;
   headers?: Record<string, string>;
   data?: unknown;
   /** base64 */
@@ -168,7 +176,16 @@ export interface UnsubscribedFrame {
 /** `error` (server → client): `id` names the frame it answers, when it answers one. */
 export type ErrorFrame = { type: "error"; id?: number; code: ErrorCode; message: string } & ErrorDetails;
 
-export type ServerFrame = WelcomeFrame | AckFrame | SubscribedFrame | MessagesFrame | UnsubscribedFrame | ErrorFrame;
+export type ServerFrame =
+  | WelcomeFrame
+  | AckFrame
+  | SubscribedFrame
+  | MessagesFrame
+  | UnsubscribedFrame
+  | ConsumingFrame
+  | JobsFrame
+  | SettledFrame
+  | ErrorFrame;
 
 // ---------------------------------------------------------------------------------------------
 // Parsing
@@ -224,6 +241,15 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
     case "error":
       if (typeof f.code !== "string" || typeof f.message !== "string") break;
       return { ok: true, frame: f as unknown as ErrorFrame };
+    case "jobs":
+      if (!Array.isArray(f.jobs)) break;
+      return { ok: true, frame: f as unknown as JobsFrame };
+    case "consuming":
+      if (typeof f.id !== "number" || typeof f.member !== "string") break;
+      return { ok: true, frame: f as unknown as ConsumingFrame };
+    case "settled":
+      if (typeof f.id !== "number" || typeof f.count !== "number") break;
+      return { ok: true, frame: f as unknown as SettledFrame };
     case "pong":
       return { ok: true, frame: { type: "pong" } };
     default:
@@ -254,7 +280,7 @@ export function encodeErrorFrame(error: DovetailError, id?: number): string {
 }
 
 /** Encode any other server frame. */
-export function encodeServerFrame(frame: Exclude<ServerFrame, MessagesFrame | ErrorFrame>): string {
+export function encodeServerFrame(frame: Exclude<ServerFrame, MessagesFrame | JobsFrame | ErrorFrame>): string {
   return JSON.stringify(frame);
 }
 

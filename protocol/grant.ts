@@ -17,6 +17,8 @@ export const socketGrantSchema = z.object({
   pub: z.boolean(),
   /** May subscribe on this socket's topic. */
   sub: z.boolean(),
+  /** May consume from this topic's groups (absent on sockets opened before groups existed). */
+  con: z.boolean().optional(),
   /** When the credential expires (ms since the epoch); the socket is closed with 4401 after. */
   exp: z.number().optional(),
   /** Limits; absent when nothing is limited (auth off). */
@@ -36,7 +38,7 @@ export const socketGrantSchema = z.object({
 export type SocketGrant = z.infer<typeof socketGrantSchema>;
 
 /** The grant for a socket opened with `credential`, which may publish and/or subscribe on its topic. */
-export function socketGrantFor(credential: Credential, rights: { pub: boolean; sub: boolean }): SocketGrant {
+export function socketGrantFor(credential: Credential, rights: { pub: boolean; sub: boolean; con: boolean }): SocketGrant {
   const grant: SocketGrant = { cred: credential.id, ...rights };
   if (credential.expiresAt !== undefined) grant.exp = credential.expiresAt;
   if (credential.rate) {

@@ -4,7 +4,7 @@
  * (docs/security.md, "Scopes and topic patterns") all use this file.
  *
  * A scope is `action:pattern` (or a bare `action`, which means `action:>`), where action is
- * `publish`, `subscribe` or `admin`.
+ * `publish`, `subscribe`, `consume` (take work from consumer groups, docs/groups.md) or `admin`.
  *
  * A pattern is a topic name whose segments may be wildcards. Segments are separated by `.` or
  * `/` exactly as in topic names (protocol/topic-name.ts), and separators must match literally:
@@ -19,7 +19,7 @@
  * topicMatches("team-a.>", "team-a")              // false (`>` needs at least one segment)
  * topicMatches(">", "anything.at/all")            // true
  */
-export const SCOPE_ACTIONS = ["publish", "subscribe", "admin"] as const;
+export const SCOPE_ACTIONS = ["publish", "subscribe", "consume", "admin"] as const;
 export type ScopeAction = (typeof SCOPE_ACTIONS)[number];
 
 export interface Scope {

@@ -29,7 +29,7 @@ const wrangler = path.join(path.dirname(require.resolve("wrangler/package.json")
 function mintDevToken(secret) {
   const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
   const now = Math.floor(Date.now() / 1000);
-  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ iss: "dovetail", aud: "dovetail", sub: "dev", tenant: "default", scope: "publish:> subscribe:> admin:>", iat: now, exp: now + 30 * 24 * 3600 })}`;
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ iss: "dovetail", aud: "dovetail", sub: "dev", tenant: "default", scope: "publish:> subscribe:> consume:> admin:>", iat: now, exp: now + 30 * 24 * 3600 })}`;
   return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
 }
 mkdirSync(state, { recursive: true });

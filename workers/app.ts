@@ -10,6 +10,7 @@ import { notFound, onError } from "./middleware/errors.ts";
 import { auth, authIsOff } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { groupRoutes } from "./routes/groups.ts";
 import { streamRoutes } from "./routes/streams.ts";
 import { topicRoutes } from "./routes/topics.ts";
 
@@ -46,6 +47,7 @@ export function createApp(): Hono<GatewayEnv> {
   app.use("/v1/*", auth());
   app.use("/v1/*", rateLimit());
   app.route("/v1/admin", adminRoutes());
+  app.route("/v1/topics", groupRoutes()); // consumer groups (docs/groups.md)
   app.route("/v1/topics", topicRoutes());
   app.route("/v1/stream", streamRoutes()); // Durable Streams HTTP protocol (docs/streams.md)
   return app;

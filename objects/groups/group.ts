@@ -185,6 +185,7 @@ export class Group {
       this.#entries.set(entry.off, entry);
       if (entry.dead) {
         entry.state = "dead";
+        entry.deadline = now;
         this.#at(now, entry); // publish again, idempotently
       } else if (row.member !== null && connected(row.member)) {
         entry.state = "held";
@@ -193,6 +194,7 @@ export class Group {
       } else if (row.member !== null) {
         entry.member = null;
         entry.state = "waiting";
+        entry.deadline = now;
         this.#at(now, entry);
       } else {
         entry.state = "waiting";
@@ -562,7 +564,9 @@ export class Group {
   // -------------------------------------------------------------------------------------------
   // Deadlines
 
+  /** Make `at` the entry's deadline (only the latest deadline of an entry is live). */
   #at(at: number, entry: Entry): void {
+    entry.deadline = at;
     this.#due.push({ at, entry });
   }
 

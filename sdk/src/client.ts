@@ -22,6 +22,8 @@ import { Publisher, type PublisherOptions } from "./publisher.ts";
 import type { InferOutput, StandardSchema } from "./standard-schema.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
+import { Consumer, type ConsumeOptions, type JobHandler } from "./consumer.ts";
+import { groupNameProblem, type GroupInfo, type GroupSettingsInput } from "../../protocol/groups.ts";
 import { credentials, type Credentials, type TokenSource } from "./token.ts";
 import { topicNameProblem } from "../../protocol/topic-name.ts";
 import { webSocketTransport, type FetchLike, type Transport } from "./transport.ts";
@@ -114,7 +116,8 @@ export class Bus {
   readonly #status = new StatusHub();
   readonly #pipes = new Map<string, PublishPipe>();
   readonly #publishers = new Set<Publisher>();
-  readonly #subscriptions = new Set<Subscription>();
+  /** Subscriptions and consumers: each has its own socket, and `close()` ends them all. */
+  readonly #subscriptions = new Set<{ close(): void }>();
   #closed = false;
 
   /** @internal use {@link connect} */
@@ -235,6 +238,71 @@ export class Bus {
     const sub: Subscription<T> = new Subscription<T>(topic, config, options, () => this.#subscriptions.delete(sub as Subscription), this.#timeoutMs);
     this.#subscriptions.add(sub as Subscription);
     return sub;
+  }
+
+  /**
+   * Join consumer group `group` of `topic` (created with `options.create` if it does not exist):
+   * an async iterator of jobs, each handed to this member alone until it is settled
+   * (docs/groups.md). With `handler`, jobs are run through it: acked when it returns, nacked when
+   * it throws; `consumer.done` resolves when the consumer ends.
+   *
+   * @example
+   * for await (const job of bus.consume("jobs", "workers", { create: { start: "earliest" } })) {
+   *   await work(job.data);
+   *   await job.ack();
+   * }
+   */
+  consume<T = unknown>(topic: string, group: string, options?: ConsumeOptions, handler?: JobHandler<T>): Consumer<T> {
+    this.#checkTopic(topic);
+    this.#checkOpen();
+    const problem = groupNameProblem(group);
+    if (problem) throw new DovetailError("invalid_field", `group: ${problem}`);
+    const opts = options ?? {};
+    const config = this.#linkConfig(topic, opts.hibernate ?? true);
+    const consumer: Consumer<T> = new Consumer<T>(topic, group, config, opts, () => this.#subscriptions.delete(consumer));
+    this.#subscriptions.add(consumer);
+    if (handler) consumer.done = consumer.run(handler);
+    return consumer;
+  }
+
+  /** The consumer groups of `topic`, with their floors, lag, pending jobs and members. */
+  async groups(topic: string, options?: WaitOptions): Promise<GroupInfo[]> {
+    return ((await this.#http("GET", topic, "/groups", options)) as { groups: GroupInfo[] }).groups;
+  }
+
+  /** One group's state (`group_not_found` when there is none). */
+  async group(topic: string, group: string, options?: WaitOptions): Promise<GroupInfo> {
+    return (await this.#http("GET", topic, `/groups/${encodeURIComponent(group)}`, options)) as GroupInfo;
+  }
+
+  /** Create a group (or confirm one with the same settings; other settings are a `conflict`). */
+  async createGroup(topic: string, group: string, settings: GroupSettingsInput = {}, options?: WaitOptions): Promise<GroupInfo> {
+    return (await this.#groupRequest("PUT", topic, group, "", settings, options)) as GroupInfo;
+  }
+
+  /** Delete a group (needs `admin`): its members' consumers end with `group_deleted`. */
+  async deleteGroup(topic: string, group: string, options?: WaitOptions): Promise<{ deleted: true; closedMembers: number }> {
+    return (await this.#groupRequest("DELETE", topic, group, "", undefined, options)) as { deleted: true; closedMembers: number };
+  }
+
+  /** Move a group to `to` (needs `admin`): everything pending is forgotten. */
+  async resetGroup(topic: string, group: string, to: number | "earliest" | "latest" | { time: number }, options?: WaitOptions): Promise<GroupInfo> {
+    return (await this.#groupRequest("POST", topic, group, "/reset", { to }, options)) as GroupInfo;
+  }
+
+  /** Deliver a group's dead letters again (needs `admin`), reading its dead-letter topic from `from`. */
+  async replayDeadLetters(
+    topic: string,
+    group: string,
+    page: { from?: number; limit?: number } = {},
+    options?: WaitOptions,
+  ): Promise<{ replayed: number; read: number; next: number }> {
+    return (await this.#groupRequest("POST", topic, group, "/replay", page, options)) as { replayed: number; read: number; next: number };
+  }
+
+  async #groupRequest(method: string, topic: string, group: string, suffix: string, body: unknown, options?: WaitOptions): Promise<unknown> {
+    this.#checkTopic(topic);
+    return this.#request(method, `/v1/topics/${encodeURIComponent(topic)}/groups/${encodeURIComponent(group)}${suffix}`, body, options);
   }
 
   /**

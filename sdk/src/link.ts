@@ -35,7 +35,7 @@ export interface LinkConfig {
   url: string;
   credentials: Credentials;
   topic: string;
-  role: "publish" | "subscribe";
+  role: "publish" | "subscribe" | "consume";
   transport: Transport;
   reconnect: ReconnectOptions;
   /** Idle time after which a ping is sent; twice this without any frame and the socket is dropped. */

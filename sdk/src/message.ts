@@ -1,7 +1,7 @@
 /** Messages as the application sees them, and their encoding to and from the wire. */
 import { base64ToBytes, bytesToBase64 } from "../../protocol/base64.ts";
 import { DovetailError } from "../../protocol/errors.ts";
-import { MAX_DATA_DEPTH, MAX_HEADERS, MAX_KEY_LENGTH, nestsDeeperThan, type DeliveredMessage } from "../../protocol/frames.ts";
+import { MAX_DATA_DEPTH, MAX_HEADERS, MAX_KEY_LENGTH, MAX_PRIORITY, MAX_TTL_MS, nestsDeeperThan, type DeliveredMessage } from "../../protocol/frames.ts";
 import type { WaitOptions } from "./wait.ts";
 
 export { base64ToBytes, bytesToBase64 };
@@ -27,6 +27,12 @@ export interface Message<T = unknown> {
 export interface PublishOptions extends WaitOptions {
   key?: string;
   headers?: Record<string, string>;
+  /** Consumer groups hand out higher priorities first: 0 (default) to 9 (docs/groups.md). */
+  priority?: number;
+  /** Consumer groups do not deliver the message after this long (ms after it is stored). */
+  ttlMs?: number;
+  /** Consumer groups do not deliver the message after this time (a Date or ms since the epoch). */
+  expiresAt?: Date | number;
 }
 
 /** A message encoded for a `publish` frame: its JSON text and the payload size the topic counts. */
@@ -125,6 +131,22 @@ export function encodeMessage(data: unknown, options: PublishOptions | undefined
   if (options?.headers !== undefined) {
     if (Object.keys(options.headers).length > MAX_HEADERS) throw new DovetailError("invalid_field", `headers: at most ${MAX_HEADERS}`);
     body += `,"headers":${JSON.stringify(options.headers)}`;
+  }
+  if (options?.priority !== undefined) {
+    if (!Number.isInteger(options.priority) || options.priority < 0 || options.priority > MAX_PRIORITY) {
+      throw new DovetailError("invalid_field", `priority: an integer from 0 to ${MAX_PRIORITY}`);
+    }
+    body += `,"priority":${options.priority}`;
+  }
+  if (options?.ttlMs !== undefined) {
+    if (!Number.isInteger(options.ttlMs) || options.ttlMs < 1 || options.ttlMs > MAX_TTL_MS)
+      throw new DovetailError("invalid_field", `ttlMs: an integer from 1 to ${MAX_TTL_MS}`);
+    body += `,"ttlMs":${options.ttlMs}`;
+  }
+  if (options?.expiresAt !== undefined) {
+    const at = options.expiresAt instanceof Date ? options.expiresAt.getTime() : options.expiresAt;
+    if (!Number.isSafeInteger(at) || at < 0) throw new DovetailError("invalid_field", "expiresAt: a Date or milliseconds since the epoch");
+    body += `,"expiresAt":${at}`;
   }
   // The server refuses a raw U+FFFD in a text frame (it cannot tell it from invalid UTF-8 that
   // the runtime replaced; docs/protocol.md): JSON's escape carries the same character.

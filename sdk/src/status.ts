@@ -3,19 +3,19 @@ import type { DovetailError } from "../../protocol/errors.ts";
 
 export type StatusEvent =
   /** A socket for `topic` is being opened (`attempt` 0 is the first try). */
-  | { type: "connecting"; topic: string; role: "publish" | "subscribe"; attempt: number }
+  | { type: "connecting"; topic: string; role: "publish" | "subscribe" | "consume"; attempt: number }
   /** The socket is open and the topic said welcome. */
-  | { type: "connected"; topic: string; role: "publish" | "subscribe" }
+  | { type: "connected"; topic: string; role: "publish" | "subscribe" | "consume" }
   /** The socket went away; the SDK will retry unless the error is final. */
-  | { type: "disconnected"; topic: string; role: "publish" | "subscribe"; error: DovetailError }
+  | { type: "disconnected"; topic: string; role: "publish" | "subscribe" | "consume"; error: DovetailError }
   /** Waiting `delayMs` before attempt `attempt`. */
-  | { type: "reconnecting"; topic: string; role: "publish" | "subscribe"; attempt: number; delayMs: number }
+  | { type: "reconnecting"; topic: string; role: "publish" | "subscribe" | "consume"; attempt: number; delayMs: number }
   /**
    * The connection gave up for good; operations on it fail with `error`: the refusal itself
    * (`unauthorized`, `forbidden`, `not_found`, `topic_deleted` for a subscription, ...), or `closed`
    * when the reconnect policy's `maxAttempts` / `maxElapsedMs` ran out (the last error as `cause`).
    */
-  | { type: "failed"; topic: string; role: "publish" | "subscribe"; error: DovetailError }
+  | { type: "failed"; topic: string; role: "publish" | "subscribe" | "consume"; error: DovetailError }
   /** `bus.close()` finished; the iterable ends after this event. */
   | { type: "closed" };
 

@@ -114,7 +114,7 @@ describe("sdk under faults", () => {
     const publisherBus = connect(server.url, { reconnect: { initialDelayMs: 50, maxDelayMs: 1000 }, pingIntervalMs: 1000 });
     const subscriberBus = connect(server.url, { reconnect: { initialDelayMs: 50, maxDelayMs: 1000 }, pingIntervalMs: 1000 });
     const COUNT = 3000;
-    const drops = { publish: 0, subscribe: 0 };
+    const drops = { publish: 0, subscribe: 0, consume: 0 };
     for (const b of [publisherBus, subscriberBus]) {
       void (async () => {
         for await (const e of b.status()) if (e.type === "disconnected") drops[e.role]++;

@@ -32,7 +32,7 @@ export function testCredential(): Promise<string> {
     .create({
       name: "workers-tests",
       tenant: "default",
-      scopes: ["publish:>", "subscribe:>", "admin:>"],
+      scopes: ["publish:>", "subscribe:>", "consume:>", "admin:>"],
       rate: {
         requestsPerSecond: 1e9,
         burst: 1e9,

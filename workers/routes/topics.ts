@@ -8,7 +8,6 @@ import { z } from "zod";
 import { DovetailError } from "../../protocol/errors.ts";
 import { parsePublishMessages, producerSchema, publishMessageSchema } from "../../protocol/frame-schemas.ts";
 import { PROTOCOL_VERSION, type PublishMessage, type SubscribeFrom } from "../../protocol/frames.ts";
-import { decodeUtf8Strict } from "../../objects/bytes.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import { unwrap } from "../../objects/rpc-result.ts";
 import type { TopicInfo } from "../../objects/topic.ts";
@@ -20,6 +19,7 @@ import { MAX_LIST_LIMIT } from "../../objects/directory.ts";
 import { patternProblem } from "../../protocol/scopes.ts";
 import { forgetTopic, topicExists } from "../topic-exists.ts";
 import { directoryStub, topicStub } from "../topic-stub.ts";
+import { invalid, jsonBody } from "../request-body.ts";
 
 /** Default and largest `limit` for an HTTP read. */
 export const DEFAULT_READ_LIMIT = 100;
@@ -40,26 +40,6 @@ const publishBodySchema = z.union([z.object({ messages: z.array(z.unknown()).min
 function stubFor(c: Context<GatewayEnv>) {
   const topic = c.get("topic");
   return { topic, stub: topicStub(c.env, c.get("tenant"), topic) };
-}
-
-async function jsonBody(c: Context<GatewayEnv>, maxBytes: number): Promise<unknown> {
-  const declared = Number(c.req.header("Content-Length") ?? "0");
-  if (declared > maxBytes) throw new DovetailError("batch_too_large", `request body is ${declared} bytes; the limit is ${maxBytes}`);
-  const body = await c.req.arrayBuffer();
-  if (body.byteLength > maxBytes) throw new DovetailError("batch_too_large", `request body is over ${maxBytes} bytes`);
-  const text = decodeUtf8Strict(body);
-  if (text === null) throw new DovetailError("invalid_utf8", "request body is not valid UTF-8");
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new DovetailError("bad_frame", "request body is not valid JSON");
-  }
-}
-
-function invalid(error: z.ZodError): DovetailError {
-  const issue = error.issues[0];
-  const path = issue?.path.join(".");
-  return new DovetailError("invalid_field", path ? `${path}: ${issue?.message}` : (issue?.message ?? "invalid body"));
 }
 
 /** `from` query: an offset, `earliest`, `latest`; or `since` (ms since the epoch, or an ISO date). */
@@ -95,7 +75,7 @@ export function topicRoutes(): Hono<GatewayEnv> {
    * WebSocket: the topic object takes the socket over (hibernation API). The credential needs
    * publish or subscribe; the grant tells the object which, and the object checks each frame.
    */
-  topics.get("/:topic/ws", permit(["publish", "subscribe"]), async (c) => {
+  topics.get("/:topic/ws", permit(["publish", "subscribe", "consume"]), async (c) => {
     const { topic, stub } = stubFor(c);
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
       throw new DovetailError("upgrade_required", "this route takes a WebSocket upgrade (Upgrade: websocket)");
@@ -104,7 +84,7 @@ export function topicRoutes(): Hono<GatewayEnv> {
     if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
       throw new DovetailError("unsupported_version", `this server speaks protocol version ${PROTOCOL_VERSION}; asked for ${JSON.stringify(version)}`);
     }
-    const grant = socketGrantFor(c.get("credential"), { pub: may(c, "publish", topic), sub: may(c, "subscribe", topic) });
+    const grant = socketGrantFor(c.get("credential"), { pub: may(c, "publish", topic), sub: may(c, "subscribe", topic), con: may(c, "consume", topic) });
     // Built from scratch: nothing of the client's request reaches the object (protocol/topic-request.ts).
     return stub.fetch(topicUpgradeRequest({ kind: "socket", topic, hibernate: c.req.query("hibernate") !== "0", grant }));
   });
