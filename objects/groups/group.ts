@@ -297,20 +297,22 @@ export class Group {
     }
   }
 
-  #deliver(entry: Entry, member: GroupMember, now: number): string | null {
-    let body = entry.body;
-    let time = entry.time;
-    if (body === null) {
-      const row = this.#log.readAt([entry.off])[0];
-      if (!row) {
-        // Trimmed by retention before delivery.
-        this.#settle(entry);
-        return null;
-      }
-      body = row.body;
-      time = row.time;
-      if (body.length <= KEEP_BODY_CHARS) entry.body = body;
+  /** The entry's stored body: kept in memory, or read again. Null (and settled) when retention removed it. */
+  #body(entry: Entry): string | null {
+    if (entry.body !== null) return entry.body;
+    const row = this.#log.readAt([entry.off])[0];
+    if (!row) {
+      this.#settle(entry);
+      return null;
     }
+    if (row.body.length <= KEEP_BODY_CHARS) entry.body = row.body;
+    return row.body;
+  }
+
+  #deliver(entry: Entry, member: GroupMember, now: number): string | null {
+    const body = this.#body(entry);
+    if (body === null) return null;
+    const time = entry.time;
     if (entry.delivery > 0) this.#stats.redelivered++;
     this.#stats.delivered++;
     entry.delivery++;
@@ -493,18 +495,9 @@ export class Group {
 
   #sendDeadLetter(e: Entry): void {
     const dead = e.dead!;
-    let body = e.body;
-    let time = e.time;
-    if (body === null) {
-      const row = this.#log.readAt([e.off])[0];
-      if (!row) {
-        this.#settle(e);
-        return;
-      }
-      body = row.body;
-      time = row.time;
-    }
-    this.#deadLetters(this, { offset: e.off, time, body, deliveries: e.delivery, reason: dead.why, error: e.reason, producerId: dead.id });
+    const body = this.#body(e);
+    if (body === null) return;
+    this.#deadLetters(this, { offset: e.off, time: e.time, body, deliveries: e.delivery, reason: dead.why, error: e.reason, producerId: dead.id });
   }
 
   /** The dead letter for `offset` is stored in the dead-letter topic. */
