@@ -1,6 +1,6 @@
 /**
  * Everything the docs tell a reader to run, run as written: every shell and TypeScript block of
- * README.md, sdk/README.md, docs/security.md and docs/streams.md, in order, against a real bus
+ * README.md, sdk/README.md, docs/security.md, docs/streams.md and docs/groups.md, in order, against a real bus
  * started the README way (`npm run dev`'s script, auth on; test/support/bus-process.ts), a fresh
  * bus per file so a later block may use what an earlier one created. Also: the local-node figures
  * of README.md and local-node/README.md are the ones in bench/results/latest.json.
@@ -51,6 +51,7 @@ const DOCS: { file: string; vars?: Record<string, string> }[] = [
   // The tour's long-poll at the tail answers 204 after STREAM_LONG_POLL_MS (20 s by default):
   // the same answer after 1 s, so the test does not sit idle.
   { file: "docs/streams.md", vars: { STREAM_LONG_POLL_MS: "1000" } },
+  { file: "docs/groups.md" },
 ];
 
 /** Where the blocks of one file run. */

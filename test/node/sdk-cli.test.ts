@@ -79,6 +79,16 @@ function requiredArgs(c: Command): string[] {
 let counter = 0;
 const freshTopic = () => `cli.${Date.now().toString(36)}.${++counter}`;
 
+/** `probe()` again until `done` holds or `ms` pass; the last answer either way (the caller's expect says what was wrong). */
+async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() > end) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe("dovetail CLI and examples", () => {
   let server: BusProcess;
   let env: Record<string, string>;
@@ -199,6 +209,13 @@ describe("dovetail CLI and examples", () => {
       read: { args: () => ["read", topic], lines: 1 },
       info: { args: () => ["info", topic], lines: 1 },
       "topics retention": { args: () => ["topics", "retention", topic, "--max-messages", "100"], lines: 1 },
+      // The topic holds 3 messages by now: the group takes all three, one JSON line each.
+      consume: { args: () => ["consume", topic, "json-group", "--create-start", "earliest", "--limit", "3"], lines: 3 },
+      "groups ls": { args: () => ["groups", "ls", topic], lines: 1 },
+      "groups info": { args: () => ["groups", "info", topic, "json-group"], lines: 1 },
+      "dlq replay": { args: () => ["dlq", "replay", topic, "json-group"], lines: 1 },
+      "groups reset": { args: () => ["groups", "reset", topic, "json-group", "--to", "earliest"], lines: 1 },
+      "groups rm": { args: () => ["groups", "rm", topic, "json-group"], lines: 1 },
       "topics ls": { args: () => ["topics", "ls", "--prefix", root], lines: 1 },
       "topics rm": { args: () => ["topics", "rm", topic], lines: 1 },
       bench: { args: () => ["bench", `${root}.bench`, "--rate", "100", "--duration", "1"], lines: 1 },
@@ -272,6 +289,206 @@ describe("dovetail CLI and examples", () => {
     expect((await run(CLI, ["topics", "ls", "--prefix", `${root}-none.`], { env })).stdout).toBe("no topics\n");
   });
 
+  it("consume prints each job and acks it until --limit (one JSON line per job with --json); groups ls and info show the group", async () => {
+    const topic = freshTopic();
+    const bus = connect(server.url);
+    await bus.publish(topic, { resize: "cat.png" }, { key: "user-1", priority: 5 });
+    await bus.publish(topic, "plain");
+    const text = await run(CLI, ["consume", topic, "resizers", "--create-start", "earliest", "--limit", "2"], { env });
+    expect(text).toEqual({ code: 0, stdout: 'offset 0, delivery 1, key user-1, priority 5: {"resize":"cat.png"}\noffset 1, delivery 1: plain\n', stderr: "" });
+    await bus.publish(topic, { n: 2 }, { headers: { kind: "third" } });
+    await bus.close();
+    // The group exists now: joining it again needs no settings, and the same settings are no conflict.
+    const json = await run(CLI, ["consume", topic, "resizers", "--create-start", "earliest", "--limit", "1", "--json"], { env });
+    expect({ code: json.code, stderr: json.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(jsonLines(json.stdout)).toEqual([{ offset: 2, time: expect.any(Number), delivery: 1, priority: 0, headers: { kind: "third" }, data: { n: 2 } }]);
+
+    // The consumers have left: no members, everything acked.
+    const ls = await eventually(
+      () => run(CLI, ["groups", "ls", topic], { env }),
+      (r) => /^resizers\s+3\s+0\s+0\s+0$/m.test(r.stdout),
+    );
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^GROUP\s+ACK FLOOR\s+LAG\s+PENDING\s+MEMBERS\nresizers\s+3\s+0\s+0\s+0\n$/);
+    const info = await run(CLI, ["groups", "info", topic, "resizers"], { env });
+    expect(info.code).toBe(0);
+    expect(info.stdout).toMatch(new RegExp(`^group\\s+resizers\\ntopic\\s+${topic.replaceAll(".", "\\.")}\\ncreated\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\n`));
+    for (const line of [
+      /^ack floor\s+3$/m,
+      /^head\s+3$/m,
+      /^lag\s+0$/m,
+      /^pending\s+0$/m,
+      /^members\s+0$/m,
+      /^ack wait\s+30s$/m,
+      /^max deliver\s+5$/m,
+      /^backoff\s+none$/m,
+      /^ordered by key\s+no$/m,
+      new RegExp(`^dead letters\\s+${topic.replaceAll(".", "\\.")}\\.dlq$`, "m"),
+      /^stats\s+delivered 3, redelivered 0, acked 3, dead-lettered 0, expired 0$/m,
+    ]) {
+      expect(info.stdout).toMatch(line);
+    }
+    const doc = await run(CLI, ["groups", "info", topic, "resizers", "--json"], { env });
+    expect(JSON.parse(doc.stdout)).toMatchObject({
+      group: "resizers",
+      topic,
+      ackFloor: 3,
+      head: 3,
+      lag: 0,
+      pendingCount: 0,
+      settings: { maxDeliver: 5, ackWaitMs: 30_000 },
+    });
+    const all = await run(CLI, ["groups", "ls", topic, "--json"], { env });
+    expect((JSON.parse(all.stdout) as { group: string }[]).map((g) => g.group)).toEqual(["resizers"]);
+    const none = freshTopic();
+    expect((await run(CLI, ["groups", "ls", none], { env })).stdout).toBe(`no groups on ${none}\n`);
+  });
+
+  it("consume creates a group with the settings given, and refuses other settings for an existing one", async () => {
+    const topic = freshTopic();
+    await run(CLI, ["pub", topic, "-"], { env, input: "a\nb\n" });
+    const created = await run(
+      CLI,
+      [
+        "consume",
+        topic,
+        "tuned",
+        "--create-start",
+        "1",
+        "--ack-wait",
+        "10s",
+        "--max-deliver",
+        "3",
+        "--max-ack-pending",
+        "50",
+        "--ordered-by-key",
+        "--limit",
+        "1",
+      ],
+      { env },
+    );
+    expect(created).toEqual({ code: 0, stdout: "offset 1, delivery 1: b\n", stderr: "" });
+    const info = await run(CLI, ["groups", "info", topic, "tuned", "--json"], { env });
+    expect(JSON.parse(info.stdout).settings).toMatchObject({ ackWaitMs: 10_000, maxDeliver: 3, maxAckPending: 50, orderedByKey: true });
+    const conflict = await run(CLI, ["consume", topic, "tuned", "--max-deliver", "4", "--limit", "1"], { env });
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toMatch(/^dovetail: group tuned exists with other settings: .*\[conflict\]\n$/);
+    const missing = await run(CLI, ["groups", "info", topic, "nobody"], { env });
+    expect(missing).toMatchObject({ code: 1, stdout: "" });
+    expect(missing.stderr).toMatch(/\[group_not_found\]\n$/);
+  });
+
+  it("groups info shows members and pending jobs; groups reset moves the group and forgets them; groups rm deletes it", async () => {
+    const topic = freshTopic();
+    await run(CLI, ["pub", topic, "-"], { env, input: "zero\none\ntwo\n" });
+    const bus = connect(server.url);
+    const consumer = bus.consume(topic, "holders", { maxAckPending: 1, create: { start: "earliest" } });
+    const held = (await consumer.next()).value!;
+    expect(held).toMatchObject({ offset: 0, delivery: 1 });
+    const info = await run(CLI, ["groups", "info", topic, "holders"], { env });
+    expect(info.code).toBe(0);
+    expect(info.stdout).toMatch(/^pending\s+1$/m);
+    expect(info.stdout).toMatch(/^members\s+1$/m);
+    expect(info.stdout).toMatch(/\n\nMEMBER\s+TRANSPORT\s+HELD\s+MAX ACK PENDING\nm-\S+\s+websocket\s+1\s+1\n/);
+    expect(info.stdout).toMatch(/\n\nOFFSET\s+DELIVERY\s+MEMBER\s+DEADLINE\n0\s+1\s+m-\S+\s+\d{4}-\d\d-\d\dT[\d:]+Z\n$/);
+
+    const reset = await run(CLI, ["groups", "reset", topic, "holders", "--to", "2"], { env });
+    expect(reset).toEqual({ code: 0, stdout: `reset group holders of ${topic} to offset 2: ack floor 2, head 3, lag 1\n`, stderr: "" });
+    await expect(held.ack()).rejects.toMatchObject({ code: "not_held" }); // forgotten by the reset
+    const back = await run(CLI, ["groups", "reset", topic, "holders", "--to", "earliest", "--json"], { env });
+    expect(JSON.parse(back.stdout)).toMatchObject({ group: "holders", ackFloor: 0, head: 3, lag: 3 });
+    const past = await run(CLI, ["groups", "reset", topic, "holders", "--to", "2099-01-01T00:00:00Z", "--json"], { env });
+    expect(JSON.parse(past.stdout)).toMatchObject({ ackFloor: 3, lag: 0 });
+
+    const rm = await run(CLI, ["groups", "rm", topic, "holders"], { env });
+    expect(rm).toEqual({ code: 0, stdout: `deleted group holders of ${topic}; closed 1 member\n`, stderr: "" });
+    await bus.close({ force: true });
+    const again = await run(CLI, ["groups", "rm", topic, "holders", "--json"], { env });
+    expect(again).toMatchObject({ code: 1, stdout: "" });
+    expect(again.stderr).toMatch(/^dovetail: no group holders on .*\[group_not_found\]\n$/);
+    expect((await run(CLI, ["groups", "ls", topic], { env })).stdout).toBe(`no groups on ${topic}\n`);
+  });
+
+  it("consume --nack with --max-deliver 1 makes dead letters; dlq replay delivers them to the group again", async () => {
+    const topic = freshTopic();
+    await run(CLI, ["pub", topic, "-"], { env, input: "first\nsecond\n" });
+    const nacked = await run(CLI, ["consume", topic, "checkers", "--create-start", "earliest", "--max-deliver", "1", "--nack", "--limit", "2"], { env });
+    expect(nacked).toEqual({ code: 0, stdout: "offset 0, delivery 1: first\noffset 1, delivery 1: second\n", stderr: "" });
+    // Dead letters are published after the nack is stored: follow the dead-letter topic until both are there.
+    const letters = await run(CLI, ["sub", `${topic}.dlq`, "--from", "earliest", "--limit", "2", "--json"], { env });
+    expect(jsonLines(letters.stdout)).toEqual(
+      ["first", "second"].map((data, offset) => ({
+        offset,
+        time: expect.any(Number),
+        data,
+        headers: {
+          "dovetail-dlq-topic": topic,
+          "dovetail-dlq-offset": String(offset),
+          "dovetail-dlq-group": "checkers",
+          "dovetail-dlq-deliveries": "1",
+          "dovetail-dlq-reason": "max_deliver",
+          "dovetail-dlq-error": "nacked by dovetail consume --nack",
+        },
+      })),
+    );
+    const dead = await eventually(
+      async () => JSON.parse((await run(CLI, ["groups", "info", topic, "checkers", "--json"], { env })).stdout) as { stats: { deadLettered: number } },
+      (g) => g.stats.deadLettered === 2,
+    );
+    expect(dead).toMatchObject({ ackFloor: 2, pendingCount: 0, stats: { delivered: 2, acked: 0, deadLettered: 2 } });
+
+    const first = await run(CLI, ["dlq", "replay", topic, "checkers", "--limit", "1"], { env });
+    expect(first).toEqual({ code: 0, stdout: "replayed 1 of 1 dead letter read; continue with --from 1\n", stderr: "" });
+    const rest = await run(CLI, ["dlq", "replay", topic, "checkers", "--from", "1", "--json"], { env });
+    expect(JSON.parse(rest.stdout)).toEqual({ replayed: 1, read: 1, next: 2 });
+    // Replayed: delivered again with the delivery count starting over, acked this time.
+    const redo = await run(CLI, ["consume", topic, "checkers", "--limit", "2", "--json"], { env });
+    expect({ code: redo.code, stderr: redo.stderr }).toEqual({ code: 0, stderr: "" });
+    expect((jsonLines(redo.stdout) as { offset: number; delivery: number; data: string }[]).map((j) => [j.offset, j.delivery, j.data])).toEqual([
+      [0, 1, "first"],
+      [1, 1, "second"],
+    ]);
+    const after = await run(CLI, ["groups", "info", topic, "checkers", "--json"], { env });
+    expect(JSON.parse(after.stdout)).toMatchObject({ stats: { acked: 2, deadLettered: 2 } });
+    // Nothing left to replay from there.
+    expect(JSON.parse((await run(CLI, ["dlq", "replay", topic, "checkers", "--from", "2", "--json"], { env })).stdout)).toEqual({
+      replayed: 0,
+      read: 0,
+      next: 2,
+    });
+  });
+
+  it("consume ends on Ctrl-C with exit 130: the job in hand is acked and the member leaves the group", async () => {
+    const topic = freshTopic();
+    await run(CLI, ["pub", topic, '{"job":1}'], { env });
+    const child = spawn(process.execPath, [CLI, "consume", topic, "workers", "--create-start", "earliest"], {
+      cwd: ROOT,
+      env: { ...process.env, DOVETAIL_TOKEN: "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+    await new Promise<void>((resolve) => {
+      child.stdout.on("data", (c: Buffer) => {
+        stdout += c.toString();
+        if (stdout.endsWith("\n")) resolve();
+      });
+    });
+    expect(stdout).toBe('offset 0, delivery 1: {"job":1}\n');
+    const member = await run(CLI, ["groups", "info", topic, "workers", "--json"], { env });
+    expect(JSON.parse(member.stdout).members).toHaveLength(1);
+    child.kill("SIGINT");
+    expect(await closed).toBe(130);
+    expect(stderr).toBe("");
+    const left = await eventually(
+      async () => JSON.parse((await run(CLI, ["groups", "info", topic, "workers", "--json"], { env })).stdout) as { members: unknown[] },
+      (g) => g.members.length === 0,
+    );
+    expect(left).toMatchObject({ ackFloor: 1, pendingCount: 0, members: [], stats: { delivered: 1, acked: 1, redelivered: 0 } });
+  });
+
   it("bench runs and prints a summary with rates and percentiles", async () => {
     const topic = freshTopic();
     const r = await run(CLI, ["bench", topic, "--rate", "500", "--subs", "2", "--duration", "2", "--json"], { env });
@@ -296,7 +513,8 @@ describe("dovetail CLI and examples", () => {
         new RegExp(`^dovetail: ${c.name}: Unknown option '--no-such-flag' \\(see dovetail ${c.name} --help\\)\\n$`),
       );
     }
-    for (const args of [["frob"], ["topics", "nope"], ["help", "nope"]]) expectUsageError(await run(CLI, args, { env: offline }), args);
+    for (const args of [["frob"], ["topics", "nope"], ["groups", "nope"], ["dlq", "nope"], ["help", "nope"]])
+      expectUsageError(await run(CLI, args, { env: offline }), args);
   });
 
   it("exits 2 with one line naming the flag for bad numbers, durations and offsets, before reaching the bus", async () => {
@@ -329,6 +547,27 @@ describe("dovetail CLI and examples", () => {
       [["keys", "create", "n", "--scope", "publish", "--rate", "burst=lots"], /--rate burst: expected a positive number, got "lots"/],
       [["keys", "create", "n", "--scope", "publish", "--expires-in", "1y"], /--expires-in: expected a duration/],
       [["info", "t", "--url", "ftp://x"], /url: expected http\(s\) or ws\(s\)/],
+      [["consume", "t", "g", "--limit", "0"], /--limit: expected a positive integer, got "0"/],
+      [["consume", "t", "g", "--max-deliver", "0"], /--max-deliver: expected an integer from 1 to 1000, got "0"/],
+      [["consume", "t", "g", "--max-deliver", "1001"], /--max-deliver: expected an integer from 1 to 1000, got "1001"/],
+      [["consume", "t", "g", "--max-ack-pending", "many"], /--max-ack-pending: expected an integer from 1 to 100000, got "many"/],
+      [["consume", "t", "g", "--prefetch", "10001"], /--prefetch: expected an integer from 1 to 10000, got "10001"/],
+      [["consume", "t", "g", "--ack-wait", "50ms"], /--ack-wait: expected a duration from 100ms to 12h, got "50ms"/],
+      [["consume", "t", "g", "--ack-wait", "13h"], /--ack-wait: expected a duration from 100ms to 12h, got "13h"/],
+      [["consume", "t", "g", "--ack-wait", "30"], /--ack-wait: expected a duration such as 90s, 15m, 12h or 30d, got "30"/],
+      [["consume", "t", "g", "--create-start", "soon"], /--create-start: expected an offset, earliest, latest or an ISO date, got "soon"/],
+      [["consume", "t", "g", "--nack=yes"], /Option '--nack' does not take an argument/],
+      [["consume", "t", "bad group"], /group "bad group": a group name is 1–64 characters of A-Z a-z 0-9 _ -/],
+      [["consume", "bad topic", "g"], /topic "bad topic": topic name may hold only/],
+      [["groups", "ls", "bad topic"], /topic "bad topic": topic name may hold only/],
+      [["groups", "info", "t", "g".repeat(65)], /group "g{65}": a group name is 1–64 characters/],
+      [["groups", "rm", "t", "g", "h"], /groups rm: takes <topic> <group> only, got "h" as well/],
+      [["groups", "reset", "t", "g"], /groups reset: --to is required/],
+      [["groups", "reset", "t", "g", "--to", "later"], /--to: expected an offset, earliest, latest or an ISO date, got "later"/],
+      [["groups", "reset", "t", "g", "--to=-1"], /--to: expected an offset, earliest, latest or an ISO date, got "-1"/],
+      [["dlq", "replay", "t", "g", "--limit", "1001"], /--limit: expected an integer from 1 to 1000, got "1001"/],
+      [["dlq", "replay", "t", "g", "--from", "first"], /--from: expected a non-negative integer, got "first"/],
+      [["dlq", "replay", "t", "g/h"], /group "g\/h": a group name/],
     ];
     for (const [args, message] of cases) expectUsageError(await run(CLI, args, { env: offline }), args, message);
     // The same commands, well formed, do reach for the bus: exit 3 proves the 2s above were offline.
@@ -336,6 +575,8 @@ describe("dovetail CLI and examples", () => {
     expect(unreachable.code).toBe(3);
     expect(unreachable.stderr).toMatch(/cannot connect to http:\/\/127\.0\.0\.1:9/);
     expect((await run(CLI, ["pub", "t", "1"], { env: offline })).code).toBe(3);
+    expect((await run(CLI, ["groups", "reset", "t", "g", "--to", "earliest"], { env: offline })).code).toBe(3);
+    expect((await run(CLI, ["consume", "t", "g", "--limit", "1", "--max-deliver", "3"], { env: offline })).code).toBe(3);
   });
 
   it("prints --help for every command, every group and the whole CLI", async () => {
@@ -352,7 +593,7 @@ describe("dovetail CLI and examples", () => {
       }
     }
     const groups = [...new Set(COMMANDS.filter((c) => c.name.includes(" ")).map((c) => c.name.split(" ")[0]!))];
-    expect(groups).toEqual(expect.arrayContaining(["topics", "keys"]));
+    expect(groups).toEqual(expect.arrayContaining(["topics", "keys", "groups", "dlq"]));
     for (const group of groups) {
       const r = await run(CLI, [group, "--help"]);
       expect(r.code).toBe(0);
@@ -367,6 +608,9 @@ describe("dovetail CLI and examples", () => {
     const missing = await run(CLI, ["read"], { env });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^dovetail: read: missing <topic>\n\nUsage: dovetail read <topic> /);
+    const noGroup = await run(CLI, ["groups", "info", "t"], { env });
+    expect(noGroup.code).toBe(2);
+    expect(noGroup.stderr).toMatch(/^dovetail: groups info: missing <group>\n\nUsage: dovetail groups info <topic> <group> /);
   });
 
   it("runs every example in sdk/examples against the bus", async () => {
@@ -400,6 +644,10 @@ describe("dovetail CLI and SDK with authentication on", () => {
     expect(pub.code).toBe(4);
     const retention = await run(CLI, ["topics", "retention", "t", "--max-messages", "5"], { env });
     expect(retention.code).toBe(4);
+    const consume = await run(CLI, ["consume", "t", "g", "--limit", "1"], { env });
+    expect(consume.code).toBe(4);
+    expect(consume.stderr).toMatch(/authentication failed/);
+    expect((await run(CLI, ["groups", "ls", "t"], { env })).code).toBe(4);
     const bus = connect(server.url, { token: "not-a-real-key" });
     await expect(bus.publish("t", 1)).rejects.toMatchObject({ code: "unauthorized" });
     const sub = bus.subscribe("t");

@@ -7,6 +7,12 @@
  */
 import type { Command } from "./command.ts";
 import { bench } from "./commands/bench.ts";
+import { consume } from "./commands/consume.ts";
+import { dlqReplay } from "./commands/dlq-replay.ts";
+import { groupsInfo } from "./commands/groups-info.ts";
+import { groupsLs } from "./commands/groups-ls.ts";
+import { groupsReset } from "./commands/groups-reset.ts";
+import { groupsRm } from "./commands/groups-rm.ts";
 import { info } from "./commands/info.ts";
 import { keysCreate } from "./commands/keys-create.ts";
 import { keysList } from "./commands/keys-list.ts";
@@ -18,11 +24,33 @@ import { topicsLs } from "./commands/topics-ls.ts";
 import { topicsRetention } from "./commands/topics-retention.ts";
 import { topicsRm } from "./commands/topics-rm.ts";
 
-export const COMMANDS: readonly Command[] = [pub, sub, read, info, topicsLs, topicsRm, topicsRetention, bench, keysCreate, keysList, keysRevoke];
+export const COMMANDS: readonly Command[] = [
+  pub,
+  sub,
+  read,
+  info,
+  topicsLs,
+  topicsRm,
+  topicsRetention,
+  consume,
+  groupsLs,
+  groupsInfo,
+  groupsReset,
+  groupsRm,
+  dlqReplay,
+  bench,
+  keysCreate,
+  keysList,
+  keysRevoke,
+];
 
 /** Optional paragraph for `dovetail <group> --help`. */
 export const GROUP_DESCRIPTIONS: Readonly<Record<string, string>> = {
   topics: "Lists, deletes and configures the topics of your tenant.",
+  groups: `Inspects and manages the consumer groups of a topic (docs/groups.md); dovetail consume joins
+one. reset and rm need admin on the topic.`,
+  dlq: `Dead letters: messages a consumer group gave up on (past its max deliver, or terminated),
+copied to its dead-letter topic (<topic>.dlq by default). Read them with dovetail read or sub.`,
   keys: `Manages the API keys of your tenant through the admin API. Needs a token with the scope admin:>
 (other tokens get "permission denied", exit 4). Keys are created in the tenant of that token.`,
 };
