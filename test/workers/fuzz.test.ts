@@ -41,7 +41,7 @@ const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
  * unique per socket, so every answer can be matched to its frame.
  */
 function fuzzFrame(r: () => number, tag: () => string, id: number): Fuzzed {
-  const c = Math.floor(r() * 18);
+  const c = Math.floor(r() * 20);
   if (r() < 0.02) {
     const t = tag();
     return { frame: JSON.stringify({ type: "publish", id, messages: [{ data: { fuzz: t, s: randomText(r, 8) } }] }), valid: t };
@@ -86,6 +86,28 @@ function fuzzFrame(r: () => number, tag: () => string, id: number): Fuzzed {
       return { frame: `{"type":"publish","id":${id},"messages":[{"data":1},{"data":${nested(129 + Math.floor(r() * 20_000))}}]}` };
     case 16: // a raw U+FFFD: what the runtime makes of invalid UTF-8
       return { frame: `{"type":"publish","id":${id},"messages":[{"data":"${randomText(r, 5).replace(/[^a-z]/gi, "")}\uFFFD"}]}` };
+    case 17: // consumer groups: a consume that can never succeed (bad name or settings)
+      return {
+        frame: JSON.stringify(
+          pick(r, [
+            { type: "consume", id, group: "bad name!" },
+            { type: "consume", id, group: "g", create: { ackWaitMs: 5 } },
+            { type: "consume", id, group: "g", create: { deadLetterTopic: "../x" } },
+            { type: "consume", id, group: "", maxAckPending: pick(r, HUGE) },
+          ]),
+        ),
+      };
+    case 18: // settle on a socket that does not consume, or with bad jobs
+      return {
+        frame: JSON.stringify(
+          pick(r, [
+            { type: "settle", id, op: "ack", jobs: [{ offset: 0, delivery: 1 }] },
+            { type: "settle", id, op: "maybe", jobs: [{ offset: 0, delivery: 1 }] },
+            { type: "settle", id, op: "ack", jobs: [{ offset: -1, delivery: 0 }] },
+            { type: "settle", id, op: "nack", jobs: [], delayMs: pick(r, HUGE) },
+          ]),
+        ),
+      };
     default:
       return {
         frame: JSON.stringify(
