@@ -5,15 +5,14 @@ import { defineCommand } from "../command.ts";
 import { openAdmin } from "../connection.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { fields, isoTime } from "../output.ts";
-
-/** Scope actions (protocol/scopes.ts); the bus checks patterns, this catches typos offline. */
-const SCOPE_ACTIONS = ["publish", "subscribe", "admin"];
+import { SCOPE_ACTIONS } from "../../../../protocol/scopes.ts";
 
 function scopeOption(text: string): string {
   const colon = text.indexOf(":");
   const action = colon < 0 ? text : text.slice(0, colon);
   const example = "e.g. publish:agents.*, subscribe:agents.>, admin";
-  if (!SCOPE_ACTIONS.includes(action)) {
+  // The bus checks patterns; this catches a mistyped action offline.
+  if (!(SCOPE_ACTIONS as readonly string[]).includes(action)) {
     throw new UsageError(`--scope ${JSON.stringify(text)}: expected action:pattern with action ${SCOPE_ACTIONS.join(", ")} (${example})`);
   }
   if (colon >= 0 && colon === text.length - 1) throw new UsageError(`--scope ${JSON.stringify(text)}: missing the topic pattern after ":" (${example})`);
