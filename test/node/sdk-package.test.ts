@@ -282,7 +282,10 @@ describe("the packed SDK and local-node, installed outside the repository", () =
     expect(code).not.toMatch(/from\s*["']node:/);
     const gzipped = gzipSync(code).byteLength;
     console.log(`connect/publish/subscribe browser bundle: ${code.length} bytes minified, ${gzipped} bytes gzipped`);
-    expect(gzipped).toBeLessThanOrEqual(BROWSER_BUNDLE_MAX_BYTES);
+    // Soft: the page below still runs when the bundle is over, so one run reports both.
+    expect
+      .soft(gzipped, "the connect/publish/subscribe bundle, minified and gzipped: everything Bus reaches counts")
+      .toBeLessThanOrEqual(BROWSER_BUNDLE_MAX_BYTES);
 
     const server = http.createServer((req, res) => {
       if (req.url?.startsWith("/app.js")) res.writeHead(200, { "Content-Type": "text/javascript" }).end(code);
