@@ -5,7 +5,7 @@
  * bench/results/<timestamp>.json, latest.json, latest.md and one SVG chart per scenario.
  *
  * Options: --quick; --runs N (runs per case, median reported); --only a,b (scenario ids, plus
- * `cold-start`, `many-topics` and `external`); --systems a,b; --out DIR; --render FILE.json (only rewrite
+ * `work-queue`, `cold-start`, `many-topics` and `external`); --systems a,b; --out DIR; --render FILE.json (only rewrite
  * latest.md and the charts from an existing results file, measuring nothing); --verbose-bus
  * (print wrangler/workerd output, to see why the bus closed a socket).
  *
@@ -17,7 +17,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import * as hdr from "hdr-histogram-js";
 import { coldStartDovetail, coldStartNats, coldStartRedis } from "./lib/cold-start.ts";
 import { manyTopicsConfig, runManyTopics } from "./lib/many-topics.ts";
 import {
@@ -34,10 +33,11 @@ import {
   type Peer,
   type PeerResult,
 } from "./lib/peers.ts";
-import { renderCharts, renderMarkdown, type BenchResults, type CaseResult, type ScenarioResult, type SystemResult } from "./lib/report.ts";
-import { runCase, type Metrics, type RunOutcome } from "./lib/runner.ts";
+import { renderCharts, renderMarkdown, type BenchResults, type CaseResult, type ScenarioResult } from "./lib/report.ts";
+import { aggregate, runCase, type RunOutcome } from "./lib/runner.ts";
 import { ALL_SYSTEMS, EDGE_TARGETS, scenarios } from "./lib/scenarios.ts";
 import type { SystemName } from "./lib/systems.ts";
+import { runWorkQueue, workQueueConfig } from "./lib/work-queue.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -59,45 +59,8 @@ const wants = (id: string) => !only || only.has(id);
 /** Idle time before the hibernated-topic delivery (the runtime hibernates after ~10 s idle). */
 const HIBERNATE_IDLE_MS = 12_000;
 const EXTERNAL_TIMEOUT_MS = quick ? 120_000 : 600_000;
-const PERCENTILES = [0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1];
 
 const log = (text: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}`);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function aggregate(runs: RunOutcome[]): SystemResult {
-  const valid = runs.filter((r) => r.ok);
-  const keys = new Set(valid.flatMap((r) => Object.keys(r.metrics)));
-  const med: Metrics = {};
-  const min: Metrics = {};
-  const max: Metrics = {};
-  for (const k of keys) {
-    const xs = valid.map((r) => r.metrics[k]).filter((v): v is number => v !== undefined && Number.isFinite(v));
-    if (!xs.length) continue;
-    med[k] = median(xs);
-    min[k] = Math.min(...xs);
-    max[k] = Math.max(...xs);
-  }
-  const result: SystemResult = {
-    ok: valid.length > 0 && valid.length === runs.length,
-    validRuns: valid.length,
-    runs: runs.map((r) => ({ ok: r.ok, problems: r.problems, metrics: r.metrics })),
-    median: med,
-    min,
-    max,
-  };
-  const hists = valid.map((r) => r.histogram).filter((h): h is string => !!h);
-  if (hists.length) {
-    const merged = hdr.decodeFromCompressedBase64(hists[0]!);
-    for (const h of hists.slice(1)) merged.add(hdr.decodeFromCompressedBase64(h));
-    result.curve = PERCENTILES.map((p) => [p, (p === 1 ? merged.maxValue : merged.getValueAtPercentile(p * 100)) / 1000]);
-  }
-  return result;
-}
 
 function packageVersion(name: string): string {
   try {
@@ -184,7 +147,7 @@ async function main(): Promise<void> {
     wantedSystems.has("dovetail") ? startDovetail({ verbose: args["verbose-bus"]! }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
     needRedis ? startRedis({ durable: false }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
     wantedSystems.has("redis-streams-aof") ? startRedis({ durable: true }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
-    wantedSystems.has("nats") ? startNats() : Promise.resolve({ skipped: "not selected" } as PeerResult),
+    wantedSystems.has("nats") || wantedSystems.has("nats-jetstream") ? startNats() : Promise.resolve({ skipped: "not selected" } as PeerResult),
   ]);
   const peerOf: Record<SystemName, PeerResult> = {
     dovetail,
@@ -192,6 +155,7 @@ async function main(): Promise<void> {
     "redis-streams": redis,
     "redis-streams-aof": redisAof,
     nats,
+    "nats-jetstream": nats,
   };
   Object.assign(peers, { dovetail, redis, redisAof, nats });
   const systems: BenchResults["systems"] = {};
@@ -274,6 +238,18 @@ async function main(): Promise<void> {
         const value = r.median[t.metric] ?? null;
         return { ...base, value, met: value === null ? null : t.higherIsBetter ? value >= t.target : value <= t.target };
       });
+    }
+
+    if (wants("work-queue")) {
+      // Consumer groups against Redis Streams groups and JetStream (issue 12), while the peers are up.
+      const sections = await runWorkQueue({
+        config: workQueueConfig(quick),
+        runs: runsPerCase,
+        peerOf: (sys) => (systems[sys]?.status === "ok" ? (peerOf[sys] as Peer) : null),
+        tag: () => `${started.getTime().toString(36)}${(runCounter++).toString(36)}`,
+        log,
+      });
+      results.scenarios.push(...sections);
     }
 
     if (wants("external")) {

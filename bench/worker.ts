@@ -1,18 +1,22 @@
 /**
- * One benchmark process: a publisher or a group of subscribers, forked by bench/run.ts with an
- * IPC channel. Publishers and subscribers always live in separate processes from each other and
- * from the harness, so no system gets to share an event loop with its own client.
+ * One benchmark process: a publisher, a group of subscribers, or a group of work-queue workers,
+ * forked by bench/run.ts with an IPC channel. Publishers, subscribers and workers always live in
+ * separate processes from each other and from the harness, so no system gets to share an event
+ * loop with its own client.
  *
- * Messages from the parent: `{ type: "go" }` (publishers start), `{ type: "stop" }` (report what
- * you have now). Messages to the parent: `{ type: "ready" }`, then one `{ type: "done", ... }`.
+ * Messages from the parent: `{ type: "go" }` (publishers start; workers start taking jobs),
+ * `{ type: "stop" }` (report what you have now). Messages to the parent: `{ type: "ready" }`,
+ * (workers: `{ type: "consuming" }`, `{ type: "progress", acked }`, and with `reportEach`
+ * `{ type: "job", ... }`), then one `{ type: "done", ... }`.
  */
 import * as hdr from "hdr-histogram-js";
-import { encodePayload, OrderChecker, type CheckSummary } from "./lib/payload.ts";
-import { createPublisher, createSubscriber, type Publisher, type Subscriber, type SystemName } from "./lib/systems.ts";
+import { decodePayload, encodePayload, OrderChecker, type CheckSummary } from "./lib/payload.ts";
+import { createPublisher, createSubscriber, type ClientName, type Publisher, type Subscriber } from "./lib/systems.ts";
+import { createVariantSubscriber, openQueueWorker, type QueueClient, type QueueWorker } from "./lib/work-queue-clients.ts";
 
 export interface PublisherConfig {
   role: "pub";
-  system: SystemName;
+  system: ClientName;
   url: string;
   /** Publishers this process runs, each on its own connection: topic, and the publisher's index
    * among the publishers of that topic (stamped into every payload). */
@@ -31,7 +35,7 @@ export interface PublisherConfig {
 
 export interface SubscriberConfig {
   role: "sub";
-  system: SystemName;
+  system: ClientName;
   url: string;
   /** One subscription per entry (several may share a topic). */
   topics: string[];
@@ -211,7 +215,13 @@ async function runSubscribers(cfg: SubscriberConfig): Promise<void> {
       void finish();
     };
     const options = cfg.slowRatePerSec ? { slowRatePerSec: cfg.slowRatePerSec, onFailure } : { onFailure };
-    subscribers.push(await createSubscriber(cfg.system, { url: cfg.url, topic: state.topic }, onMessage, options));
+    const ep = { url: cfg.url, topic: state.topic };
+    const system = cfg.system;
+    subscribers.push(
+      system === "dovetail-subscribe" || system === "dovetail-group" || system === "dovetail-raw-group"
+        ? await createVariantSubscriber(system, ep, onMessage, options)
+        : await createSubscriber(system === "dovetail-raw-subscribe" ? "dovetail" : system, ep, onMessage, options),
+    );
   };
   // Connect in groups: 1,000 subscribers one after another would spend seconds on round trips.
   for (let i = 0; i < states.length && !error; i += CONNECT_PARALLEL) {
@@ -230,12 +240,146 @@ async function runSubscribers(cfg: SubscriberConfig): Promise<void> {
   else send({ type: "ready" });
 }
 
-process.on("message", function first(m: PublisherConfig | SubscriberConfig | { type: string }) {
+// ---------------------------------------------------------------------------------------------
+// Work-queue workers (bench/lib/work-queue.ts)
+
+export interface QueueWorkerConfig {
+  role: "queue";
+  client: QueueClient;
+  url: string;
+  topic: string;
+  group: string;
+  ackWaitMs: number;
+  /** Messages in flight to the whole group (Dovetail group maxAckPending, JetStream max_ack_pending). */
+  groupMaxAckPending: number;
+  /** Workers in this process, each on its own connection. */
+  workers: number;
+  prefetch: number;
+  /** `hold`: take jobs, never ack them. */
+  mode: "ack" | "hold";
+  /** Send `{ type: "job" }` to the parent for every job (the redelivery case: a few jobs). */
+  reportEach: boolean;
+}
+
+export interface QueueJobReport {
+  type: "job";
+  seq: number;
+  /** hrtime ns when it arrived. */
+  ns: string;
+  delivery: number;
+}
+
+export interface QueueWorkerDone {
+  type: "done";
+  role: "queue";
+  /** Sequence numbers of the jobs whose ack the system confirmed, one entry per confirmation. */
+  acked: number[];
+  /** Jobs received (deliveries), and how many of them the system marked as a redelivery. */
+  received: number;
+  redelivered: number;
+  /** First job received and last ack confirmed (hrtime ns), "0" when none. */
+  firstNs: string;
+  lastAckNs: string;
+  error?: string;
+  rssBytes: number;
+}
+
+/** How often a worker process tells the parent how many acks it has. */
+const PROGRESS_EVERY_MS = 50;
+
+async function runQueueWorkers(cfg: QueueWorkerConfig): Promise<void> {
+  const acked: number[] = [];
+  let received = 0;
+  let redelivered = 0;
+  let firstNs = 0n;
+  let lastAckNs = 0n;
+  let error: string | undefined;
+  let finished = false;
+  const workers: QueueWorker[] = [];
+  const seqOf = (payload: string) => {
+    const d = decodePayload(payload);
+    if (!d) throw new Error(`malformed payload ${payload.slice(0, 40)}`);
+    return d.seq;
+  };
+  const finish = async () => {
+    if (finished) return;
+    finished = true;
+    clearInterval(progress);
+    await Promise.all(workers.map((w) => w.close().catch((e: unknown) => (error ??= e instanceof Error ? e.message : String(e)))));
+    const done: QueueWorkerDone = {
+      type: "done",
+      role: "queue",
+      acked,
+      received,
+      redelivered,
+      firstNs: String(firstNs),
+      lastAckNs: String(lastAckNs),
+      rssBytes: process.memoryUsage().rss,
+    };
+    if (error) done.error = error;
+    send(done);
+  };
+  let reported = 0;
+  const progress = setInterval(() => {
+    if (acked.length !== reported) send({ type: "progress", acked: (reported = acked.length) });
+  }, PROGRESS_EVERY_MS);
+  const onFailure = (reason: string) => {
+    error ??= reason;
+    void finish();
+  };
+  for (let i = 0; i < cfg.workers; i++) {
+    const name = `w${process.pid}-${i}`;
+    const worker = await openQueueWorker(
+      cfg.client,
+      { url: cfg.url, topic: cfg.topic, group: cfg.group, ackWaitMs: cfg.ackWaitMs },
+      {
+        name,
+        prefetch: cfg.prefetch,
+        hold: cfg.mode === "hold",
+        onJob(payload, delivery) {
+          const now = process.hrtime.bigint();
+          if (firstNs === 0n) firstNs = now;
+          received++;
+          if (delivery > 1) redelivered++;
+          if (cfg.reportEach) send({ type: "job", seq: seqOf(payload), ns: String(now), delivery } satisfies QueueJobReport);
+        },
+        onAcked(payload) {
+          lastAckNs = process.hrtime.bigint();
+          acked.push(seqOf(payload));
+        },
+        onFailure,
+      },
+      cfg.groupMaxAckPending,
+    );
+    workers.push(worker);
+  }
+  process.on("message", (m: { type: string }) => {
+    if (m.type === "stop") void finish();
+    if (m.type === "go") {
+      Promise.all(workers.map((w) => w.start())).then(
+        () => send({ type: "consuming" }),
+        (e: unknown) => onFailure(e instanceof Error ? e.message : String(e)),
+      );
+    }
+  });
+  send({ type: "ready" });
+}
+
+process.on("message", function first(m: PublisherConfig | SubscriberConfig | QueueWorkerConfig | { type: string }) {
   if (!("role" in m)) return;
   process.off("message", first);
-  const run = m.role === "pub" ? runPublisher(m) : runSubscribers(m);
+  const run = m.role === "pub" ? runPublisher(m) : m.role === "sub" ? runSubscribers(m) : runQueueWorkers(m);
   run.catch((e: unknown) => {
-    send({ type: "done", role: m.role, error: e instanceof Error ? (e.stack ?? e.message) : String(e), subs: [], pubs: [], histogram: "", rssBytes: 0 });
+    send({
+      type: "done",
+      role: m.role,
+      error: e instanceof Error ? (e.stack ?? e.message) : String(e),
+      subs: [],
+      pubs: [],
+      acked: [],
+      histogram: "",
+      rssBytes: 0,
+    });
   });
 });
 // The parent going away ends this process: no orphan keeps a port or a core busy.

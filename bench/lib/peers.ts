@@ -1,6 +1,6 @@
 /**
  * The systems under test as processes: Redis (two instances: in-memory, and AOF with
- * `appendfsync everysec`), NATS, the Durable Streams reference server and the Dovetail bus, each
+ * `appendfsync everysec`), NATS (with JetStream), the Durable Streams reference server and the Dovetail bus, each
  * on a free loopback port with its own temporary folder, stopped (and the folder removed) after.
  *
  * A peer that cannot start is returned as `{ skipped: reason }`, never thrown, so the run goes on
@@ -153,10 +153,12 @@ export async function startRedis(options: { durable: boolean }): Promise<PeerRes
   return startProcess(name, "redis-server", args, port, `redis://127.0.0.1:${port}`, redisVersion(), dir);
 }
 
+/** nats-server with JetStream on (`-js`, file store in a temp folder) for the work-queue scenario; core NATS is unchanged by it. */
 export async function startNats(): Promise<PeerResult> {
   if (!which("nats-server")) return { skipped: "nats: nats-server is not installed (Debian package nats-server; run as root to install it)" };
   const port = await freePort();
-  return startProcess("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(port)], port, `nats://127.0.0.1:${port}`, natsVersion(), null);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "dovetail-bench-nats-"));
+  return startProcess("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], port, `nats://127.0.0.1:${port}`, natsVersion(), dir);
 }
 
 /** The Durable Streams reference server (file-backed, in its own Node process). */

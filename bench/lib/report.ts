@@ -38,6 +38,19 @@ export interface ScenarioResult {
   chart: "bars" | "latency";
   chartMetric?: string;
   cases: CaseResult[];
+  /** Goals checked against this scenario's figures (issue 12's for the work queue), shown under its table. */
+  targets?: Target[];
+}
+
+/** A goal and whether the run met it (null: not measured). */
+export interface Target {
+  label: string;
+  target: number;
+  unit: string;
+  higherIsBetter: boolean;
+  value: number | null;
+  met: boolean | null;
+  note?: string;
 }
 
 export interface BenchResults {
@@ -49,7 +62,7 @@ export interface BenchResults {
   machine: Record<string, unknown>;
   systems: Record<string, { status: "ok" | "skipped"; reason?: string; version?: string }>;
   scenarios: ScenarioResult[];
-  edgeTargets: { label: string; target: number; unit: string; higherIsBetter: boolean; value: number | null; met: boolean | null; note?: string }[];
+  edgeTargets: Target[];
   coldStart: Record<string, unknown>;
   external: Record<string, { status: "ok" | "not present" | "failed"; reason?: string; file: string; figures?: unknown }>;
   /** Many topics on one local bus (bench/lib/many-topics.ts); absent when not selected. */
@@ -84,7 +97,8 @@ export function ratioToBest(c: CaseResult, row: Row): { ratio: number; peer: str
   if (!ours?.ok || ours.median[row.metric] === undefined) return null;
   let best: { value: number; peer: string } | null = null;
   for (const [system, r] of Object.entries(c.results)) {
-    if (system === "dovetail" || !r.ok) continue;
+    // Variants of Dovetail (another socket mode, raw frames) are not peers.
+    if (system.startsWith("dovetail") || !r.ok) continue;
     const v = r.median[row.metric];
     if (v === undefined) continue;
     if (!best || (row.higherIsBetter ? v > best.value : v < best.value)) best = { value: v, peer: system };
@@ -121,6 +135,8 @@ export function renderMarkdown(res: BenchResults): string {
     "redis-streams": "Redis Streams XADD / XREAD BLOCK, no persistence",
     "redis-streams-aof": "Redis Streams with appendonly yes, appendfsync everysec (durable within ~1 s)",
     nats: "core NATS publish/subscribe, not durable",
+    "nats-jetstream":
+      "NATS JetStream (same nats-server, -js, file store): work-queue stream, durable pull consumer, explicit acks (m.ack() is not confirmed to the client)",
   };
   for (const [name, s] of Object.entries(res.systems)) {
     out.push(`| ${name} | ${what[name] ?? ""} | ${s.status === "ok" ? `ok${s.version ? ` (${s.version})` : ""}` : `skipped: ${s.reason}`} |`);
@@ -130,14 +146,7 @@ export function renderMarkdown(res: BenchResults): string {
   if (res.edgeTargets.length) {
     out.push("## Edge core targets (issue 2)");
     out.push("");
-    out.push("| target | goal | measured | met |");
-    out.push("|---|---|---|---|");
-    for (const t of res.edgeTargets) {
-      const withUnit = (v: number) => (t.unit === "ms" ? fmt(v, "ms") : `${fmt(v)} ${t.unit}`);
-      out.push(
-        `| ${t.label} | ${t.higherIsBetter ? "≥" : "≤"} ${withUnit(t.target)} | ${t.value === null ? (t.note ? `failed: ${t.note.slice(0, 160)}` : "–") : withUnit(t.value)} | ${t.met === null ? "–" : t.met ? "yes" : "**no**"} |`,
-      );
-    }
+    out.push(...targetTable(res.edgeTargets));
     out.push("");
   }
 
@@ -175,6 +184,10 @@ export function renderMarkdown(res: BenchResults): string {
       out.push(...failures);
       out.push("");
     }
+    if (s.targets?.length) {
+      out.push(...targetTable(s.targets));
+      out.push("");
+    }
     out.push(`![${s.title}](${s.id}.svg)`);
     out.push("");
   }
@@ -206,6 +219,17 @@ export function renderMarkdown(res: BenchResults): string {
   out.push("");
   if (res.manyTopics) out.push(...renderManyTopics(res.manyTopics));
   return out.join("\n");
+}
+
+/** Goals, measured values and whether they were met. */
+export function targetTable(targets: Target[]): string[] {
+  const out = ["| target | goal | measured | met |", "|---|---|---|---|"];
+  for (const t of targets) {
+    const withUnit = (v: number) => (t.unit === "ms" ? fmt(v, "ms") : t.unit === "×" ? `${v.toPrecision(3)}×` : `${fmt(v)} ${t.unit}`);
+    const measured = t.value === null ? (t.note ? `failed: ${t.note.slice(0, 160)}` : "–") : `${withUnit(t.value)}${t.note ? ` (${t.note})` : ""}`;
+    out.push(`| ${t.label} | ${t.higherIsBetter ? "≥" : "≤"} ${withUnit(t.target)} | ${measured} | ${t.met === null ? "–" : t.met ? "yes" : "**no**"} |`);
+  }
+  return out;
 }
 
 /** Section 8: one table row per wave, right after it and after its idle gap; the checks. */
@@ -279,6 +303,13 @@ const COLORS: Record<string, string> = {
   "redis-streams": "#862e9c",
   "redis-streams-aof": "#5f3dc4",
   nats: "#1971c2",
+  "nats-jetstream": "#0b7285",
+  "dovetail-plain": "#f08c00",
+  "dovetail-raw": "#ffa94d",
+  "dovetail-subscribe": "#e8590c",
+  "dovetail-group": "#c2255c",
+  "dovetail-raw-subscribe": "#ffa94d",
+  "dovetail-raw-group": "#f783ac",
 };
 const FALLBACK = ["#2b8a3e", "#495057", "#0b7285", "#a61e4d"];
 

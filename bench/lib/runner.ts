@@ -13,7 +13,8 @@ import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import * as hdr from "hdr-histogram-js";
 import { ROOT } from "./peers.ts";
-import type { SystemName } from "./systems.ts";
+import type { ClientName } from "./systems.ts";
+import type { SystemResult } from "./report.ts";
 import type { PublisherConfig, PublisherDone, SubscriberConfig, SubscriberDone } from "../worker.ts";
 
 export interface CaseSpec {
@@ -113,7 +114,7 @@ function spread<T>(items: T[], n: number): T[][] {
   return groups;
 }
 
-export async function runCase(system: SystemName, url: string, spec: CaseSpec, ctx: RunContext): Promise<RunOutcome> {
+export async function runCase(system: ClientName, url: string, spec: CaseSpec, ctx: RunContext): Promise<RunOutcome> {
   const problems: string[] = [];
   // NATS subjects and Redis keys take dots; Dovetail topic names take dots and dashes.
   const topics = Array.from({ length: spec.topics }, (_, i) => `bench.${ctx.tag}.${spec.id}.${i}`);
@@ -298,4 +299,43 @@ export function summarize(
     metrics.serverRssGrowthMB = (memory.rssPeak - memory.rssStart) / 2 ** 20;
   }
   return { ok: problems.length === 0, problems, metrics, ...(histogram ? { histogram } : {}) };
+}
+
+const PERCENTILES = [0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1];
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The runs of one case on one system: medians, min and max of the valid runs, the merged latency curve. */
+export function aggregate(runs: RunOutcome[]): SystemResult {
+  const valid = runs.filter((r) => r.ok);
+  const keys = new Set(valid.flatMap((r) => Object.keys(r.metrics)));
+  const med: Metrics = {};
+  const min: Metrics = {};
+  const max: Metrics = {};
+  for (const k of keys) {
+    const xs = valid.map((r) => r.metrics[k]).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    if (!xs.length) continue;
+    med[k] = median(xs);
+    min[k] = Math.min(...xs);
+    max[k] = Math.max(...xs);
+  }
+  const result: SystemResult = {
+    ok: valid.length > 0 && valid.length === runs.length,
+    validRuns: valid.length,
+    runs: runs.map((r) => ({ ok: r.ok, problems: r.problems, metrics: r.metrics })),
+    median: med,
+    min,
+    max,
+  };
+  const hists = valid.map((r) => r.histogram).filter((h): h is string => !!h);
+  if (hists.length) {
+    const merged = hdr.decodeFromCompressedBase64(hists[0]!);
+    for (const h of hists.slice(1)) merged.add(hdr.decodeFromCompressedBase64(h));
+    result.curve = PERCENTILES.map((p) => [p, (p === 1 ? merged.maxValue : merged.getValueAtPercentile(p * 100)) / 1000]);
+  }
+  return result;
 }

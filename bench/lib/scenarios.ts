@@ -28,7 +28,10 @@ export interface Scenario {
   chartMetric?: string;
 }
 
-export const ALL_SYSTEMS: SystemName[] = ["dovetail", "redis-pubsub", "redis-streams", "redis-streams-aof", "nats"];
+/** The systems of the publish/subscribe workloads. */
+export const PUBSUB_SYSTEMS: SystemName[] = ["dovetail", "redis-pubsub", "redis-streams", "redis-streams-aof", "nats"];
+/** Every system `--systems` knows; `nats-jetstream` runs in the work-queue scenario only (work-queue.ts). */
+export const ALL_SYSTEMS: SystemName[] = [...PUBSUB_SYSTEMS, "nats-jetstream"];
 
 const MSG_S: Row = { metric: "deliveriesPerSec", label: "throughput", unit: "msg/s", higherIsBetter: true };
 const DELIVERIES: Row = { metric: "deliveriesPerSec", label: "deliveries/s", unit: "deliveries/s", higherIsBetter: true };
@@ -78,7 +81,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       title: "1. Throughput, 1 publisher → 1 subscriber",
       description:
         "As fast as the system takes them: unbatched = one API call per message with up to 1,000 calls in flight; batched = 100 messages per call (Dovetail publish frame, Redis pipeline; core NATS has no batch API and coalesces publishes itself), 10 calls in flight. msg/s = measured messages ÷ (last delivery − first measured send).",
-      systems: ALL_SYSTEMS,
+      systems: PUBSUB_SYSTEMS,
       cases: [
         { ...base("unbatched", "unbatched"), warmup: throughputWarmup, count: throughputCount, batch: 1, window: 1000 },
         { ...base("batched", "batched ×100"), warmup: throughputWarmup, count: throughputCount, batch: 100, window: 10 },
@@ -91,7 +94,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       title: "2. Fan-out, 1 publisher → N subscribers",
       description:
         "One publisher, batched ×100; every subscriber must get every message in order. Subscribers share a few processes (2, or 4 for 1,000). The message count per case is chosen so each case makes the same number of deliveries.",
-      systems: ALL_SYSTEMS,
+      systems: PUBSUB_SYSTEMS,
       cases: fanoutSubs.map((n) => ({
         ...base(`subs-${n}`, `${n.toLocaleString("en-US")} subscribers`),
         subsPerTopic: n,
@@ -109,7 +112,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       id: "latency",
       title: "3. Latency at fixed rates, 1 publisher → 1 subscriber",
       description: `Unbatched, one API call per message at a fixed rate for ${latencySeconds} s after ${latencyWarmupSeconds} s of warm-up. Latency is publish-to-delivery measured from each message's intended send time (coordinated-omission aware; the publisher's timer tick is ~1 ms, so sub-millisecond figures carry up to that much scheduling delay for every system alike). HDR histogram, 3 significant digits.`,
-      systems: ALL_SYSTEMS,
+      systems: PUBSUB_SYSTEMS,
       cases: [latencyCase(1_000), latencyCase(10_000)],
       rows: [{ ...MSG_S, label: "delivered rate" }, P50, P90, P99, P999, MAX],
       chart: "latency",
@@ -119,7 +122,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       title: "4. Agent bus: 10 topics × 10 publishers, 10 subscribers each",
       description:
         "The reference documents' workload: 100 publishers, 100 subscribers, 10 topics, 100-byte messages. Unbatched publishes, 100 calls in flight per publisher; publishers over 2 processes, subscribers over 2.",
-      systems: ALL_SYSTEMS,
+      systems: PUBSUB_SYSTEMS,
       cases: [
         {
           ...base("10x10", "10 topics × 10 pubs × 10 subs"),
@@ -143,7 +146,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       id: "slow-consumer",
       title: "5. Slow consumer beside fast ones",
       description: `One publisher at 2,000 msg/s (unbatched) for ${slowSeconds} s, 3 fast subscribers, with and without one more subscriber that reads 10 msg/s (credit 1 at a time on Dovetail; XREAD COUNT 1 on Redis Streams; a raw TCP client that stops reading on Redis pub/sub and NATS, so the server has to hold or drop what it does not read). The fast subscribers' latency, the publisher's rate and the server's memory growth should not change.`,
-      systems: ALL_SYSTEMS,
+      systems: PUBSUB_SYSTEMS,
       cases: [false, true].map((slow) => ({
         ...base(slow ? "with-slow" : "without-slow", slow ? "with a 10 msg/s consumer" : "without"),
         subsPerTopic: 3,

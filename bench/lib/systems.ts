@@ -8,6 +8,8 @@
  * - `redis-streams`, `redis-streams-aof`: XADD, read with XREAD BLOCK (aof: appendonly yes,
  *   appendfsync everysec, the durable variant).
  * - `nats`: core NATS publish / subscribe (not durable).
+ * - `nats-jetstream`: publishes only here (`js.publish`, awaiting each PubAck), to a stream the
+ *   work-queue scenario made; its consumers are in work-queue-clients.ts.
  *
  * "Batched" means the system's batch API: a publish frame with many messages (Dovetail), a
  * pipeline (Redis). Core NATS has no batch API: its client already coalesces publishes into
@@ -19,9 +21,18 @@
  */
 import net from "node:net";
 import { Redis } from "ioredis";
+import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 
-export type SystemName = "dovetail" | "redis-pubsub" | "redis-streams" | "redis-streams-aof" | "nats";
+export type SystemName = "dovetail" | "redis-pubsub" | "redis-streams" | "redis-streams-aof" | "nats" | "nats-jetstream";
+
+/**
+ * Dovetail clients of the work-queue scenario's latency case (bench/lib/work-queue-clients.ts):
+ * a plain subscription and a group member, each through the SDK and through raw frames. They
+ * publish like `dovetail`.
+ */
+export type DovetailVariant = "dovetail-subscribe" | "dovetail-group" | "dovetail-raw-subscribe" | "dovetail-raw-group";
+export type ClientName = SystemName | DovetailVariant;
 
 export interface Endpoint {
   /** Base URL of the system (http://…, redis://…, nats://…). */
@@ -53,9 +64,13 @@ export interface Subscriber {
 
 export type OnMessage = (payload: string) => void;
 
-export async function createPublisher(system: SystemName, ep: Endpoint): Promise<Publisher> {
+export async function createPublisher(system: ClientName, ep: Endpoint): Promise<Publisher> {
   switch (system) {
     case "dovetail":
+    case "dovetail-subscribe":
+    case "dovetail-group":
+    case "dovetail-raw-subscribe":
+    case "dovetail-raw-group":
       return dovetailPublisher(ep);
     case "redis-pubsub":
     case "redis-streams":
@@ -63,6 +78,8 @@ export async function createPublisher(system: SystemName, ep: Endpoint): Promise
       return redisPublisher(system, ep);
     case "nats":
       return natsPublisher(ep);
+    case "nats-jetstream":
+      return jetStreamPublisher(ep);
   }
 }
 
@@ -77,6 +94,8 @@ export async function createSubscriber(system: SystemName, ep: Endpoint, onMessa
       return redisStreamSubscriber(ep, onMessage, options);
     case "nats":
       return options.slowRatePerSec ? slowRawSubscriber(system, ep, onMessage, options.slowRatePerSec) : natsSubscriber(ep, onMessage);
+    case "nats-jetstream":
+      throw new Error("nats-jetstream: work-queue consumers only (bench/lib/work-queue-clients.ts)");
   }
 }
 
@@ -91,22 +110,27 @@ const CONNECT_TIMEOUT_MS = 15_000;
  * Publishers use plain sockets (`?hibernate=0`) and subscribers hibernatable ones, as the SDK
  * does (docs/decisions/006-socket-modes.md).
  */
-function wsUrl(ep: Endpoint, role: "publisher" | "subscriber"): string {
-  return `${ep.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(ep.topic)}/ws${role === "publisher" ? "?hibernate=0" : ""}`;
+function wsUrl(ep: Endpoint, plain: boolean): string {
+  return `${ep.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(ep.topic)}/ws${plain ? "?hibernate=0" : ""}`;
 }
 
-interface RawFrame {
+export interface RawFrame {
   type: string;
   id?: number;
   count?: number;
   code?: string;
   message?: string;
   messages?: { offset: number; data?: unknown }[];
+  /** `jobs` frames (consumer groups). */
+  jobs?: { offset: number; delivery: number; data?: unknown }[];
 }
 
-/** Open a socket and wait for `welcome`; `onFrame` then gets every later frame. */
-async function openDovetail(ep: Endpoint, role: "publisher" | "subscriber", onFrame: (f: RawFrame) => void): Promise<WebSocket> {
-  const url = wsUrl(ep, role);
+/**
+ * Open a socket and wait for `welcome`; `onFrame` then gets every later frame. `role` picks the
+ * socket mode (publishers plain, subscribers hibernatable); `hibernate` overrides it.
+ */
+export async function openDovetail(ep: Endpoint, role: "publisher" | "subscriber", onFrame: (f: RawFrame) => void, hibernate?: boolean): Promise<WebSocket> {
+  const url = wsUrl(ep, hibernate === undefined ? role === "publisher" : !hibernate);
   const ws = new WebSocket(url);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dovetail: no welcome from ${url} in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
@@ -230,7 +254,7 @@ async function dovetailSubscriber(ep: Endpoint, onMessage: OnMessage, options: S
 /** Messages per XREAD. */
 const XREAD_COUNT = 1000;
 
-function redisClient(url: string): Redis {
+export function redisClient(url: string): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: false, enableOfflineQueue: true });
 }
 
@@ -327,6 +351,27 @@ async function natsPublisher(ep: Endpoint): Promise<Publisher> {
       await nc.close();
     },
   };
+}
+
+/**
+ * JetStream: `js.publish` per message, each awaited for its PubAck (stored by the stream);
+ * a batch is that many publishes in flight at once (the client pipelines them).
+ */
+async function jetStreamPublisher(ep: Endpoint): Promise<Publisher> {
+  const nc = await connect({ servers: natsServer(ep.url) });
+  const js = jetstream(nc);
+  return {
+    async send(payloads) {
+      await Promise.all(payloads.map((p) => js.publish(ep.topic, p)));
+    },
+    async close() {
+      await nc.close();
+    },
+  };
+}
+
+export function natsServer(url: string): string {
+  return url.replace(/^nats:\/\//, "");
 }
 
 async function natsSubscriber(ep: Endpoint, onMessage: OnMessage): Promise<Subscriber> {
