@@ -17,6 +17,7 @@
  * await dir.list({ prefix: "agents.", limit: 100 });
  */
 import { DurableObject } from "cloudflare:workers";
+import { globMatches } from "../protocol/ds-subscriptions.ts";
 import { topicMatches } from "../protocol/scopes.ts";
 import type { TopicEntry, TopicPage } from "../protocol/topic-list.ts";
 
@@ -91,6 +92,10 @@ export class Directory extends DurableObject<DirectoryEnv> {
       subscribers INTEGER NOT NULL, reported_at INTEGER NOT NULL) WITHOUT ROWID`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_events (
       seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, topic TEXT NOT NULL, at INTEGER NOT NULL)`);
+    // Durable Streams subscriptions' watches (decision 027): a glob or an explicit stream path.
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_ds_watch (
+      sub TEXT NOT NULL, pattern TEXT NOT NULL, glob INTEGER NOT NULL, PRIMARY KEY (sub, pattern)) WITHOUT ROWID`);
+    this.#sql.exec(`CREATE INDEX IF NOT EXISTS dd_ds_watch_pattern ON dd_ds_watch (pattern)`);
     const version = this.#sql.exec<{ v: number }>(`SELECT v FROM dd_meta WHERE k = 'schema'`).toArray()[0]?.v;
     if (version === undefined) this.#sql.exec(`INSERT INTO dd_meta (k, v) VALUES ('schema', ?)`, SCHEMA_VERSION);
     else if (version !== SCHEMA_VERSION) throw new Error(`directory: schema version ${version} is not ${SCHEMA_VERSION}`);
@@ -175,6 +180,47 @@ export class Directory extends DurableObject<DirectoryEnv> {
       .map((r) => ({ seq: r.seq, kind: r.kind as DirectoryEvent["kind"], topic: r.topic, at: r.at }));
     const first = this.#sql.exec<{ s: number | null }>(`SELECT MIN(seq) AS s FROM dd_events`).one().s ?? after + 1;
     return { events, first };
+  }
+
+  /**
+   * Durable Streams subscription `sub` watches `paths` (globs and explicit stream paths) from now
+   * on, besides what it watched before (`replace`: instead). Answers the listed topics that match
+   * the paths given, in the same call: a topic is either listed now, or it will ask
+   * {@link dsWatchers} on its first commit and see this watch (decision 027).
+   */
+  async dsWatch(sub: string, globs: string[], streams: string[], replace: boolean): Promise<string[]> {
+    if (replace) this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ?`, sub);
+    const matched = new Set<string>();
+    for (const path of streams) {
+      this.#sql.exec(`INSERT INTO dd_ds_watch (sub, pattern, glob) VALUES (?, ?, 0) ON CONFLICT DO NOTHING`, sub, path);
+      if (this.#sql.exec(`SELECT 1 FROM dd_topics WHERE name = ?`, path).toArray().length > 0) matched.add(path);
+    }
+    for (const glob of globs) {
+      this.#sql.exec(`INSERT INTO dd_ds_watch (sub, pattern, glob) VALUES (?, ?, 1) ON CONFLICT DO NOTHING`, sub, glob);
+      // Only names under the glob's literal lead can match: scan that range of the index.
+      const lead = glob.split("/").findIndex((s) => s === "*" || s === "**");
+      const prefix = lead === -1 ? glob : lead === 0 ? "" : glob.split("/").slice(0, lead).join("/");
+      for (const row of this.#sql.exec<{ name: string }>(`SELECT name FROM dd_topics WHERE name >= ? AND name < ?`, prefix, `${prefix}\uffff`)) {
+        if (globMatches(glob, row.name)) matched.add(row.name);
+      }
+    }
+    return [...matched];
+  }
+
+  /** Subscription `sub` no longer watches `streams` (explicit paths), or anything when `streams` is null. */
+  async dsUnwatch(sub: string, streams: string[] | null): Promise<void> {
+    if (streams === null) this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ?`, sub);
+    else for (const path of streams) this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ? AND pattern = ? AND glob = 0`, sub, path);
+  }
+
+  /** The subscriptions that watch `topic`: by its exact path, or by a glob that matches it. */
+  async dsWatchers(topic: string): Promise<string[]> {
+    const subs = new Set<string>();
+    for (const row of this.#sql.exec<{ sub: string }>(`SELECT sub FROM dd_ds_watch WHERE pattern = ? AND glob = 0`, topic)) subs.add(row.sub);
+    for (const row of this.#sql.exec<{ sub: string; pattern: string }>(`SELECT sub, pattern FROM dd_ds_watch WHERE glob = 1`)) {
+      if (globMatches(row.pattern, topic)) subs.add(row.sub);
+    }
+    return [...subs];
   }
 
   #event(kind: DirectoryEvent["kind"], topic: string, at: number): void {

@@ -5,6 +5,8 @@
 import type { Directory } from "./directory.ts";
 import type { Keys } from "./keys.ts";
 import type { LimitsEnv } from "./limits.ts";
+import type { Subscription } from "./subscription.ts";
+import type { SubscriptionSigning } from "./subscription-signing.ts";
 import type { Topic } from "./topic.ts";
 
 export interface ObjectsEnv extends LimitsEnv {
@@ -13,4 +15,8 @@ export interface ObjectsEnv extends LimitsEnv {
   KEYS: DurableObjectNamespace<Keys>;
   /** Each tenant's index of topics: objects/directory.ts. */
   DIRECTORY: DurableObjectNamespace<Directory>;
+  /** Durable Streams subscriptions, one per tenant and id: objects/subscription.ts. */
+  DS_SUBSCRIPTION: DurableObjectNamespace<Subscription>;
+  /** The deployment's webhook signing key: objects/subscription-signing.ts. */
+  DS_SIGNING: DurableObjectNamespace<SubscriptionSigning>;
 }

@@ -13,6 +13,7 @@
  * | Directory reporter | directory-reporter.ts | lists the topic before its first write, reports stats |
  * | Durable Streams | streams-module.ts | the `ds*` operations and the gateway's waiter sockets |
  * | consumer groups | groups/groups-module.ts | groups, their members, acks, redelivery, dead letters |
+ * | subscription links | subscription-links.ts | tells linked Durable Streams subscriptions that the tail moved |
  *
  * Only the gateway reaches a Topic: by RPC, and by upgrade requests it builds from scratch
  * (protocol/topic-request.ts). There is no public route to objects.
@@ -65,6 +66,8 @@ import { DS_WAIT_TAG, StreamsModule } from "./streams-module.ts";
 import { GroupsModule } from "./groups/groups-module.ts";
 import type { GroupCall, GroupReplies } from "../protocol/groups.ts";
 import type { TopicModule } from "./topic-module.ts";
+import { SubscriptionLinks } from "./subscription-links.ts";
+import { subscriptionObjectName } from "../protocol/ds-subscriptions.ts";
 
 export { DS_WAIT_TAG };
 /** Most messages per delivered frame and per catch-up page. */
@@ -103,6 +106,7 @@ export class Topic extends DurableObject<Env> {
   #streams!: StreamsModule;
   #reporter!: DirectoryReporter;
   #groups!: GroupsModule;
+  #subLinks!: SubscriptionLinks;
   #modules: TopicModule[] = [];
   /** Which module answers each client frame type the topic itself does not. */
   #frameModules = new Map<string, TopicModule>();
@@ -174,6 +178,14 @@ export class Topic extends DurableObject<Env> {
       readFrom: (topic, from, limit) => this.#topicStub(topic).read(topic, from, limit),
       reschedule: () => void this.#alarms.reschedule(),
     });
+    this.#subLinks = new SubscriptionLinks({
+      sql: ctx.storage.sql,
+      log,
+      topic: () => this.#address().topic,
+      watchers: (topic) => this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName(directoryObjectName(this.#address().tenant))).dsWatchers(topic),
+      notify: (sub, topic, tail, from) =>
+        this.env.DS_SUBSCRIPTION.get(this.env.DS_SUBSCRIPTION.idFromName(subscriptionObjectName(this.#address().tenant, sub))).streamMoved(topic, tail, from),
+    });
     // Order matters twice: commits reach subscribers first; a write is refused by a closed
     // stream before a new topic is listed for it.
     this.#modules = [
@@ -184,6 +196,7 @@ export class Topic extends DurableObject<Env> {
       this.#retention,
       this.#streams,
       this.#reporter,
+      this.#subLinks,
     ];
     this.#frameModules = new Map();
     for (const m of this.#modules) for (const type of m.frameTypes ?? []) this.#frameModules.set(type, m);
@@ -511,6 +524,12 @@ export class Topic extends DurableObject<Env> {
 
   async dsForkSource(_topic: string, offset: number | null, subOffset: number): Promise<RpcResult<DsForkSource>> {
     return rpcResult(() => this.#streams.service.forkSource(offset, subOffset, Date.now()));
+  }
+
+  /** A Durable Streams subscription links (or unlinks) this stream; answers its tail (objects/subscription-links.ts). */
+  async dsSubscriptionLink(topic: string, sub: string, link: boolean): Promise<{ exists: boolean; tail: number }> {
+    this.#log.nameTopic(topic);
+    return this.#subLinks.link(sub, link);
   }
 
   /** A fork of this stream was created (+1) or deleted (-1); returns this stream's source to release in turn. */

@@ -53,6 +53,16 @@ export const ERROR_CODES = {
   group_not_found: { status: 404 },
   /** Consumer groups: the group was deleted while this member consumed from it. */
   group_deleted: { status: 410 },
+  /** Durable Streams subscriptions (protocol 7.3): the callback, ack or release names a wake or generation that is not the current one; nothing was applied. The protocol's own spelling. */
+  FENCED: { status: 409 },
+  /** Durable Streams subscriptions (protocol 7.2): another worker holds the lease; `current_holder` and `generation` say who and which. */
+  ALREADY_CLAIMED: { status: 409 },
+  /** Durable Streams subscriptions (protocol 12.8): the webhook URL is not https, or targets this machine or a private network. */
+  WEBHOOK_URL_REJECTED: { status: 400 },
+  /** Durable Streams subscriptions: a claim found no linked stream past its cursor. */
+  NO_PENDING_WORK: { status: 409 },
+  /** Durable Streams subscriptions: an ack names a stream the subscription does not link, an offset that is malformed, behind its cursor or past the stream's tail; nothing was applied. */
+  INVALID_OFFSET: { status: 409 },
   /** The topic was deleted while this socket was open (close code 4004 follows). */
   topic_deleted: { status: 410 },
   /** The topic, route or resource does not exist. */
@@ -100,6 +110,10 @@ export interface ErrorDetails {
   received?: number;
   /** `stale_epoch`: the stream's current producer epoch (`Producer-Epoch`). */
   epoch?: number;
+  /** `ALREADY_CLAIMED`: the worker that holds the subscription's lease. */
+  current_holder?: string;
+  /** `ALREADY_CLAIMED`: the subscription's current wake generation. */
+  generation?: number;
   /** `schema_mismatch` (client side): the offset of the message that did not fit. */
   offset?: number;
   /** `schema_mismatch` (client side): what the schema said, as Standard Schema issues. */
@@ -160,9 +174,10 @@ export class DovetailError extends Error {
     const code = isErrorCode(obj.code) ? obj.code : "internal";
     const message = typeof obj.message === "string" ? obj.message : fallbackMessage;
     const details: ErrorDetails = {};
-    for (const key of ["retryAfterMs", "earliest", "head", "expected", "received", "epoch"] as const) {
+    for (const key of ["retryAfterMs", "earliest", "head", "expected", "received", "epoch", "generation"] as const) {
       if (typeof obj[key] === "number") details[key] = obj[key];
     }
+    if (typeof obj.current_holder === "string") details.current_holder = obj.current_holder;
     return new DovetailError(code, message, details);
   }
 }

@@ -11,6 +11,7 @@ import { auth, authIsOff } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { groupRoutes } from "./routes/groups.ts";
+import { dsSubscriptionRoutes, dsTokenRoutes } from "./routes/ds-subscriptions.ts";
 import { streamRoutes } from "./routes/streams.ts";
 import { topicRoutes } from "./routes/topics.ts";
 
@@ -42,6 +43,9 @@ export function createApp(): Hono<GatewayEnv> {
 
   // Browsers first: preflights carry no credential; every answer gets CORS headers.
   app.use("/v1/*", cors());
+  // Durable Streams subscriptions: the JWK Set and the wake-token routes carry no credential
+  // (docs/streams.md "Subscriptions"); they are answered before auth.
+  app.route("/v1/stream/__ds", dsTokenRoutes());
   // Who (401), how often (429); may they (403) is declared by each route with permit()
   // (workers/middleware/permissions.ts). See docs/security.md.
   app.use("/v1/*", auth());
@@ -49,6 +53,7 @@ export function createApp(): Hono<GatewayEnv> {
   app.route("/v1/admin", adminRoutes());
   app.route("/v1/topics", groupRoutes()); // consumer groups (docs/groups.md)
   app.route("/v1/topics", topicRoutes());
+  app.route("/v1/stream/__ds", dsSubscriptionRoutes()); // before the streams: `__ds` is never a stream
   app.route("/v1/stream", streamRoutes()); // Durable Streams HTTP protocol (docs/streams.md)
   return app;
 }

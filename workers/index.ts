@@ -4,5 +4,7 @@ import { createApp } from "./app.ts";
 export { Topic } from "../objects/topic.ts";
 export { Keys } from "../objects/keys.ts";
 export { Directory } from "../objects/directory.ts";
+export { Subscription } from "../objects/subscription.ts";
+export { SubscriptionSigning } from "../objects/subscription-signing.ts";
 
 export default createApp();

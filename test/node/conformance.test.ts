@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe } from "vitest";
 import { runConformanceTests } from "@durable-streams/server-conformance-tests";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
 
-const config = { baseUrl: "", longPollTimeoutMs: 3_000 };
+// `subscriptions: true` runs the suite's reserved subscription API tests (`__ds`, decision 027); the
+// bus runs under scripts/dev.mjs, so the suite's webhook receivers on 127.0.0.1 are allowed.
+const config = { baseUrl: "", longPollTimeoutMs: 3_000, subscriptions: true };
 let bus: BusProcess | undefined;
 
 beforeAll(async () => {
