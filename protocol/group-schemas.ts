@@ -71,12 +71,14 @@ export type JobRef = z.infer<typeof jobRefSchema>;
 /**
  * What a member says about jobs it holds: `ack` (done), `nack` (failed: deliver again, after
  * `delayMs` or the group's backoff), `progress` (still working: the ack deadline starts again),
- * `term` (never deliver again: dead letter with reason `terminated`). All jobs of one request
- * are settled, or none is (each must be held by the member, at that delivery).
+ * `term` (never deliver again: dead letter with reason `terminated`), `release` (never started:
+ * back uncounted; the member is leaving). All jobs of one request are settled, or none is (each
+ * must be held by the member, at that delivery). Only `release` may name no job (a member leaving
+ * with nothing received).
  */
 export const settleSchema = z.object({
   op: z.enum(SETTLE_OPS),
-  jobs: z.array(jobRefSchema).min(1).max(MAX_SETTLE_JOBS),
+  jobs: z.array(jobRefSchema).max(MAX_SETTLE_JOBS),
   /** `nack`: wait this long before delivering again (default: the group's backoff). */
   delayMs: z.number().int().min(0).max(MAX_NACK_DELAY_MS).optional(),
   /** `nack`/`term`: why, kept with a dead letter (`error` header). */

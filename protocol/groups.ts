@@ -88,8 +88,14 @@ export function resolveGroupSettings(topic: string, input: GroupSettingsInput): 
   };
 }
 
-/** How a member settles jobs. */
-export const SETTLE_OPS = ["ack", "nack", "progress", "term"] as const;
+/**
+ * How a member settles jobs: `ack`, `nack`, `progress`, `term` (docs/groups.md), and `release`:
+ * "never started": the job goes back at once and this delivery does not count toward
+ * `maxDeliver`. A socket member that releases is leaving: it gets no more jobs (it may still
+ * settle what it holds). A consumer that stops releases the jobs it received and never handed to
+ * the application.
+ */
+export const SETTLE_OPS = ["ack", "nack", "progress", "term", "release"] as const;
 export type SettleOp = (typeof SETTLE_OPS)[number];
 
 // ---------------------------------------------------------------------------------------------

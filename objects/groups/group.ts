@@ -223,14 +223,24 @@ export class Group {
     return this.#members.get(id);
   }
 
-  /** A member left (socket closed): what it held is delivered again at once (it counts as a failed delivery). */
-  removeMember(id: string, now: number): void {
+  /**
+   * A member left (socket closed): what it held is delivered again at once. That counts as a
+   * failed delivery, unless the member said it was leaving (`release`): then what it still holds
+   * was on its way to it and never seen (it settled or released everything it had).
+   */
+  removeMember(id: string, now: number, announced = false): void {
     const member = this.#members.get(id);
     if (!member) return;
     this.#members.delete(id);
-    for (const off of member.held) {
+    for (const off of [...member.held]) {
       const e = this.#entries.get(off);
-      if (e && e.state === "held" && e.member === id) this.#failed(e, now, 0, "member left");
+      if (e?.state !== "held" || e.member !== id) continue;
+      if (announced) {
+        this.#release(e, member);
+        this.#undeliver(e);
+      } else {
+        this.#failed(e, now, 0, "member left");
+      }
     }
     member.held.clear();
     this.#flush();
@@ -410,6 +420,8 @@ export class Group {
    * and nothing changes.
    */
   settle(memberId: string, request: Settle, now: number): number {
+    if (request.jobs.length === 0 && request.op !== "release")
+      throw new DovetailError("invalid_field", "jobs: name at least one job (only release may name none)");
     const entries: Entry[] = [];
     const seen = new Set<number>();
     for (const ref of request.jobs) {
@@ -440,10 +452,31 @@ export class Group {
           e.reason = request.reason ?? null;
           this.#toDeadLetters(e, "terminated", now);
           break;
+        case "release":
+          this.#release(e, member);
+          this.#undeliver(e);
+          break;
       }
     }
     this.#flush();
     return entries.length;
+  }
+
+  /** Never started: this delivery is taken back and does not count toward maxDeliver; ready at once. */
+  #undeliver(e: Entry): void {
+    e.delivery--;
+    this.#stats.delivered--;
+    if (e.delivery > 0) this.#stats.redelivered--;
+    this.#floorDirty = true;
+    this.#makeReady(e);
+    if (e.delivery === 0 && e.off >= this.#floor) {
+      // As if never delivered: no pending row (a replay below the floor keeps one).
+      this.#save.delete(e.off);
+      this.#drop.add(e.off);
+      e.saved = false;
+    } else {
+      this.#save.set(e.off, e);
+    }
   }
 
   #release(e: Entry, member: GroupMember | undefined): void {
@@ -664,7 +697,11 @@ export class Group {
   info(topic: string): GroupInfo {
     const pending: PendingJob[] = [];
     let pendingCount = 0;
+    // Replayed dead letters sit below the stored floor: the floor reported is below them too, so
+    // "every offset below ackFloor is settled" holds.
+    let ackFloor = this.#floor;
     for (const e of this.#entries.values()) {
+      if (e.off < ackFloor) ackFloor = e.off;
       if (e.state !== "held" && e.state !== "waiting" && e.state !== "dead") continue;
       pendingCount++;
       pending.push({ offset: e.off, delivery: e.delivery, member: e.member, deadline: e.deadline });
@@ -682,9 +719,9 @@ export class Group {
       topic,
       settings: this.settings,
       created: this.created,
-      ackFloor: this.#floor,
+      ackFloor,
       head,
-      lag: Math.max(0, head - this.#floor),
+      lag: Math.max(0, head - ackFloor),
       pendingCount,
       pending: pending.slice(0, INFO_PENDING),
       members,

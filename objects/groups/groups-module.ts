@@ -59,13 +59,15 @@ export interface GroupsHost {
 class SocketMember implements GroupMember {
   readonly transport = "websocket";
   readonly held = new Set<number>();
+  /** Sent `release`: it is leaving, and gets no more jobs (it may still settle what it holds). */
+  leaving = false;
   constructor(
     readonly id: string,
     readonly ws: WebSocket,
     readonly maxAckPending: number,
   ) {}
   room(): number {
-    return this.maxAckPending - this.held.size;
+    return this.leaving ? 0 : this.maxAckPending - this.held.size;
   }
   deliver(jobs: string[]): void {
     try {
@@ -165,7 +167,7 @@ export class GroupsModule implements TopicModule {
     if (!m) return;
     this.#socketMembers.delete(ws);
     const now = Date.now();
-    m.group.removeMember(m.member.id, now);
+    m.group.removeMember(m.member.id, now, m.member.leaving);
     m.group.pump(now);
     this.#host.reschedule();
   }
@@ -214,6 +216,7 @@ export class GroupsModule implements TopicModule {
     const m = this.#socketMembers.get(ws);
     if (!m) throw new DovetailError("not_consuming", "settle on a socket that does not consume (send consume first)");
     const count = m.group.settle(m.member.id, frame, now);
+    if (frame.op === "release") m.member.leaving = true;
     ws.send(encodeServerFrame({ type: "settled", id: frame.id, count }));
     m.group.pump(now);
     this.#host.reschedule();

@@ -10,6 +10,8 @@ import { z } from "zod";
 import { DovetailError } from "../../protocol/errors.ts";
 import { busBases, requestJson } from "./http.ts";
 import type { FetchLike } from "./transport.ts";
+import type { GroupInfo } from "../../protocol/groups.ts";
+import { topicNameProblem } from "../../protocol/topic-name.ts";
 
 /** Names of the per-key rate limits (docs/security.md, "Rate limits"), in the API's order. */
 export const KEY_RATE_FIELDS = [
@@ -99,6 +101,37 @@ export interface KeysAdmin {
   revoke(id: string): Promise<RevokedKey>;
 }
 
+/** Where a group moves on reset: an offset, `earliest`, `latest`, or the first message at or after a time. */
+export type GroupPosition = number | "earliest" | "latest" | { time: number };
+
+/**
+ * The consumer-group operations that need `admin` on the topic (docs/groups.md). Inspecting and
+ * creating groups needs only `consume`: `bus.groups()`, `bus.group()`, `bus.createGroup()`.
+ */
+export interface GroupsAdmin {
+  /**
+   * Delete a group: its position and pending jobs; its members' consumers end with `group_deleted`.
+   *
+   * @example
+   * await admin.groups.delete("jobs", "resizers");
+   */
+  delete(topic: string, group: string): Promise<{ deleted: true; closedMembers: number }>;
+  /**
+   * Move a group to `to`: everything pending is forgotten.
+   *
+   * @example
+   * await admin.groups.reset("jobs", "resizers", "earliest");
+   */
+  reset(topic: string, group: string, to: GroupPosition): Promise<GroupInfo>;
+  /**
+   * Deliver a group's dead letters again, reading a page of its dead-letter topic from `from`.
+   *
+   * @example
+   * const { replayed, next } = await admin.groups.replay("jobs", "resizers", { from: 0, limit: 100 });
+   */
+  replay(topic: string, group: string, page?: { from?: number; limit?: number }): Promise<{ replayed: number; read: number; next: number }>;
+}
+
 /**
  * A client for the bus's admin API. Make one with {@link connectAdmin}.
  *
@@ -109,6 +142,7 @@ export interface KeysAdmin {
 export class AdminClient {
   readonly url: string;
   readonly keys: KeysAdmin;
+  readonly groups: GroupsAdmin;
   readonly #httpBase: string;
   readonly #options: AdminOptions;
 
@@ -122,10 +156,21 @@ export class AdminClient {
       list: async () => answer(keyListSchema, await this.#http("GET", "/keys"), "GET /v1/admin/keys").keys,
       revoke: async (id) => answer(revokedKeySchema, await this.#http("DELETE", `/keys/${encodeURIComponent(id)}`), "DELETE /v1/admin/keys/{id}"),
     };
+    this.groups = {
+      delete: async (topic, group) => (await this.#group("DELETE", topic, group, "")) as { deleted: true; closedMembers: number },
+      reset: async (topic, group, to) => (await this.#group("POST", topic, group, "/reset", { to })) as GroupInfo,
+      replay: async (topic, group, page = {}) => (await this.#group("POST", topic, group, "/replay", page)) as { replayed: number; read: number; next: number },
+    };
   }
 
   #http(method: string, suffix: string, body?: unknown): Promise<unknown> {
     return requestJson(this.#options, this.#httpBase, method, `/v1/admin${suffix}`, body);
+  }
+
+  #group(method: string, topic: string, group: string, suffix: string, body?: unknown): Promise<unknown> {
+    const problem = topicNameProblem(topic);
+    if (problem) return Promise.reject(new DovetailError("invalid_topic", problem));
+    return requestJson(this.#options, this.#httpBase, method, `/v1/topics/${encodeURIComponent(topic)}/groups/${encodeURIComponent(group)}${suffix}`, body);
   }
 }
 

@@ -22,7 +22,8 @@ import { Publisher, type PublisherOptions } from "./publisher.ts";
 import type { InferOutput, StandardSchema } from "./standard-schema.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
-import { Consumer, type ConsumeOptions, type JobHandler } from "./consumer.ts";
+import { Consumer } from "./consumer-handle.ts";
+import type { ConsumeOptions, JobHandler } from "./consumer.ts";
 import { groupNameProblem, type GroupInfo, type GroupSettingsInput } from "../../protocol/groups.ts";
 import { credentials, type Credentials, type TokenSource } from "./token.ts";
 import { topicNameProblem } from "../../protocol/topic-name.ts";
@@ -278,26 +279,6 @@ export class Bus {
   /** Create a group (or confirm one with the same settings; other settings are a `conflict`). */
   async createGroup(topic: string, group: string, settings: GroupSettingsInput = {}, options?: WaitOptions): Promise<GroupInfo> {
     return (await this.#groupRequest("PUT", topic, group, "", settings, options)) as GroupInfo;
-  }
-
-  /** Delete a group (needs `admin`): its members' consumers end with `group_deleted`. */
-  async deleteGroup(topic: string, group: string, options?: WaitOptions): Promise<{ deleted: true; closedMembers: number }> {
-    return (await this.#groupRequest("DELETE", topic, group, "", undefined, options)) as { deleted: true; closedMembers: number };
-  }
-
-  /** Move a group to `to` (needs `admin`): everything pending is forgotten. */
-  async resetGroup(topic: string, group: string, to: number | "earliest" | "latest" | { time: number }, options?: WaitOptions): Promise<GroupInfo> {
-    return (await this.#groupRequest("POST", topic, group, "/reset", { to }, options)) as GroupInfo;
-  }
-
-  /** Deliver a group's dead letters again (needs `admin`), reading its dead-letter topic from `from`. */
-  async replayDeadLetters(
-    topic: string,
-    group: string,
-    page: { from?: number; limit?: number } = {},
-    options?: WaitOptions,
-  ): Promise<{ replayed: number; read: number; next: number }> {
-    return (await this.#groupRequest("POST", topic, group, "/replay", page, options)) as { replayed: number; read: number; next: number };
   }
 
   async #groupRequest(method: string, topic: string, group: string, suffix: string, body: unknown, options?: WaitOptions): Promise<unknown> {

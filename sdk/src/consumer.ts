@@ -9,15 +9,19 @@
  *   leave together when it returns (at most {@link SETTLES_IN_FLIGHT} frames in flight), so a busy
  *   member sends few frames and an idle one waits for nothing. Each call resolves once the topic
  *   has stored it.
+ * - Stopping: `close()` (or leaving a `for await` loop) gives back the jobs received and not yet
+ *   taken, without counting them as deliveries; a job taken and not settled counts as failed.
  * - Reconnects: the topic gives a lost member's jobs to other members at once, so jobs received
  *   before a reconnect and not yet taken are dropped, and settling a job taken before it rejects
  *   with `not_held`. Delivery is at least once: a handler must tolerate a job seen twice.
  */
-import { DovetailError } from "../../protocol/errors.ts";
-import { encodeClientFrame, type ServerFrame, type WelcomeFrame } from "../../protocol/frames.ts";
+// Types only: this module is loaded on first use (consumer-handle.ts) and gets what it runs with
+// from its caller, so bundlers can put it in a chunk of its own with no code shared with the rest.
+import type { DovetailError } from "../../protocol/errors.ts";
+import type { ClientFrame, ServerFrame, WelcomeFrame } from "../../protocol/frames.ts";
 import type { GroupSettingsInput, Job as WireJob, SettleOp } from "../../protocol/groups.ts";
-import { Link, type LinkConfig, type LinkOwner } from "./link.ts";
-import { decodeMessage, type Message } from "./message.ts";
+import type { Link, LinkConfig, LinkOwner } from "./link.ts";
+import type { decodeMessage, Message } from "./message.ts";
 
 export interface ConsumeOptions {
   /** Settings for the group if it does not exist yet (start, ackWaitMs, maxDeliver, backoffMs, ...). */
@@ -62,10 +66,22 @@ interface PendingSettle {
 type SettleKey = `${SettleOp}:${number | ""}:${string}`;
 
 export const DEFAULT_MEMBER_PREFETCH = 100;
+
+/** What a session runs with, handed over by the handle that loaded it. */
+export interface ConsumerDeps {
+  Link: typeof Link;
+  DovetailError: typeof DovetailError;
+  decodeMessage: typeof decodeMessage;
+}
+
+function encodeClientFrame(frame: ClientFrame): string {
+  return JSON.stringify(frame);
+}
 /** Settle frames sent and not yet answered, at most; more settles wait and go together. */
 export const SETTLES_IN_FLIGHT = 2;
 
-export class Consumer<T = unknown> implements AsyncIterableIterator<Job<T>>, LinkOwner {
+/** The consumer itself, loaded by {@link Consumer} (consumer-handle.ts) on first use. */
+export class ConsumerSession<T = unknown> implements AsyncIterableIterator<Job<T>>, LinkOwner {
   readonly topic: string;
   readonly group: string;
   readonly #link: Link;
@@ -86,11 +102,12 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<Job<T>>, Lin
   #inFlight = new Map<number, { op: SettleOp; delayMs?: number; reason?: string; jobs: PendingSettle[]; generation: number }>();
   #consumeId = 0;
   #unlisten: (() => void) | null = null;
-  /** Handler form (`bus.consume(topic, group, options, handler)`): resolves when the consumer ends, rejects with what ended it. */
-  done: Promise<void> | null = null;
+  readonly #deps: ConsumerDeps;
 
-  /** @internal use `bus.consume()` */
-  constructor(topic: string, group: string, config: Omit<LinkConfig, "role">, options: ConsumeOptions, onEnd: () => void) {
+  /** @internal made by Consumer (consumer-handle.ts) for `bus.consume()` */
+  constructor(topic: string, group: string, config: Omit<LinkConfig, "role">, options: ConsumeOptions, onEnd: () => void, deps: ConsumerDeps) {
+    this.#deps = deps;
+    const { Link, DovetailError } = deps;
     this.topic = topic;
     this.group = group;
     this.#options = options;
@@ -176,10 +193,15 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<Job<T>>, Lin
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
+    // Leaving: the jobs received and never handed to the application go back uncounted (op
+    // `release`), and so do those still on their way here (the topic knows we are leaving), so
+    // stopping a consumer does not use up a delivery of what it had prefetched.
+    const jobs = this.#buffer.map((j) => ({ offset: j.offset, delivery: j.delivery }));
+    this.#link.send(encodeClientFrame({ type: "settle", id: this.#nextId++, op: "release", jobs }));
     this.#buffer = [];
     this.#unlisten?.();
     this.#link.close();
-    this.#rejectAll(new DovetailError("closed", `consumer of ${this.group} closed`));
+    this.#rejectAll(new this.#deps.DovetailError("closed", `consumer of ${this.group} closed`));
     this.#onEnd();
     this.#wake?.();
   }
@@ -194,9 +216,11 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<Job<T>>, Lin
   // -- settling --------------------------------------------------------------------------------
 
   #settle(generation: number, offset: number, delivery: number, op: SettleOp, delayMs?: number, reason?: string): Promise<void> {
-    if (this.#done) return Promise.reject(new DovetailError("closed", `consumer of ${this.group} closed`));
+    if (this.#done) return Promise.reject(new this.#deps.DovetailError("closed", `consumer of ${this.group} closed`));
     if (generation !== this.#generation) {
-      return Promise.reject(new DovetailError("not_held", `offset ${offset} was received before a reconnect; the group has given it to another member`));
+      return Promise.reject(
+        new this.#deps.DovetailError("not_held", `offset ${offset} was received before a reconnect; the group has given it to another member`),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const key: SettleKey = `${op}:${delayMs ?? ""}:${reason ?? ""}`;
@@ -239,7 +263,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<Job<T>>, Lin
   }
 
   #job(wire: WireJob, generation: number): Job<T> {
-    const message = decodeMessage(wire) as Message<T>;
+    const message = this.#deps.decodeMessage(wire) as Message<T>;
     const { offset, delivery } = wire;
     const job: Job<T> = {
       ...message,
@@ -261,7 +285,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<Job<T>>, Lin
     this.#generation++;
     this.#buffer = [];
     this.#member = null;
-    const lost = new DovetailError("not_held", "the connection was lost before the topic confirmed this settle; the jobs go to other members");
+    const lost = new this.#deps.DovetailError("not_held", "the connection was lost before the topic confirmed this settle; the jobs go to other members");
     for (const frame of this.#inFlight.values()) for (const p of frame.jobs) p.reject(lost);
     this.#inFlight.clear();
     for (const batch of this.#batches.values()) for (const p of batch.jobs) p.reject(lost);
@@ -296,13 +320,13 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<Job<T>>, Lin
       case "error": {
         if (frame.id === this.#consumeId) {
           // The group refused us (forbidden, bad settings, group deleted): no retry can help.
-          this.fail(DovetailError.fromWire(frame));
+          this.fail(this.#deps.DovetailError.fromWire(frame));
           return;
         }
         const sent = frame.id === undefined ? undefined : this.#inFlight.get(frame.id);
         if (!sent) return;
         this.#inFlight.delete(frame.id!);
-        const error = DovetailError.fromWire(frame);
+        const error = this.#deps.DovetailError.fromWire(frame);
         if (error.code === "not_held" && sent.jobs.length > 1 && sent.generation === this.#generation) {
           // One job of the batch was taken back (its ack wait ran out): settle the others one by one.
           for (const p of sent.jobs) this.#sendSettle(sent, [p]);

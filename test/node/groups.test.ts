@@ -154,6 +154,30 @@ describe("consumer groups through the SDK", () => {
     expect(info).toMatchObject({ ackFloor: TOTAL, pendingCount: 0 });
   }, 180_000);
 
+  it("a consumer that stops gives back what it prefetched without using up a delivery", async () => {
+    const topic = freshTopic("grp.stop");
+    const b = client();
+    await b.createGroup(topic, "g", { start: "earliest", maxDeliver: 1 });
+    await publishNumbered(b, topic, 20);
+    const first = client().consume(topic, "g", { maxAckPending: 10 });
+    let taken = 0;
+    for await (const job of first) {
+      await job.ack();
+      if (++taken === 2) break; // 8 more were sent ahead and never taken
+    }
+    const rest: Job[] = [];
+    for await (const job of b.consume(topic, "g", { maxAckPending: 100 })) {
+      rest.push(job);
+      await job.ack();
+      if (rest.length === 18) break;
+    }
+    // maxDeliver 1: a counted delivery would have made the prefetched ones dead letters.
+    expect(rest.every((j) => j.delivery === 1)).toBe(true);
+    expect(new Set(rest.map((j) => j.offset)).size).toBe(18);
+    const info = await b.group(topic, "g");
+    expect(info.stats).toMatchObject({ acked: 20, deadLettered: 0, redelivered: 0 });
+  }, 60_000);
+
   it("keeps per-key order under 10 members while keys run in parallel", async () => {
     const topic = freshTopic("grp.keys");
     const b = client();

@@ -80,6 +80,13 @@ for await (const m of bus.subscribe(topic, { from: "earliest" })) {
   seen.push({ offset: m.offset, data: m.data, key: m.key });
   if (seen.length === 4) break;
 }
+// The consumer is a chunk of its own, loaded on first use: it must be in the package too.
+const jobs = [];
+for await (const job of bus.consume(topic, "pkg", { create: { start: "earliest" } })) {
+  await job.ack();
+  jobs.push([job.offset, job.delivery]);
+  if (jobs.length === 4) break;
+}
 await bus.close();
 let adminError = null;
 try {
@@ -88,7 +95,7 @@ try {
   adminError = { code: error.code, isDovetailError: error instanceof DovetailError };
 }
 const keys = await connectAdmin(url, { token }).keys.list();
-console.log(JSON.stringify({ first, offsets, seen, adminError, keysIsArray: Array.isArray(keys) }));
+console.log(JSON.stringify({ first, offsets, seen, jobs, adminError, keysIsArray: Array.isArray(keys) }));
 `;
 
 const BROWSER_ENTRY = `
@@ -242,6 +249,12 @@ describe("the packed SDK and local-node, installed outside the repository", () =
         { offset: 2, data: { n: 2 } },
         { offset: 3, data: { n: 3 } },
       ],
+      jobs: [
+        [0, 1],
+        [1, 1],
+        [2, 1],
+        [3, 1],
+      ],
       adminError: { code: "not_found", isDovetailError: true },
       keysIsArray: true,
     });
@@ -263,10 +276,14 @@ describe("the packed SDK and local-node, installed outside the repository", () =
       );
     }
     writeFileSync(path.join(consumer, "browser-app.js"), BROWSER_ENTRY);
+    // Code splitting on, as app bundlers ship: what only `bus.consume()` needs is loaded when it is
+    // first called (sdk/src/consumer-handle.ts), so it is a chunk of its own and not counted.
     const bundle = await esbuild.build({
       entryPoints: [path.join(consumer, "browser-app.js")],
       absWorkingDir: consumer,
       bundle: true,
+      splitting: true,
+      outdir: path.join(consumer, "browser-dist"),
       minify: true,
       format: "esm",
       platform: "browser",
@@ -275,20 +292,26 @@ describe("the packed SDK and local-node, installed outside the repository", () =
       metafile: true,
       logLevel: "silent",
     });
-    const inputs = Object.keys(bundle.metafile.inputs);
+    const entryOutput = Object.entries(bundle.metafile.outputs).find(([, o]) => o.entryPoint !== undefined)!;
+    const inputs = Object.keys(entryOutput[1].inputs);
     expect(inputs.some((file) => file.includes("node_modules/@dovetail/sdk/dist/"))).toBe(true);
     expect(inputs.filter((file) => /node_modules\/zod\/|@dovetail\/sdk\/dist\/admin/.test(file))).toEqual([]);
-    const code = bundle.outputFiles[0]!.text;
-    expect(code).not.toMatch(/from\s*["']node:/);
-    const gzipped = gzipSync(code).byteLength;
-    console.log(`connect/publish/subscribe browser bundle: ${code.length} bytes minified, ${gzipped} bytes gzipped`);
+    // The page loads the entry and what it imports statically; dynamic chunks only when used.
+    const files = new Map(bundle.outputFiles.map((f) => [path.basename(f.path), f.text]));
+    const loaded = [path.basename(entryOutput[0]), ...entryOutput[1].imports.filter((i) => i.kind === "import-statement").map((i) => path.basename(i.path))];
+    const code = files.get(path.basename(entryOutput[0]))!;
+    for (const name of files.keys()) expect(files.get(name)!).not.toMatch(/from\s*["']node:/);
+    const gzipped = loaded.reduce((sum, name) => sum + gzipSync(files.get(name)!).byteLength, 0);
+    console.log(`connect/publish/subscribe browser bundle: ${code.length} bytes minified (entry), ${gzipped} bytes gzipped (entry and its static chunks)`);
     // Soft: the page below still runs when the bundle is over, so one run reports both.
     expect
       .soft(gzipped, "the connect/publish/subscribe bundle, minified and gzipped: everything Bus reaches counts")
       .toBeLessThanOrEqual(BROWSER_BUNDLE_MAX_BYTES);
 
     const server = http.createServer((req, res) => {
+      const name = req.url?.slice(1).split("?")[0] ?? "";
       if (req.url?.startsWith("/app.js")) res.writeHead(200, { "Content-Type": "text/javascript" }).end(code);
+      else if (files.has(name)) res.writeHead(200, { "Content-Type": "text/javascript" }).end(files.get(name));
       else res.writeHead(200, { "Content-Type": "text/html" }).end('<!doctype html><meta charset="utf-8"><script type="module" src="/app.js"></script>');
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

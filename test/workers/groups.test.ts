@@ -177,6 +177,27 @@ describe("work distribution over WebSocket", () => {
   });
 });
 
+describe("release", () => {
+  it("gives jobs back uncounted: the next member gets them at the same delivery", async () => {
+    const topic = freshTopic("grp");
+    const first = await consumer(topic, "g", { create: { start: "earliest", maxDeliver: 1 } });
+    await publish(topic, numbered(3));
+    await first.until(() => jobsOf(first).length === 3, "3 jobs");
+    expect(await settleWs(first, "release", jobsOf(first))).toMatchObject({ type: "settled", count: 3 });
+    first.close();
+    const second = await consumer(topic, "g");
+    await second.until(() => jobsOf(second).length === 3, "the released jobs");
+    // maxDeliver 1: had the release counted, these would be dead letters by now.
+    expect(jobsOf(second).map((j) => [j.offset, j.delivery])).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+    ]);
+    expect((await info(topic, "g")).stats).toMatchObject({ delivered: 3, redelivered: 0, deadLettered: 0 });
+    second.close();
+  });
+});
+
 describe("dead letters", () => {
   it("sends a message past maxDeliver to the dead-letter topic once, with the documented headers, and replays it", async () => {
     const topic = freshTopic("grp");
@@ -214,6 +235,8 @@ describe("dead letters", () => {
     const replay = await groupPost(topic, "g", "replay", {});
     expect(replay.status).toBe(200);
     expect(await replay.json()).toMatchObject({ replayed: 1, read: 1 });
+    // Until it is settled again, the floor reported is below it.
+    expect(await info(topic, "g")).toMatchObject({ ackFloor: 0, lag: 1 });
     await ws.until(() => jobsOf(ws).length === 3, "the replayed job");
     expect(jobsOf(ws)[2]).toMatchObject({ offset: 0, delivery: 1, data: { task: "boom" } });
     await settleWs(ws, "ack", [jobsOf(ws)[2]!]);

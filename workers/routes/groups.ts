@@ -106,6 +106,8 @@ export function groupRoutes(): Hono<GatewayEnv> {
   groups.post("/:topic/groups/:group/settle", permit("consume"), async (c) => {
     const group = groupParam(c);
     const request = await body(c, settleRequestSchema);
+    if (request.jobs.length === 0 && request.op !== "release")
+      throw new DovetailError("invalid_field", "jobs: name at least one job (only release may name none)");
     return c.json(await call(c, { op: "settle", group, request }));
   });
 

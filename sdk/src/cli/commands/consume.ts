@@ -6,7 +6,8 @@
  * command never printed is handed back when it exits, and that counts as a delivery (with
  * `--max-deliver 1` it would become a dead letter), so by default at most one job is sent ahead.
  */
-import type { Consumer, Job } from "../../consumer.ts";
+import type { Consumer } from "../../consumer-handle.ts";
+import type { Job } from "../../consumer.ts";
 import { DovetailError } from "../../index.ts";
 import {
   type GroupSettingsInput,

@@ -2,7 +2,7 @@
 import { MAX_FETCH_JOBS } from "../../../../protocol/groups.ts";
 import { integerOption, topicArgument } from "../args.ts";
 import { defineCommand } from "../command.ts";
-import { withBus } from "../connection.ts";
+import { openAdmin } from "../connection.ts";
 import { EXIT } from "../errors.ts";
 import { groupArgument } from "./group-args.ts";
 
@@ -29,12 +29,11 @@ offset to continue from.`,
     const page: { from?: number; limit?: number } = {};
     if (values.from !== undefined) page.from = integerOption(values.from, "--from");
     if (values.limit !== undefined) page.limit = integerOption(values.limit, "--limit", { min: 1, max: MAX_FETCH_JOBS });
-    return withBus(values, 1, async (bus) => {
-      out.print(
-        await bus.replayDeadLetters(topic, group, page),
-        (r) => `replayed ${r.replayed} of ${r.read} dead letter${r.read === 1 ? "" : "s"} read; continue with --from ${r.next}`,
-      );
-      return EXIT.ok;
-    });
+    const { admin } = openAdmin(values);
+    out.print(
+      await admin.groups.replay(topic, group, page),
+      (r) => `replayed ${r.replayed} of ${r.read} dead letter${r.read === 1 ? "" : "s"} read; continue with --from ${r.next}`,
+    );
+    return EXIT.ok;
   },
 });

@@ -1,7 +1,7 @@
 /** `dovetail groups reset <topic> <group> --to F`: move a consumer group's position. */
 import { topicArgument } from "../args.ts";
 import { defineCommand } from "../command.ts";
-import { withBus } from "../connection.ts";
+import { openAdmin } from "../connection.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { groupArgument, positionOption, positionText } from "./group-args.ts";
 
@@ -22,12 +22,11 @@ Prints the group's new position.`,
     if (values.to === undefined)
       throw new UsageError("groups reset: --to is required: earliest, latest, an offset or an ISO date (see dovetail groups reset --help)");
     const to = positionOption(values.to, "--to");
-    return withBus(values, 1, async (bus) => {
-      out.print(
-        await bus.resetGroup(topic, group, to),
-        (g) => `reset group ${g.group} of ${g.topic} to ${positionText(to)}: ack floor ${g.ackFloor}, head ${g.head}, lag ${g.lag}`,
-      );
-      return EXIT.ok;
-    });
+    const { admin } = openAdmin(values);
+    out.print(
+      await admin.groups.reset(topic, group, to),
+      (g) => `reset group ${g.group} of ${g.topic} to ${positionText(to)}: ack floor ${g.ackFloor}, head ${g.head}, lag ${g.lag}`,
+    );
+    return EXIT.ok;
   },
 });

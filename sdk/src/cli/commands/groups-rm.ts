@@ -1,7 +1,7 @@
 /** `dovetail groups rm <topic> <group>`: delete a consumer group. */
 import { topicArgument } from "../args.ts";
 import { defineCommand } from "../command.ts";
-import { withBus } from "../connection.ts";
+import { openAdmin } from "../connection.ts";
 import { EXIT } from "../errors.ts";
 import { groupArgument } from "./group-args.ts";
 
@@ -17,13 +17,12 @@ A group that does not exist exits 1 (group_not_found).`,
   async run({ values, positionals, out }) {
     const topic = topicArgument(positionals[0]!);
     const group = groupArgument(positionals[1]!);
-    return withBus(values, 1, async (bus) => {
-      const { closedMembers } = await bus.deleteGroup(topic, group);
-      out.print(
-        { topic, group, deleted: true, closedMembers },
-        (r) => `deleted group ${r.group} of ${r.topic}; closed ${r.closedMembers} member${r.closedMembers === 1 ? "" : "s"}`,
-      );
-      return EXIT.ok;
-    });
+    const { admin } = openAdmin(values);
+    const { closedMembers } = await admin.groups.delete(topic, group);
+    out.print(
+      { topic, group, deleted: true, closedMembers },
+      (r) => `deleted group ${r.group} of ${r.topic}; closed ${r.closedMembers} member${r.closedMembers === 1 ? "" : "s"}`,
+    );
+    return EXIT.ok;
   },
 });
