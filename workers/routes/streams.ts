@@ -60,7 +60,7 @@ function streamTopic(path: string): string {
     throw new DovetailError("invalid_topic", "stream path is not valid percent-encoding");
   }
   if (topic === "__ds" || topic.startsWith("__ds/")) {
-    throw new DovetailError("not_found", "the __ds subscription APIs are not supported by this server");
+    throw new DovetailError("not_found", "__ds is reserved for the Durable Streams control APIs (docs/streams.md, Subscriptions); no such API");
   }
   return checkedTopic(topic);
 }
