@@ -280,6 +280,8 @@ export interface QueueWorkerDone {
   /** First job received and last ack confirmed (hrtime ns), "0" when none. */
   firstNs: string;
   lastAckNs: string;
+  /** CPU time (user + system) of this process from `go` until it reported, µs. */
+  cpuUs: number;
   error?: string;
   rssBytes: number;
 }
@@ -295,6 +297,7 @@ async function runQueueWorkers(cfg: QueueWorkerConfig): Promise<void> {
   let lastAckNs = 0n;
   let error: string | undefined;
   let finished = false;
+  let cpuAtGo: NodeJS.CpuUsage | null = null;
   const workers: QueueWorker[] = [];
   const seqOf = (payload: string) => {
     const d = decodePayload(payload);
@@ -305,6 +308,7 @@ async function runQueueWorkers(cfg: QueueWorkerConfig): Promise<void> {
     if (finished) return;
     finished = true;
     clearInterval(progress);
+    const cpu = cpuAtGo ? process.cpuUsage(cpuAtGo) : { user: 0, system: 0 };
     await Promise.all(workers.map((w) => w.close().catch((e: unknown) => (error ??= e instanceof Error ? e.message : String(e)))));
     const done: QueueWorkerDone = {
       type: "done",
@@ -314,6 +318,7 @@ async function runQueueWorkers(cfg: QueueWorkerConfig): Promise<void> {
       redelivered,
       firstNs: String(firstNs),
       lastAckNs: String(lastAckNs),
+      cpuUs: cpu.user + cpu.system,
       rssBytes: process.memoryUsage().rss,
     };
     if (error) done.error = error;
@@ -356,6 +361,7 @@ async function runQueueWorkers(cfg: QueueWorkerConfig): Promise<void> {
   process.on("message", (m: { type: string }) => {
     if (m.type === "stop") void finish();
     if (m.type === "go") {
+      cpuAtGo = process.cpuUsage();
       Promise.all(workers.map((w) => w.start())).then(
         () => send({ type: "consuming" }),
         (e: unknown) => onFailure(e instanceof Error ? e.message : String(e)),

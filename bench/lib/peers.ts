@@ -27,6 +27,8 @@ export interface Peer {
   version: string;
   /** Resident memory of the server process(es), bytes. */
   rssBytes(): number;
+  /** CPU time the server process(es) used so far (user + system), ms. */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -62,6 +64,24 @@ export function rssOf(pids: number[]): number {
     }
   }
   return total;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on Linux). */
+const USER_HZ = 100;
+
+/** User + system CPU time of the given pids, ms (0 for pids that are gone). */
+export function cpuOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the line)
+    } catch {
+      // gone
+    }
+  }
+  return (ticks * 1000) / USER_HZ;
 }
 
 /** Pids whose command name is `comm` and whose process group is `pgid`. */
@@ -117,6 +137,7 @@ async function startProcess(name: string, cmd: string, args: string[], port: num
     url,
     version,
     rssBytes: () => rssOf(proc.pid ? [proc.pid] : []),
+    cpuMs: () => cpuOf(proc.pid ? [proc.pid] : []),
     async stop() {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once("exit", r));
@@ -236,6 +257,7 @@ export async function startDovetail(options: { verbose?: boolean } = {}): Promis
     url: bus.url,
     version: `workerd ${workerdVersion()}`,
     rssBytes: () => rssOf(workerdPids(bus.port)),
+    cpuMs: () => cpuOf(workerdPids(bus.port)),
     stop: () => bus.stop(),
     bus,
   };

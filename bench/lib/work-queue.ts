@@ -100,7 +100,8 @@ const GROUP_P50_MAX_RATIO = 1.2;
 
 export interface WorkQueuePeer {
   url: string;
-  rssBytes(): number;
+  /** CPU time of the server process(es) so far, ms. */
+  cpuMs(): number;
 }
 
 export interface WorkQueueOptions {
@@ -116,6 +117,8 @@ export interface WorkQueueOptions {
 const ACKED: Row = { metric: "ackedPerSec", label: "acked", unit: "msg/s", higherIsBetter: true };
 const PUB_RATE: Row = { metric: "publishMsgPerSec", label: "publish rate", unit: "msg/s", higherIsBetter: true };
 const US_PER_ACK: Row = { metric: "usPerAck", label: "µs per acked message", unit: "µs", higherIsBetter: false };
+const SERVER_CPU: Row = { metric: "serverCpuUsPerAck", label: "server CPU per acked message", unit: "µs", higherIsBetter: false };
+const WORKER_CPU: Row = { metric: "workerCpuUsPerAck", label: "worker CPU per acked message", unit: "µs", higherIsBetter: false };
 const REDELIVERED: Row = { metric: "redeliveries", label: "redeliveries", unit: "deliveries", higherIsBetter: false, ratio: false };
 const REDELIVERY_ALL: Row = { metric: "redeliveryMs", label: "all held jobs at another worker", unit: "ms", higherIsBetter: false };
 const REDELIVERY_FIRST: Row = { metric: "firstRedeliveryMs", label: "first held job at another worker", unit: "ms", higherIsBetter: false };
@@ -133,7 +136,7 @@ const LAT_ROWS: Row[] = [
 export async function runWorkQueue(o: WorkQueueOptions): Promise<ScenarioResult[]> {
   const cfg = o.config;
   const live = QUEUE_CLIENTS.filter((c) => o.peerOf(c.server) !== null);
-  const url = (client: QueueClient) => o.peerOf(QUEUE_CLIENTS.find((c) => c.client === client)!.server)!.url;
+  const peer = (client: QueueClient) => o.peerOf(QUEUE_CLIENTS.find((c) => c.client === client)!.server)!;
   const sections: ScenarioResult[] = [];
   const logRun = (what: string, client: string, round: number, r: RunOutcome, ms: number, figures: string) =>
     o.log(`${what} ${client} run ${round + 1}: ${r.ok ? "ok" : `FAILED (${r.problems.slice(0, 2).join("; ")})`} ${r.ok ? figures : ""}(${ms} ms)`);
@@ -153,9 +156,10 @@ export async function runWorkQueue(o: WorkQueueOptions): Promise<ScenarioResult[
       "dovetail = the SDK (`bus.consume` with `maxAckPending`, `job.ack()` per job; the SDK sends one tick's acks in one frame; each ack resolves once stored), hibernatable consumer sockets (the SDK default); dovetail-plain = the same with `hibernate: false`; dovetail-raw = raw frames, one `settle` per `jobs` frame, hibernatable socket. " +
       `Redis: XREADGROUP COUNT ${cfg.prefetch} BLOCK 100, one XACK per entry pipelined per batch, XAUTOCLAIM every ${REDIS_CLAIM_EVERY_MS} ms (acked in memory; the AOF instance fsyncs every second). ` +
       `JetStream: work-queue stream (file storage), one durable pull consumer shared by all workers, \`consume({ max_messages: ${cfg.prefetch} })\`, \`m.ack()\` (not confirmed to the client: time of the call, then the server is checked to have no ack pending). ` +
-      "Dovetail confirms an ack once it is durable in SQLite. No warm-up: each run is a fresh topic and group.",
+      "Dovetail confirms an ack once it is durable in SQLite. No warm-up: each run is a fresh topic and group. " +
+      "CPU per acked message: CPU time (user + system, from /proc) of the server process(es) (workerd; redis-server; nats-server) and of the worker processes, from the start of consuming until every ack is in, ÷ messages; in the concurrent case the server's includes taking the publishes.",
     systems: live.map((c) => c.client),
-    rows: [ACKED, US_PER_ACK, PUB_RATE, REDELIVERED],
+    rows: [ACKED, US_PER_ACK, SERVER_CPU, WORKER_CPU, PUB_RATE, REDELIVERED],
     chart: "bars",
     chartMetric: "ackedPerSec",
     cases: [],
@@ -165,7 +169,7 @@ export async function runWorkQueue(o: WorkQueueOptions): Promise<ScenarioResult[
     for (let round = 0; round < o.runs; round++) {
       for (const { client } of live) {
         const t = Date.now();
-        const r = await throughputRun(client, url(client), tc.id, tc.count, cfg, o.tag());
+        const r = await throughputRun(client, peer(client), tc.id, tc.count, cfg, o.tag());
         outcomes.get(client)!.push(r);
         logRun(`work-queue/${tc.id}`, client, round, r, Date.now() - t, `${Math.round(r.metrics.ackedPerSec ?? 0)} acked/s `);
       }
@@ -196,7 +200,7 @@ export async function runWorkQueue(o: WorkQueueOptions): Promise<ScenarioResult[
     for (let round = 0; round < o.runs; round++) {
       for (const { client } of redeliveryClients) {
         const t = Date.now();
-        const r = await redeliveryRun(client, url(client), cfg, o.tag());
+        const r = await redeliveryRun(client, peer(client).url, cfg, o.tag());
         outcomes.get(client)!.push(r);
         logRun("work-queue/redelivery", client, round, r, Date.now() - t, `all ${r.metrics.redeliveryMs?.toFixed(0)} ms after the kill `);
       }
@@ -421,12 +425,13 @@ export function checkAcks(count: number, acked: number[][]): { distinct: number;
 
 export async function throughputRun(
   client: QueueClient,
-  url: string,
+  server: WorkQueuePeer,
   mode: "backlog" | "concurrent",
   count: number,
   cfg: WorkQueueConfig,
   tag: string,
 ): Promise<RunOutcome> {
+  const url = server.url;
   const problems: string[] = [];
   const metrics: Metrics = {};
   const ep: QueueEndpoint = { url, topic: `bench.${tag}.wq`, group: "workers", ackWaitMs: cfg.throughputAckWaitMs };
@@ -472,7 +477,9 @@ export async function throughputRun(
       for (const p of procs) void p.done.then((d) => reject(new Error(d.error ? `a worker failed: ${d.error}` : "a worker ended early")), reject);
     });
     broken.catch(() => {});
+    const cpuStart = server.cpuMs();
     for (const p of procs) p.send({ type: "go" });
+    let cpuEnd: number | null = null;
     try {
       await withTimeout(Promise.race([everyoneConsuming, broken]), READY_TIMEOUT_MS, "joining the group");
       if (mode === "concurrent") {
@@ -481,6 +488,7 @@ export async function throughputRun(
         p.send({ type: "go" });
       }
       await withTimeout(Promise.race([everyAck, broken]), cfg.timeoutMs, "acking every message");
+      cpuEnd = server.cpuMs();
     } catch (e) {
       problems.push((e as Error).message);
     }
@@ -517,6 +525,8 @@ export async function throughputRun(
       metrics.ackedPerSec = count / (Number(t1 - t0) / 1e9);
       metrics.usPerAck = 1e6 / metrics.ackedPerSec;
     }
+    if (cpuEnd !== null) metrics.serverCpuUsPerAck = ((cpuEnd - cpuStart) * 1000) / count;
+    if (dones.length === procs.length) metrics.workerCpuUsPerAck = dones.reduce((s, d) => s + d.cpuUs, 0) / count;
     metrics.deliveries = dones.reduce((s, d) => s + d.received, 0);
     metrics.redeliveries = Math.max(0, metrics.deliveries - count);
     // The server's view: nothing left pending, everything settled.

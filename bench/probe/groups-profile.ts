@@ -3,9 +3,10 @@
 // W members take and ack it, and prints acked/s, how many acks each `settle` frame carried, and
 // the workerd isolate's CPU profile (self time by function) over the consuming phase.
 //
-// node bench/probe/groups-profile.ts [--messages 20000] [--workers 10] [--client raw|sdk|sdk-plain] [--plain]
+// node bench/probe/groups-profile.ts [--messages 20000] [--workers 10] [--client raw|sdk|sdk-plain] [--plain] [--concurrent]
 //   raw: one `settle` per `jobs` frame (hibernatable socket, or plain with --plain);
-//   sdk / sdk-plain: `bus.consume` + `job.ack()` (bench/lib/work-queue-clients.ts), sockets hibernatable / plain.
+//   sdk / sdk-plain: `bus.consume` + `job.ack()` (bench/lib/work-queue-clients.ts), sockets hibernatable / plain;
+//   --concurrent: publish while the members consume (the profile then includes the ingest).
 // The profile is also written to $TMPDIR/groups-profile.cpuprofile (open it in Chrome DevTools).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     workers: { type: "string", default: "10" },
     client: { type: "string", default: "raw" },
     plain: { type: "boolean", default: false },
+    concurrent: { type: "boolean", default: false },
   },
 });
 const N = Number(values.messages);
@@ -95,15 +97,23 @@ const call = <T = unknown>(method: string, params: Record<string, unknown> = {})
 await call("Profiler.enable");
 await call("Profiler.setSamplingInterval", { interval: 200 });
 
-// The backlog.
+// The backlog (or, with --concurrent, the publisher: 100 messages per frame, 10 frames in flight).
 const topic = `probe.${Date.now().toString(36)}`;
 const pub = await createPublisher("dovetail", { url, topic });
-for (let i = 0; i < N; i += 100)
-  await pub.send(
-    Array.from({ length: Math.min(100, N - i) }, (_, k) => encodePayload(0, i + k, 0n)),
-    true,
-  );
-await pub.close();
+const publishAll = async (inFlight: number) => {
+  const sending = new Set<Promise<void>>();
+  for (let i = 0; i < N; i += 100) {
+    const p = pub.send(
+      Array.from({ length: Math.min(100, N - i) }, (_, k) => encodePayload(0, i + k, 0n)),
+      true,
+    );
+    sending.add(p);
+    void p.finally(() => sending.delete(p));
+    if (sending.size >= inFlight) await Promise.race(sending);
+  }
+  await Promise.all(sending);
+};
+if (!values.concurrent) await publishAll(1);
 
 // The members.
 let acked = 0;
@@ -184,11 +194,15 @@ if (client === "raw") {
   }
   await Promise.all(workers.map((w) => w.start()));
 }
+if (values.concurrent) await publishAll(10);
 await finished;
+await pub.close();
 const { profile } = await call<{ profile: CpuProfile }>("Profiler.stop");
 
 const frames = [...perFrame.values()].reduce((a, b) => a + b, 0);
-console.log(`${client}${values.plain ? " (plain socket)" : ""}: ${N} acked by ${W} members at ${Math.round(N / ((last - first) / 1000))} acked/s`);
+console.log(
+  `${client}${values.plain ? " (plain socket)" : ""}${values.concurrent ? ", published while consuming" : ""}: ${N} acked by ${W} members at ${Math.round(N / ((last - first) / 1000))} acked/s`,
+);
 console.log(
   `settle frames: ${frames} (${(N / frames).toFixed(1)} acks each); most common sizes: ${[...perFrame]
     .sort((a, b) => b[1] - a[1])

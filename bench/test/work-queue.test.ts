@@ -80,10 +80,12 @@ describe.skipIf(!hasRedis)("real work-queue cases against redis-server", () => {
     const redis = await startRedis({ durable: false });
     if ("skipped" in redis) throw new Error(redis.skipped);
     try {
-      const run = await throughputRun("redis-streams", redis.url, "backlog", 2000, cfg, `test${Date.now()}`);
+      const run = await throughputRun("redis-streams", redis, "backlog", 2000, cfg, `test${Date.now()}`);
       expect(run.problems).toEqual([]);
       expect(run.metrics.ackedPerSec).toBeGreaterThan(0);
       expect(run.metrics.deliveries).toBe(2000);
+      expect(run.metrics.serverCpuUsPerAck).toBeGreaterThanOrEqual(0);
+      expect(run.metrics.workerCpuUsPerAck).toBeGreaterThan(0);
     } finally {
       await redis.stop();
     }
