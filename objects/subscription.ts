@@ -39,26 +39,15 @@ import type { ObjectsEnv } from "./env.ts";
 import { rpcResult, type RpcResult } from "./rpc-result.ts";
 import { encodeOffset, parseOffset } from "./stream-format.ts";
 import type { StreamMovedReply } from "./subscription-links.ts";
+import { retryDelayMs } from "./subscription-backoff.ts";
 import { SubscriptionStore, type Link, type SubscriptionState } from "./subscription-store.ts";
 
-/** Webhook retries: the first after this, doubling (protocol 7.1). */
-export const RETRY_BASE_MS = 1_000;
-/** …up to this. */
-export const RETRY_MAX_MS = 60_000;
-/** Each delay is moved by up to this fraction either way. */
-export const RETRY_JITTER = 0.2;
 /** A webhook request that has not answered after this counts as failed. */
 export const WEBHOOK_TIMEOUT_MS = 10_000;
 /** Callback and claim tokens expire after this; the lease and generation end them sooner. */
 export const TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
 /** Most streams linked at once while a subscription backfills (RPCs in flight). */
 const LINK_CONCURRENCY = 32;
-
-/** The delay before webhook attempt `attempt + 1` after `attempt` failures (1 s, 2 s, 4 s … 60 s, ±20 %). */
-export function retryDelayMs(failures: number, random = Math.random()): number {
-  const base = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, failures - 1));
-  return Math.round(base * (1 + RETRY_JITTER * (random * 2 - 1)));
-}
 
 /** What a callback, ack or release is. */
 export type SettleKind = "callback" | "ack" | "release";
@@ -85,10 +74,37 @@ export class Subscription extends DurableObject<ObjectsEnv> {
   readonly #store: SubscriptionStore;
   #signer: Promise<{ kid: string; key: CryptoKey }> | null = null;
   #delivering = false;
+  #linkCache: Map<string, Link> | null = null;
 
   constructor(ctx: DurableObjectState, env: ObjectsEnv) {
     super(ctx, env);
     this.#store = new SubscriptionStore(ctx.storage.sql);
+  }
+
+  /** The links, read from storage once per life; every change goes through #saveLink / #deleteLink. Link objects are never changed in place. */
+  #links(): Map<string, Link> {
+    this.#linkCache ??= this.#store.links();
+    return this.#linkCache;
+  }
+
+  #saveLink(link: Link): void {
+    this.#store.saveLink(link);
+    this.#links().set(link.path, link);
+  }
+
+  #deleteLink(path: string): void {
+    this.#store.deleteLink(path);
+    this.#links().delete(path);
+  }
+
+  #clearLinks(): void {
+    this.#store.clearLinks();
+    this.#linkCache = new Map();
+  }
+
+  /** The links in path order, as the APIs list them. */
+  #sortedLinks(): Link[] {
+    return [...this.#links().values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
   #address(): { tenant: string; id: string } {
@@ -136,7 +152,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
         retry: null,
         status: "active",
       };
-      this.#store.clearLinks();
+      this.#clearLinks();
       this.#store.saveState(state);
       await this.ctx.storage.deleteAlarm();
       const { id } = this.#address();
@@ -160,7 +176,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
       state.wake = null;
       state.retry = null;
       this.#store.saveState(state);
-      this.#store.clearLinks();
+      this.#clearLinks();
       await this.ctx.storage.deleteAlarm();
       await this.#directory().dsUnwatch(this.#address().id, null);
       return null;
@@ -173,7 +189,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
       const state = this.#live();
       state.config.streams = [...new Set([...state.config.streams, ...paths])].sort();
       this.#store.saveState(state);
-      const links = this.#store.links();
+      const links = this.#links();
       const fresh = paths.filter((p) => !links.get(p)?.explicit);
       const existing = await this.#directory().dsWatch(this.#address().id, [], fresh, false);
       for (const path of fresh) if (!existing.includes(path)) this.#linkLocal(path, { explicit: true }, 0, 0);
@@ -188,10 +204,10 @@ export class Subscription extends DurableObject<ObjectsEnv> {
       const state = this.#live();
       state.config.streams = state.config.streams.filter((p) => p !== path);
       this.#store.saveState(state);
-      const link = this.#store.links().get(path);
+      const link = this.#links().get(path);
       if (link?.explicit) {
-        if (link.glob) this.#store.saveLink({ ...link, explicit: false });
-        else this.#store.deleteLink(path);
+        if (link.glob) this.#saveLink({ ...link, explicit: false });
+        else this.#deleteLink(path);
       }
       await this.#directory().dsUnwatch(this.#address().id, [path]);
       return null;
@@ -200,11 +216,11 @@ export class Subscription extends DurableObject<ObjectsEnv> {
 
   /** Record a link here (not in the topic). `acked` applies to a new link only. */
   #linkLocal(path: string, kind: { explicit?: boolean; glob?: boolean }, acked: number, tail: number): Link {
-    const old = this.#store.links().get(path);
+    const old = this.#links().get(path);
     const link: Link = old
       ? { ...old, explicit: old.explicit || kind.explicit === true, glob: old.glob || kind.glob === true, tail: Math.max(old.tail, tail) }
       : { path, explicit: kind.explicit === true, glob: kind.glob === true, acked, tail };
-    this.#store.saveLink(link);
+    this.#saveLink(link);
     return link;
   }
 
@@ -217,7 +233,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
           const { exists, tail } = await this.#topic(path).dsSubscriptionLink(path, id, true);
           const state = this.#store.state();
           if (!state || state.deleted || !this.#wants(state.config, path)) return;
-          const old = this.#store.links().get(path);
+          const old = this.#links().get(path);
           const kind = { glob: state.config.pattern !== null && globMatches(state.config.pattern, path), explicit: state.config.streams.includes(path) };
           if (!exists) return;
           // A new link starts at the tail; an explicit link made before the stream existed keeps its start.
@@ -238,7 +254,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
       subscription_id: id,
       type: state.config.type,
       pattern: state.config.pattern,
-      streams: [...this.#store.links().values()].map((l) => this.#linkView(l)),
+      streams: this.#sortedLinks().map((l) => this.#linkView(l)),
       wake_stream: state.config.wakeStream,
       lease_ttl_ms: state.config.leaseTtlMs,
       created_at: new Date(state.createdAt).toISOString(),
@@ -270,13 +286,13 @@ export class Subscription extends DurableObject<ObjectsEnv> {
   async streamMoved(path: string, tail: number, from: number | null): Promise<StreamMovedReply> {
     const state = this.#store.state();
     if (!state || state.deleted || !this.#wants(state.config, path)) return { linked: false };
-    const old = this.#store.links().get(path);
+    const old = this.#links().get(path);
     if (!old && from === null) return { linked: false };
     const kind = { glob: state.config.pattern !== null && globMatches(state.config.pattern, path), explicit: state.config.streams.includes(path) };
-    const link = this.#linkLocal(path, kind, from ?? tail, tail);
+    let link = this.#linkLocal(path, kind, from ?? tail, tail);
     // A topic deleted and made again starts its offsets over: follow it down.
-    if (from !== null && link.acked > from) this.#store.saveLink({ ...link, acked: from });
-    await this.#maybeWake(state);
+    if (from !== null && link.acked > from) this.#saveLink((link = { ...link, acked: from }));
+    if (state.wake === null && link.tail > link.acked) await this.#createWake(state, path, null);
     return { linked: true };
   }
 
@@ -291,7 +307,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
   /** A new wake when the subscription is idle and some stream is past its cursor. */
   async #maybeWake(state: SubscriptionState): Promise<boolean> {
     if (state.wake !== null) return false;
-    const pending = this.#pending(this.#store.links());
+    const pending = this.#pending(this.#links());
     if (!pending) return false;
     await this.#createWake(state, pending.path, null);
     return true;
@@ -300,7 +316,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
   async #createWake(state: SubscriptionState, stream: string, holder: string | null): Promise<void> {
     const now = Date.now();
     state.generation += 1;
-    const links = this.#store.links();
+    const links = this.#links();
     const snapshot: Record<string, number> = {};
     for (const link of links.values()) snapshot[link.path] = link.tail;
     const webhook = state.config.type === "webhook";
@@ -390,7 +406,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
       const state = this.#store.state();
       if (!state || state.deleted || !state.wake || !state.retry || state.config.type !== "webhook") return;
       const wake = state.wake;
-      const links = this.#store.links();
+      const links = this.#links();
       // Each attempt reports the tails as they are now (same wake, same generation).
       wake.snapshot = {};
       for (const link of links.values()) wake.snapshot[link.path] = link.tail;
@@ -398,7 +414,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
         subscription_id: this.#address().id,
         wake_id: wake.id,
         generation: state.generation,
-        streams: [...links.values()].map((l) => this.#wakeView(l, l.tail)),
+        streams: this.#sortedLinks().map((l) => this.#wakeView(l, l.tail)),
         callback_url: `${state.base}/__ds/subscriptions/${encodeURIComponent(this.#address().id)}/callback`,
         callback_token: await this.#token(state),
       };
@@ -465,10 +481,10 @@ export class Subscription extends DurableObject<ObjectsEnv> {
 
   /** `{"done": true}`: every stream's cursor moves to the tail the wake reported (never back). */
   #ackSnapshot(snapshot: Record<string, number>): void {
-    const links = this.#store.links();
+    const links = this.#links();
     for (const [path, tail] of Object.entries(snapshot)) {
       const link = links.get(path);
-      if (link && tail > link.acked) this.#store.saveLink({ ...link, acked: tail });
+      if (link && tail > link.acked) this.#saveLink({ ...link, acked: tail });
     }
   }
 
@@ -492,7 +508,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
         state.wake = null;
         this.#store.saveState(state);
       }
-      if (!state.wake && !this.#pending(this.#store.links())) {
+      if (!state.wake && !this.#pending(this.#links())) {
         // A notification may still be on its way: ask the streams for their tails.
         await this.#refreshTails();
         state = this.#live();
@@ -502,7 +518,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
             generation: state.generation,
           });
       }
-      const links = this.#store.links();
+      const links = this.#links();
       if (!state.wake) {
         const pending = this.#pending(links);
         if (!pending) throw new DovetailError("NO_PENDING_WORK", "no linked stream has messages past its cursor");
@@ -520,7 +536,7 @@ export class Subscription extends DurableObject<ObjectsEnv> {
         wake_id: wake.id,
         generation: state.generation,
         token: await this.#token(state),
-        streams: [...links.values()].map((l) => this.#wakeView(l, l.tail)),
+        streams: this.#sortedLinks().map((l) => this.#wakeView(l, l.tail)),
         lease_ttl_ms: state.config.leaseTtlMs,
       };
     });
@@ -528,13 +544,13 @@ export class Subscription extends DurableObject<ObjectsEnv> {
 
   async #refreshTails(): Promise<void> {
     const { id } = this.#address();
-    const paths = [...this.#store.links().keys()];
+    const paths = [...this.#links().keys()];
     for (let i = 0; i < paths.length; i += LINK_CONCURRENCY) {
       await Promise.all(
         paths.slice(i, i + LINK_CONCURRENCY).map(async (path) => {
           const { exists, tail } = await this.#topic(path).dsSubscriptionLink(path, id, true);
-          const link = this.#store.links().get(path);
-          if (exists && link && tail > link.tail) this.#store.saveLink({ ...link, tail });
+          const link = this.#links().get(path);
+          if (exists && link && tail > link.tail) this.#saveLink({ ...link, tail });
         }),
       );
     }
@@ -601,32 +617,29 @@ export class Subscription extends DurableObject<ObjectsEnv> {
 
   /** Check every ack, then apply them all (none if one is refused). */
   async #applyAcks(acks: { stream: string; offset: string }[]): Promise<void> {
-    const links = this.#store.links();
     const moves = new Map<string, number>();
     let asked = false;
     for (const ack of acks) {
-      const link = links.get(ack.stream);
+      let link = this.#links().get(ack.stream);
       if (!link) throw new DovetailError("INVALID_OFFSET", `ack names ${ack.stream.slice(0, 200)}, which this subscription does not link`);
       const parsed = parseOffset(ack.offset);
       if (parsed?.kind !== "at") throw new DovetailError("INVALID_OFFSET", `ack offset ${ack.offset.slice(0, 64)} is not an offset of this server`);
-      if (parsed.next < link.acked) throw new DovetailError("INVALID_OFFSET", `ack offset of ${ack.stream} is behind its cursor ${encodeOffset(link.acked)}`);
       if (parsed.next > link.tail && !asked) {
         // The tail heard may lag the stream: ask once.
         asked = true;
         await this.#refreshTails();
-        for (const [path, fresh] of this.#store.links()) {
-          const l = links.get(path);
-          if (l) l.tail = fresh.tail;
-        }
+        link = this.#links().get(ack.stream);
+        if (!link) throw new DovetailError("INVALID_OFFSET", `ack names ${ack.stream.slice(0, 200)}, which this subscription no longer links`);
       }
-      if (parsed.next > link.tail)
+      if (parsed.next < link.acked) throw new DovetailError("INVALID_OFFSET", `ack offset of ${ack.stream} is behind its cursor ${encodeOffset(link.acked)}`);
+      if (parsed.next > link.tail) {
         throw new DovetailError("INVALID_OFFSET", `ack offset of ${ack.stream} is past the stream's tail ${encodeOffset(link.tail)}`);
+      }
       moves.set(ack.stream, Math.max(moves.get(ack.stream) ?? 0, parsed.next));
     }
-    const now = this.#store.links();
     for (const [path, next] of moves) {
-      const link = now.get(path);
-      if (link && next > link.acked) this.#store.saveLink({ ...link, acked: next });
+      const link = this.#links().get(path);
+      if (link && next > link.acked) this.#saveLink({ ...link, acked: next });
     }
   }
 }
