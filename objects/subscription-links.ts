@@ -9,7 +9,8 @@
  * - On its first commit the topic asks its Directory once which subscriptions watch it (a pattern
  *   or an explicit path registered before the topic existed), stores them, and notifies them with
  *   `from` = that commit's first offset: they link the stream at the position before the append
- *   that created it. `ds_sub_meta.resolved` records that it asked.
+ *   that created it. `ds_sub_meta.resolved` records that it asked and found some; a topic that
+ *   found none stores nothing and asks again on its first commit after the next wake.
  * - After a commit each linked subscription hears the new tail: at once when the last
  *   notification is older than {@link NOTIFY_INTERVAL_MS}, else once when it is. Not awaited by
  *   the commit: publishing never waits for a subscription.
@@ -36,6 +37,8 @@ export interface SubscriptionLinksHost {
   watchers(topic: string): Promise<string[]>;
   /** Tell subscription `sub` that `topic` now ends at `tail`; `from`: link it at this offset if it watches it but has no link. */
   notify(sub: string, topic: string, tail: number, from: number | null): Promise<StreamMovedReply>;
+  /** Tell subscription `sub` that `topic` was deleted (its offsets start over). */
+  deleted(sub: string, topic: string): Promise<void>;
 }
 
 export class SubscriptionLinks implements TopicModule {
@@ -99,9 +102,13 @@ export class SubscriptionLinks implements TopicModule {
     else this.#timer = setTimeout(() => this.#notifyAll(), wait);
   }
 
-  onDelete(): void {
+  /** The topic is being deleted: its subscriptions drop the link (a glob one) or start it over (an explicit one). */
+  async onDelete(): Promise<void> {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    const topic = this.#host.topic();
+    const results = await Promise.allSettled([...this.#links].map((sub) => this.#host.deleted(sub, topic)));
+    for (const r of results) if (r.status === "rejected") console.error("topic: could not tell a subscription that the topic was deleted", r.reason);
     this.#links.clear();
   }
 
@@ -113,10 +120,13 @@ export class SubscriptionLinks implements TopicModule {
     this.#host.watchers(topic).then(
       (subs) => {
         this.#resolving = false;
+        this.#resolved = true;
+        // Without watchers nothing is stored (a topic without subscriptions gets no tables); the
+        // object asks again once per life, which links nothing twice.
+        if (subs.length === 0) return;
         this.#ensureTables();
         for (const sub of subs) this.link(sub, true);
         this.#host.sql.exec("INSERT INTO ds_sub_meta (k, v) VALUES ('resolved', 1) ON CONFLICT DO NOTHING");
-        this.#resolved = true;
         const fresh = new Set(subs);
         this.#lastNotifyAt = Date.now();
         for (const sub of this.#links) this.#notify(sub, fresh.has(sub) ? from : null);

@@ -291,9 +291,20 @@ export class Subscription extends DurableObject<ObjectsEnv> {
     const kind = { glob: state.config.pattern !== null && globMatches(state.config.pattern, path), explicit: state.config.streams.includes(path) };
     let link = this.#linkLocal(path, kind, from ?? tail, tail);
     // A topic deleted and made again starts its offsets over: follow it down.
-    if (from !== null && link.acked > from) this.#saveLink((link = { ...link, acked: from }));
+    if (from !== null && (link.acked > from || link.tail !== tail)) this.#saveLink((link = { ...link, acked: Math.min(link.acked, from), tail }));
     if (state.wake === null && link.tail > link.acked) await this.#createWake(state, path, null);
     return { linked: true };
+  }
+
+  /**
+   * Stream `path` (its topic) was deleted: its offsets start over. A glob link goes (the Directory
+   * links the stream again if it is created again); an explicit link stays, from the start.
+   */
+  async streamDeleted(path: string): Promise<void> {
+    const link = this.#links().get(path);
+    if (!link) return;
+    if (link.explicit) this.#saveLink({ ...link, glob: false, acked: 0, tail: 0 });
+    else this.#deleteLink(path);
   }
 
   // -------------------------------------------------------------------------------------------

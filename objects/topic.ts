@@ -185,6 +185,8 @@ export class Topic extends DurableObject<Env> {
       watchers: (topic) => this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName(directoryObjectName(this.#address().tenant))).dsWatchers(topic),
       notify: (sub, topic, tail, from) =>
         this.env.DS_SUBSCRIPTION.get(this.env.DS_SUBSCRIPTION.idFromName(subscriptionObjectName(this.#address().tenant, sub))).streamMoved(topic, tail, from),
+      deleted: (sub, topic) =>
+        this.env.DS_SUBSCRIPTION.get(this.env.DS_SUBSCRIPTION.idFromName(subscriptionObjectName(this.#address().tenant, sub))).streamDeleted(topic),
     });
     // Order matters twice: commits reach subscribers first; a write is refused by a closed
     // stream before a new topic is listed for it.

@@ -342,6 +342,26 @@ describe("pull-wake", () => {
     expect(((await next.json()) as Claimed).generation).toBe(first.generation + 1);
   });
 
+  it("a deleted topic drops its glob link and keeps an explicit one from the start; created again, it is linked from its first append", async () => {
+    const { root, id } = await pullSetup();
+    const globbed = `${root}/g`;
+    const explicit = `${root}-x/e`;
+    await createStream(globbed, [{ n: 0 }, { n: 1 }]);
+    await createStream(explicit, [{ n: 0 }]);
+    expect((await sub(id, "/streams", { method: "POST", headers: json, body: JSON.stringify({ streams: [explicit] }) })).status).toBe(204);
+    expect((await view(id)).streams.map((s) => [s.path, s.acked_offset])).toEqual([
+      [explicit, encodeOffset(1)], // existed when linked: at its tail
+      [globbed, encodeOffset(0)], // created after the subscription: before its first append
+    ]);
+    for (const path of [globbed, explicit]) expect((await gatewayFetch(`/v1/topics/${encodeURIComponent(path)}`, { method: "DELETE" })).status).toBe(200);
+    expect((await view(id)).streams).toEqual([{ path: explicit, link_type: "explicit", acked_offset: encodeOffset(0) }]);
+    // Created again: its offsets start at 0 and it is linked before its first append (the wake of
+    // the first creation is still unclaimed, so no second wake event is written: one in flight).
+    await createStream(globbed, [{ n: "again" }]);
+    const c = (await (await claim(id, "w")).json()) as Claimed;
+    expect(c.streams.find((s) => s.path === globbed)).toMatchObject({ acked_offset: encodeOffset(0), tail_offset: encodeOffset(1), has_pending: true });
+  });
+
   it("a token of another subscription, or a deleted one, is refused and moves nothing", async () => {
     const a = await pullSetup();
     const b = await pullSetup();
