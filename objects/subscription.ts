@@ -414,6 +414,20 @@ export class Subscription extends DurableObject<ObjectsEnv> {
     if (this.#delivering) return;
     this.#delivering = true;
     try {
+      // A `{"done": true}` that leaves work pending makes the next wake at once: send it in this
+      // loop rather than by the alarm (local workerd's alarm adds a round of its own).
+      for (;;) {
+        await this.#attempt();
+        const state = this.#store.state();
+        if (!state || state.deleted || !state.retry || state.retry.attempt !== 0 || state.retry.nextAt > Date.now()) break;
+      }
+    } finally {
+      this.#delivering = false;
+    }
+  }
+
+  async #attempt(): Promise<void> {
+    {
       const state = this.#store.state();
       if (!state || state.deleted || !state.wake || !state.retry || state.config.type !== "webhook") return;
       const wake = state.wake;
@@ -485,8 +499,6 @@ export class Subscription extends DurableObject<ObjectsEnv> {
       }
       this.#store.saveState(after);
       await this.#scheduleAlarm(after);
-    } finally {
-      this.#delivering = false;
     }
   }
 

@@ -238,6 +238,79 @@ describe("webhook subscriptions against the bus process", () => {
     await receiver.down();
   }, 120_000);
 
+  it("measures wakes per second across 1,000 streams matched by one pattern; every stream ends acked at its tail", async () => {
+    const STREAMS = 1000;
+    // Its own bus, open: the development JWT's rate limit (1,000 requests per 10 s) would throttle the load.
+    const open = await startBus();
+    const openApi = (path: string, init: RequestInit = {}) =>
+      fetch(`${open.url}/v1/stream/${path}`, { ...init, headers: { "Content-Type": "application/json" } });
+    const receiver = new Receiver(await freePort());
+    receiver.answer = () => ({ done: true });
+    await receiver.up();
+    const root = fresh("many");
+    const id = fresh("sub");
+    expect(
+      (
+        await openApi(`__ds/subscriptions/${id}`, {
+          method: "PUT",
+          body: JSON.stringify({ type: "webhook", pattern: `${root}/*`, webhook: { url: receiver.url } }),
+        })
+      ).status,
+    ).toBe(201);
+    const paths = Array.from({ length: STREAMS }, (_, i) => `${root}/s${i}`);
+    const tails = new Map<string, number>();
+    const run = async (jobs: (() => Promise<void>)[], concurrency: number) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < jobs.length) await jobs[next++]!();
+        }),
+      );
+    };
+    // Each stream is created by an append, so each is linked before it and wakes the subscription.
+    const t0 = performance.now();
+    await run(
+      paths.map((path) => async () => {
+        expect((await openApi(path, { method: "PUT", body: JSON.stringify([{ n: 0 }]) })).status).toBe(201);
+        tails.set(path, 1);
+      }),
+      20,
+    );
+    const createdMs = performance.now() - t0;
+    // Then 5 s of appends to streams picked at random.
+    const hooksBefore = receiver.hooks.length;
+    const t1 = performance.now();
+    let appends = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        while (performance.now() - t1 < 5_000) {
+          const path = paths[Math.floor(Math.random() * STREAMS)]!;
+          expect((await openApi(path, { method: "POST", body: JSON.stringify({ n: 1 }) })).status).toBe(204);
+          tails.set(path, (tails.get(path) ?? 0) + 1);
+          appends++;
+        }
+      }),
+    );
+    const appendMs = performance.now() - t1;
+    const wakes = receiver.hooks.length - hooksBefore;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const v = (await (await openApi(`__ds/subscriptions/${id}`)).json()) as Awaited<ReturnType<typeof view>>;
+      const behind = v.streams.filter((s) => offsetNumber(s.acked_offset) !== tails.get(s.path));
+      if (v.streams.length === STREAMS && behind.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`${behind.length} streams not acked at their tails, ${v.streams.length} linked`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const drainedMs = performance.now() - t1;
+    console.log(
+      `${STREAMS} streams under one pattern: created in ${(createdMs / 1000).toFixed(1)} s; ${appends} appends in ${(appendMs / 1000).toFixed(1)} s ` +
+        `(${Math.round((appends * 1000) / appendMs)}/s) brought ${wakes} wakes (${((wakes * 1000) / appendMs).toFixed(1)} wakes/s, ` +
+        `${(appends / Math.max(1, wakes)).toFixed(1)} appends per wake); all acked ${(drainedMs / 1000).toFixed(1)} s after the appends began`,
+    );
+    await receiver.down();
+    await open.stop();
+  }, 240_000);
+
   it("measures the time from an append to its webhook request", async () => {
     const receiver = new Receiver(await freePort());
     receiver.answer = () => ({ done: true });
