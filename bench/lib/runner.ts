@@ -55,6 +55,8 @@ export interface RunContext {
   tag: string;
   /** Resident memory of the system's server process(es), sampled during the run. */
   serverRss?: () => number;
+  /** CPU time of the system's server process(es) so far, ms: gives `serverCpuUsPerMsg`. */
+  serverCpu?: () => number;
 }
 
 const WORKER = path.join(ROOT, "bench/worker.ts");
@@ -160,6 +162,7 @@ export async function runCase(system: ClientName, url: string, spec: CaseSpec, c
     await withTimeout(Promise.all(pubWorkers.map((w) => w.ready)), READY_TIMEOUT_MS, "connecting publishers");
 
     const rssStart = ctx.serverRss?.() ?? 0;
+    const cpuStart = ctx.serverCpu?.() ?? 0;
     let rssPeak = rssStart;
     const sampler = ctx.serverRss
       ? setInterval(() => {
@@ -205,7 +208,10 @@ export async function runCase(system: ClientName, url: string, spec: CaseSpec, c
     if (sampler) clearInterval(sampler);
     rssPeak = Math.max(rssPeak, ctx.serverRss?.() ?? 0);
 
-    return summarize(spec, pubResults, subResults, slowResults, problems, ctx.serverRss ? { rssStart, rssPeak } : null);
+    const run = summarize(spec, pubResults, subResults, slowResults, problems, ctx.serverRss ? { rssStart, rssPeak } : null);
+    // Server CPU per message published (warm-up included: the CPU clock cannot leave it out).
+    if (ctx.serverCpu) run.metrics.serverCpuUsPerMsg = ((ctx.serverCpu() - cpuStart) * 1000) / (spec.topics * spec.pubsPerTopic * (spec.warmup + spec.count));
+    return run;
   } catch (e) {
     problems.push(e instanceof Error ? e.message : String(e));
     return { ok: false, problems, metrics: {} };

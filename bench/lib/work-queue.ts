@@ -131,6 +131,7 @@ const LAT_ROWS: Row[] = [
   { metric: "p99Ms", label: "p99", unit: "ms", higherIsBetter: false },
   { metric: "p999Ms", label: "p99.9", unit: "ms", higherIsBetter: false },
   { metric: "maxMs", label: "max", unit: "ms", higherIsBetter: false },
+  { metric: "serverCpuUsPerMsg", label: "server CPU per message", unit: "µs", higherIsBetter: false },
 ];
 
 export async function runWorkQueue(o: WorkQueueOptions): Promise<ScenarioResult[]> {
@@ -222,7 +223,7 @@ export async function runWorkQueue(o: WorkQueueOptions): Promise<ScenarioResult[
     const latency: ScenarioResult = {
       id: "work-queue-latency",
       title: "Work queue (issue 12): group delivery against a plain subscription",
-      description: `Dovetail only: one publisher at a fixed ${spec.ratePerSec} msg/s (unbatched, raw publish frames) for ${spec.count / spec.ratePerSec!} s after ${spec.warmup / spec.ratePerSec!} s of warm-up, and one consumer: a plain subscription (\`bus.subscribe\`, from offset 0) or the only member of a group (\`bus.consume\`, acking each job), through the SDK and through raw frames (raw subscribe / consume + one settle per jobs frame); all on hibernatable sockets. Latency from each message's intended send time to its delivery, as in the latency scenario. Issue 12's goal: a group adds at most ${Math.round((GROUP_P50_MAX_RATIO - 1) * 100)} % to the p50.`,
+      description: `Dovetail only: one publisher at a fixed ${spec.ratePerSec} msg/s (unbatched, raw publish frames) for ${spec.count / spec.ratePerSec!} s after ${spec.warmup / spec.ratePerSec!} s of warm-up, and one consumer: a plain subscription (\`bus.subscribe\`, from offset 0) or the only member of a group (\`bus.consume\`, acking each job), through the SDK and through raw frames (raw subscribe / consume + one settle per jobs frame); all on hibernatable sockets. Latency from each message's intended send time to its delivery, as in the latency scenario; server CPU = workerd's CPU time over the run ÷ messages published (ingest and delivery, warm-up included). Issue 12's goal: a group adds at most ${Math.round((GROUP_P50_MAX_RATIO - 1) * 100)} % to the p50.`,
       systems: LATENCY_VARIANTS,
       rows: LAT_ROWS,
       chart: "latency",
@@ -232,7 +233,8 @@ export async function runWorkQueue(o: WorkQueueOptions): Promise<ScenarioResult[
     for (let round = 0; round < o.runs; round++) {
       for (const v of LATENCY_VARIANTS) {
         const t = Date.now();
-        const r = await runCase(v, dovetail.url, spec, { tag: o.tag() });
+        const r = await runCase(v, dovetail.url, spec, { tag: o.tag(), serverCpu: () => dovetail.cpuMs() });
+        r.metrics.load1 = os.loadavg()[0]!;
         outcomes.get(v)!.push(r);
         logRun("work-queue/latency", v, round, r, Date.now() - t, `p50 ${r.metrics.p50Ms?.toFixed(2)} ms p99 ${r.metrics.p99Ms?.toFixed(2)} ms `);
       }
