@@ -48,6 +48,8 @@ export class SubscriptionLinks implements TopicModule {
   #resolved: boolean;
   #resolving = false;
   #lastNotifyAt = 0;
+  /** Counts link() calls per subscription: a `linked: false` answer to a notification sent before a newer link() does not unlink. */
+  #linkedTimes = new Map<string, number>();
   #timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(host: SubscriptionLinksHost) {
@@ -83,6 +85,7 @@ export class SubscriptionLinks implements TopicModule {
   link(sub: string, linked: boolean): { exists: boolean; tail: number } {
     const log = this.#host.log;
     if (!log.exists) return { exists: false, tail: 0 };
+    if (linked) this.#linkedTimes.set(sub, (this.#linkedTimes.get(sub) ?? 0) + 1);
     if (linked && !this.#links.has(sub)) {
       this.#ensureTables();
       this.#host.sql.exec("INSERT INTO ds_sub_links (sub) VALUES (?) ON CONFLICT DO NOTHING", sub);
@@ -146,15 +149,18 @@ export class SubscriptionLinks implements TopicModule {
   }
 
   #notify(sub: string, from: number | null): void {
+    const linkedTimes = this.#linkedTimes.get(sub) ?? 0;
     this.#host.notify(sub, this.#host.topic(), this.#host.log.head, from).then(
       (reply) => {
-        if (!reply.linked) this.#forget(sub);
+        // A subscription made again under the same id may have linked this topic meanwhile.
+        if (!reply.linked && (this.#linkedTimes.get(sub) ?? 0) === linkedTimes) this.#forget(sub);
       },
       (error: unknown) => console.error(`topic: could not notify subscription ${sub}`, error),
     );
   }
 
   #forget(sub: string): void {
+    this.#linkedTimes.delete(sub);
     if (!this.#links.delete(sub)) return;
     this.#host.sql.exec("DELETE FROM ds_sub_links WHERE sub = ?", sub);
   }

@@ -44,6 +44,34 @@ import { SubscriptionStore, type Link, type SubscriptionState } from "./subscrip
 
 /** A webhook request that has not answered after this counts as failed. */
 export const WEBHOOK_TIMEOUT_MS = 10_000;
+/** Most bytes of a webhook's answer read (it only needs `{"done": true}`); a longer answer counts as one without `done`. */
+export const MAX_WEBHOOK_ANSWER_BYTES = 64 * 1024;
+
+/** The response's text, or null when it is longer than `max` bytes (the rest is not read). */
+async function readCapped(res: Response, max: number): Promise<string | null> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
 /** Callback and claim tokens expire after this; the lease and generation end them sooner. */
 export const TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
 /** Most streams linked at once while a subscription backfills (RPCs in flight). */
@@ -462,10 +490,12 @@ export class Subscription extends DurableObject<ObjectsEnv> {
           headers: { "content-type": "application/json", "webhook-signature": `t=${t},kid=${kid},ed25519=${base64url(signature)}` },
           body: raw,
           signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
+          // A redirect could lead to an address the URL check refused (SSRF): it counts as a failure.
+          redirect: "manual",
         });
         ok = res.ok;
-        const text = await res.text();
-        if (ok && text.trim() !== "") {
+        const text = await readCapped(res, MAX_WEBHOOK_ANSWER_BYTES);
+        if (ok && text !== null && text.trim() !== "") {
           try {
             done = (JSON.parse(text) as { done?: unknown } | null)?.done === true;
           } catch {

@@ -47,6 +47,8 @@ class Receiver {
   #server: Server | null = null;
   #waiters: (() => void)[] = [];
   answer: (hook: Hook) => unknown = () => ({});
+  /** Answer every request with a 307 to this URL instead. */
+  redirectTo: string | null = null;
 
   constructor(readonly port: number) {}
 
@@ -63,6 +65,11 @@ class Receiver {
         const hook: Hook = { at: performance.now(), raw, signature: String(req.headers["webhook-signature"] ?? ""), body: JSON.parse(raw) as Hook["body"] };
         this.hooks.push(hook);
         for (const w of this.#waiters.splice(0)) w();
+        if (this.redirectTo !== null) {
+          res.writeHead(307, { location: this.redirectTo });
+          res.end();
+          return;
+        }
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(this.answer(hook)));
       });
@@ -184,6 +191,33 @@ describe("webhook subscriptions against the bus process", () => {
     for (const hook of receiver.hooks) expect(await verifySignature(hook)).toBe(true);
     await receiver.down();
   }, 90_000);
+
+  it("does not follow a redirect (it could lead where the URL check would refuse): the attempt fails", async () => {
+    const receiver = new Receiver(await freePort());
+    const elsewhere = new Receiver(await freePort());
+    await Promise.all([receiver.up(), elsewhere.up()]);
+    receiver.redirectTo = elsewhere.url;
+    const root = fresh("redir");
+    const id = fresh("sub");
+    expect(
+      (
+        await api(`__ds/subscriptions/${id}`, {
+          method: "PUT",
+          body: JSON.stringify({ type: "webhook", pattern: `${root}/*`, webhook: { url: receiver.url } }),
+        })
+      ).status,
+    ).toBe(201);
+    await api(`${root}/a`, { method: "PUT", body: JSON.stringify([{ n: 0 }]) });
+    await receiver.next(0);
+    const deadline = Date.now() + 10_000;
+    while ((await view(id)).status !== "failed") {
+      if (Date.now() > deadline) throw new Error("a redirected attempt did not count as failed");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(elsewhere.hooks).toHaveLength(0);
+    await api(`__ds/subscriptions/${id}`, { method: "DELETE" });
+    await Promise.all([receiver.down(), elsewhere.down()]);
+  }, 60_000);
 
   it("after the bus is killed with SIGKILL during an outstanding wake, the lease runs out, the old wake is FENCED and a new generation delivers", async () => {
     const receiver = new Receiver(await freePort());
