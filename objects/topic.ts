@@ -14,6 +14,7 @@
  * | Durable Streams | streams-module.ts | the `ds*` operations and the gateway's waiter sockets |
  * | consumer groups | groups/groups-module.ts | groups, their members, acks, redelivery, dead letters |
  * | subscription links | subscription-links.ts | tells linked Durable Streams subscriptions that the tail moved |
+ * | request/reply | requests/requests-module.ts | responders, requests waiting for replies, durable requests |
  *
  * Only the gateway reaches a Topic: by RPC, and by upgrade requests it builds from scratch
  * (protocol/topic-request.ts). There is no public route to objects.
@@ -68,6 +69,8 @@ import type { GroupCall, GroupReplies } from "../protocol/groups.ts";
 import type { TopicModule } from "./topic-module.ts";
 import { SubscriptionLinks } from "./subscription-links.ts";
 import { subscriptionObjectName } from "../protocol/ds-subscriptions.ts";
+import { RequestsModule } from "./requests/requests-module.ts";
+import type { RequestReply } from "../protocol/requests.ts";
 
 export { DS_WAIT_TAG };
 /** Most messages per delivered frame and per catch-up page. */
@@ -107,6 +110,7 @@ export class Topic extends DurableObject<Env> {
   #reporter!: DirectoryReporter;
   #groups!: GroupsModule;
   #subLinks!: SubscriptionLinks;
+  #requests!: RequestsModule;
   #modules: TopicModule[] = [];
   /** Which module answers each client frame type the topic itself does not. */
   #frameModules = new Map<string, TopicModule>();
@@ -188,6 +192,13 @@ export class Topic extends DurableObject<Env> {
       deleted: (sub, topic) =>
         this.env.DS_SUBSCRIPTION.get(this.env.DS_SUBSCRIPTION.idFromName(subscriptionObjectName(this.#address().tenant, sub))).streamDeleted(topic),
     });
+    this.#requests = new RequestsModule({
+      sockets,
+      attachment: (ws) => fanout.attachment(ws),
+      persist: (ws) => fanout.persist(ws),
+      maxDataBytes: () => this.#settings.limits.maxMessageBytes,
+      publish: (messages) => this.#publish(messages),
+    });
     // Order matters twice: commits reach subscribers first; a write is refused by a closed
     // stream before a new topic is listed for it.
     this.#modules = [
@@ -199,6 +210,7 @@ export class Topic extends DurableObject<Env> {
       this.#streams,
       this.#reporter,
       this.#subLinks,
+      this.#requests,
     ];
     this.#frameModules = new Map();
     for (const m of this.#modules) for (const type of m.frameTypes ?? []) this.#frameModules.set(type, m);
@@ -441,6 +453,12 @@ export class Topic extends DurableObject<Env> {
   async groups<C extends GroupCall>(topic: string, call: C): Promise<RpcResult<GroupReplies[C["op"]]>> {
     this.#log.nameTopic(topic);
     return rpcResult(() => this.#groups.call(call));
+  }
+
+  /** A request over HTTP: waits for the reply (objects/requests/requests-module.ts). */
+  async request(topic: string, data: unknown, timeoutMs: number, durable: boolean): Promise<RpcResult<RequestReply>> {
+    this.#log.nameTopic(topic);
+    return rpcResult(() => this.#requests.request(data, timeoutMs, durable));
   }
 
   // -------------------------------------------------------------------------------------------

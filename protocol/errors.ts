@@ -63,6 +63,12 @@ export const ERROR_CODES = {
   NO_PENDING_WORK: { status: 409 },
   /** Durable Streams subscriptions: an ack names a stream the subscription does not link, an offset that is malformed, behind its cursor or past the stream's tail; nothing was applied. */
   INVALID_OFFSET: { status: 409 },
+  /** Request/reply: nobody serves this topic (for a durable request: no responder serves it durably); nothing was sent or stored. */
+  no_responders: { status: 503 },
+  /** Request/reply: every responder the request was handed to went away before replying; it may or may not have been handled. */
+  responder_gone: { status: 502 },
+  /** Request/reply: the responder's handler failed; `message` is its message, `remoteCode` its error's code when it had one. */
+  remote_error: { status: 502 },
   /** The topic was deleted while this socket was open (close code 4004 follows). */
   topic_deleted: { status: 410 },
   /** The topic, route or resource does not exist. */
@@ -83,8 +89,8 @@ export const ERROR_CODES = {
   internal: { status: 500 },
   /** Client side only: the client was closed, or the connection is gone and will not return. */
   closed: { status: 0 },
-  /** Client side only: no answer within the configured time. */
-  timeout: { status: 0 },
+  /** No answer within the configured time: raised by clients, and sent by the server for a request whose reply did not come in time (HTTP 504). */
+  timeout: { status: 504 },
   /** Client side only: the caller's `AbortSignal` ended the wait; `cause` is the signal's reason. */
   aborted: { status: 0 },
   /** Client side only: a received message does not fit the schema the application gave; `offset` and `issues` say which and why. */
@@ -114,6 +120,8 @@ export interface ErrorDetails {
   current_holder?: string;
   /** `ALREADY_CLAIMED`: the subscription's current wake generation. */
   generation?: number;
+  /** `remote_error`: the code of the responder's error, when it had one. */
+  remoteCode?: string;
   /** `schema_mismatch` (client side): the offset of the message that did not fit. */
   offset?: number;
   /** `schema_mismatch` (client side): what the schema said, as Standard Schema issues. */
@@ -178,6 +186,7 @@ export class DovetailError extends Error {
       if (typeof obj[key] === "number") details[key] = obj[key];
     }
     if (typeof obj.current_holder === "string") details.current_holder = obj.current_holder;
+    if (typeof obj.remoteCode === "string") details.remoteCode = obj.remoteCode;
     return new DovetailError(code, message, details);
   }
 }

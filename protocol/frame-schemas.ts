@@ -23,6 +23,7 @@ import {
   type ParseResult,
 } from "./frames.ts";
 import { consumeFrameSchema, settleFrameSchema, type ConsumeFrame, type SettleFrame } from "./group-schemas.ts";
+import { replyFrameSchema, requestFrameSchema, serveFrameSchema, type ReplyFrame, type RequestFrame, type ServeFrame } from "./request-schemas.ts";
 import { subscribeFromSchema } from "./subscribe-from.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ export type PublishFrame = Omit<z.infer<typeof publishFrameSchema>, "messages"> 
 export type SubscribeFrame = z.infer<typeof subscribeFrameSchema>;
 export type CreditFrame = z.infer<typeof creditFrameSchema>;
 export type UnsubscribeFrame = z.infer<typeof unsubscribeFrameSchema>;
-export type ClientFrame = PublishFrame | SubscribeFrame | CreditFrame | UnsubscribeFrame | ConsumeFrame | SettleFrame;
+export type ClientFrame = PublishFrame | SubscribeFrame | CreditFrame | UnsubscribeFrame | ConsumeFrame | SettleFrame | ServeFrame | RequestFrame | ReplyFrame;
 
 const CLIENT_SCHEMAS = {
   publish: publishFrameSchema,
@@ -122,6 +123,9 @@ const CLIENT_SCHEMAS = {
   unsubscribe: unsubscribeFrameSchema,
   consume: consumeFrameSchema,
   settle: settleFrameSchema,
+  serve: serveFrameSchema,
+  request: requestFrameSchema,
+  reply: replyFrameSchema,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

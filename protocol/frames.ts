@@ -9,6 +9,7 @@
 import type { ClientFrame } from "./frame-schemas.ts";
 import { DovetailError, type ErrorCode, type ErrorDetails } from "./errors.ts";
 import type { ConsumingFrame, JobsFrame, SettledFrame } from "./groups.ts";
+import type { IncomingRequestFrame, ReplyToRequesterFrame, ServingFrame } from "./requests.ts";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -21,6 +22,10 @@ export const CLIENT_FRAME = {
   /** Consumer groups (protocol/groups.ts). */
   consume: "consume",
   settle: "settle",
+  /** Request/reply (protocol/requests.ts). */
+  serve: "serve",
+  request: "request",
+  reply: "reply",
 } as const;
 
 /** Server → client frame types. */
@@ -34,6 +39,10 @@ export const SERVER_FRAME = {
   consuming: "consuming",
   jobs: "jobs",
   settled: "settled",
+  /** Request/reply (protocol/requests.ts): `request` goes to a responder, `reply` to the requester. */
+  serving: "serving",
+  request: "request",
+  reply: "reply",
   error: "error",
 } as const;
 
@@ -185,6 +194,9 @@ export type ServerFrame =
   | ConsumingFrame
   | JobsFrame
   | SettledFrame
+  | ServingFrame
+  | IncomingRequestFrame
+  | ReplyToRequesterFrame
   | ErrorFrame;
 
 // ---------------------------------------------------------------------------------------------
@@ -250,6 +262,15 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
     case "settled":
       if (typeof f.id !== "number" || typeof f.count !== "number") break;
       return { ok: true, frame: f as unknown as SettledFrame };
+    case "reply":
+      if (typeof f.id !== "number") break;
+      return { ok: true, frame: f as unknown as ReplyToRequesterFrame };
+    case "request":
+      if (typeof f.requestId !== "string" || typeof f.timeoutMs !== "number") break;
+      return { ok: true, frame: f as unknown as IncomingRequestFrame };
+    case "serving":
+      if (typeof f.id !== "number" || typeof f.responder !== "string") break;
+      return { ok: true, frame: f as unknown as ServingFrame };
     case "pong":
       return { ok: true, frame: { type: "pong" } };
     default:

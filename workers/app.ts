@@ -11,6 +11,7 @@ import { auth, authIsOff } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { groupRoutes } from "./routes/groups.ts";
+import { requestRoutes } from "./routes/requests.ts";
 import { dsSubscriptionRoutes, dsTokenRoutes } from "./routes/ds-subscriptions.ts";
 import { streamRoutes } from "./routes/streams.ts";
 import { topicRoutes } from "./routes/topics.ts";
@@ -52,6 +53,7 @@ export function createApp(): Hono<GatewayEnv> {
   app.use("/v1/*", rateLimit());
   app.route("/v1/admin", adminRoutes());
   app.route("/v1/topics", groupRoutes()); // consumer groups (docs/groups.md)
+  app.route("/v1/topics", requestRoutes()); // request/reply (docs/requests.md)
   app.route("/v1/topics", topicRoutes());
   app.route("/v1/stream/__ds", dsSubscriptionRoutes()); // before the streams: `__ds` is never a stream
   app.route("/v1/stream", streamRoutes()); // Durable Streams HTTP protocol (docs/streams.md)

@@ -14,7 +14,7 @@ import { ReconnectBudget, type ReconnectOptions } from "./backoff.ts";
 import { DovetailError } from "../../protocol/errors.ts";
 import type { TopicEntry, TopicPage } from "../../protocol/topic-list.ts";
 import { busBases, requestJson } from "./http.ts";
-import { DEFAULT_CONNECT_TIMEOUT_MS, type LinkConfig } from "./link.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS, Link, type LinkConfig } from "./link.ts";
 import { decodeMessage, encodeMessage, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
 import type { DeliveredMessage } from "../../protocol/frames.ts";
@@ -24,6 +24,7 @@ import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
 import { Consumer } from "./consumer-handle.ts";
 import type { ConsumeOptions, JobHandler } from "./consumer.ts";
+import type { RequestHandler, RequestOptions, Requests, ServeOptions, Server } from "./requests.ts";
 import { groupNameProblem, type GroupInfo, type GroupSettingsInput } from "../../protocol/groups.ts";
 import { credentials, type Credentials, type TokenSource } from "./token.ts";
 import { topicNameProblem } from "../../protocol/topic-name.ts";
@@ -119,6 +120,8 @@ export class Bus {
   readonly #publishers = new Set<Publisher>();
   /** Subscriptions and consumers: each has its own socket, and `close()` ends them all. */
   readonly #subscriptions = new Set<{ close(): void }>();
+  /** Requesters and responders (requests.ts), loaded on first use. */
+  #requests: Promise<Requests> | null = null;
   #closed = false;
 
   /** @internal use {@link connect} */
@@ -264,6 +267,51 @@ export class Bus {
     this.#subscriptions.add(consumer);
     if (handler) consumer.done = consumer.run(handler);
     return consumer;
+  }
+
+  /**
+   * Send `data` to the responders of `topic` and wait for the reply (docs/requests.md). Rejects
+   * with `no_responders` at once when nobody serves the topic, `timeout` after `timeoutMs`
+   * (default: the bus's, 30 s; a reply that comes later is dropped), `responder_gone` when the
+   * responder holding it left, `remote_error` (with `details.remoteCode`) when its handler threw.
+   * With `durable: true` the request is stored in the topic and handed out by the responders'
+   * group, so another responder answers it when the first one crashes.
+   *
+   * @example
+   * const sum = await bus.request<number>("math.add", { a: 1, b: 2 }, { timeoutMs: 5000 });
+   */
+  async request<R = unknown>(topic: string, data: unknown, options: RequestOptions = {}): Promise<R> {
+    this.#checkTopic(topic);
+    this.#checkOpen();
+    const timeoutMs = timeoutOf(options, this.#timeoutMs);
+    return (await this.#loadRequests()).request(topic, data, timeoutMs, options) as Promise<R>;
+  }
+
+  /**
+   * Answer the requests of `topic` with `handler`: its return value is the reply, what it throws
+   * goes back as `remote_error`. Each request goes to one member of `options.group` (default
+   * `default`), round-robin. With `durable: true` it also answers durable requests, as a member
+   * of the consumer group of that name. Resolves once the topic counts this responder (a request
+   * sent after that finds it); `server.close()` stops it.
+   *
+   * @example
+   * const server = await bus.serve("math.add", ({ a, b }: { a: number; b: number }) => a + b, { group: "adders" });
+   */
+  async serve<Q = unknown, R = unknown>(topic: string, handler: RequestHandler<Q, R>, options: ServeOptions = {}): Promise<Server> {
+    this.#checkTopic(topic);
+    this.#checkOpen();
+    return (await this.#loadRequests()).serve(topic, handler as RequestHandler, options);
+  }
+
+  /** Request/reply is loaded on first use (a chunk of its own for bundlers, decision 025). */
+  #loadRequests(): Promise<Requests> {
+    this.#requests ??= import("./requests.ts").then(({ Requests }) => {
+      const requests = new Requests((topic) => this.#linkConfig(topic, false), { Link, DovetailError, groupNameProblem });
+      this.#subscriptions.add(requests);
+      if (this.#closed) requests.close();
+      return requests;
+    });
+    return this.#requests;
   }
 
   /** The consumer groups of `topic`, with their floors, lag, pending jobs and members. */

@@ -19,6 +19,7 @@ export { Subscription } from "./subscription.ts";
 export type { SubscribeOptions } from "./subscription.ts";
 export { Consumer } from "./consumer-handle.ts";
 export type { ConsumeOptions, Job, JobHandler } from "./consumer.ts";
+export type { RequestContext, RequestHandler, RequestOptions, ServeOptions, Server } from "./requests.ts";
 export type { GroupInfo, GroupSettingsInput, GroupSettings, GroupStats, PendingJob, GroupMember } from "../../protocol/groups.ts";
 export type { Message, PublishOptions } from "./message.ts";
 export type { StatusEvent } from "./status.ts";

@@ -1,0 +1,49 @@
+/**
+ * POST /v1/topics/{topic}/request: request/reply over HTTP (docs/requests.md). The body is
+ * `{ data, timeoutMs?, durable? }` (or `?timeoutMs=` in the query); the answer waits for the
+ * reply: `200 { data }`, or the error a socket requester gets (`no_responders` 503, `timeout` 504,
+ * `responder_gone` 502, `remote_error` 502 with `remoteCode`). Needs `publish` on the topic, as a
+ * request over a socket does.
+ *
+ * The topic object is asked even when the Directory does not list the topic: responders may
+ * serve a topic nobody wrote to, and only the object knows its responders.
+ */
+import { Hono } from "hono";
+import { DovetailError } from "../../protocol/errors.ts";
+import { requestBodySchema } from "../../protocol/request-schemas.ts";
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_TIMEOUT_MS } from "../../protocol/requests.ts";
+import { settingsFromEnv } from "../../objects/limits.ts";
+import { unwrap } from "../../objects/rpc-result.ts";
+import type { GatewayEnv } from "../gateway-env.ts";
+import { permit } from "../middleware/permissions.ts";
+import { invalid, jsonBody } from "../request-body.ts";
+import { topicStub } from "../topic-stub.ts";
+
+/** `?timeoutMs=`: an integer 1..MAX_REQUEST_TIMEOUT_MS, or absent. */
+function queryTimeout(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const ms = Number(raw);
+  if (!/^\d+$/.test(raw) || ms < 1 || ms > MAX_REQUEST_TIMEOUT_MS) {
+    throw new DovetailError("invalid_field", `timeoutMs: an integer from 1 to ${MAX_REQUEST_TIMEOUT_MS}`);
+  }
+  return ms;
+}
+
+export function requestRoutes(): Hono<GatewayEnv> {
+  const requests = new Hono<GatewayEnv>();
+
+  requests.post("/:topic/request", permit("publish"), async (c) => {
+    const topic = c.get("topic");
+    const fromQuery = queryTimeout(c.req.query("timeoutMs"));
+    const { limits } = settingsFromEnv(c.env);
+    // JSON escaping can make the body larger than the data's own JSON text.
+    const body = requestBodySchema.safeParse(await jsonBody(c, limits.maxMessageBytes * 2 + 64 * 1024));
+    if (!body.success) throw invalid(body.error);
+    const timeoutMs = body.data.timeoutMs ?? fromQuery ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const stub = topicStub(c.env, c.get("tenant"), topic);
+    const reply = unwrap(await stub.request(topic, body.data.data, timeoutMs, body.data.durable ?? false));
+    return c.body(`{"data":${reply.dataJson}}`, 200, { "Content-Type": "application/json" });
+  });
+
+  return requests;
+}
