@@ -5,9 +5,12 @@
  * delivery needs a listening receiver, so it is tested from Node (test/node/ds-subscriptions.test.ts)
  * and by the official suite (test/node/conformance.test.ts).
  */
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { encodeOffset } from "../../objects/stream-format.ts";
-import { freshTopic, gatewayFetch, issueKey } from "./helpers.ts";
+import { subscriptionStub } from "../../objects/subscription.ts";
+import { bindings, freshTopic, gatewayFetch, issueKey } from "./helpers.ts";
 
 const json = { "Content-Type": "application/json" };
 const sub = (id: string, rest = "", init?: RequestInit) => gatewayFetch(`/v1/stream/__ds/subscriptions/${id}${rest}`, init);
@@ -385,5 +388,98 @@ describe("pull-wake", () => {
       withToken(ca.token, { wake_id: ca.wake_id, generation: ca.generation, acks: [{ stream: `${a.root}/x`, offset: encodeOffset(1) }], done: true }),
     );
     expect(gone.status).toBe(404);
+  });
+});
+
+describe("durability and tenants", () => {
+  it("a claimed wake survives eviction of the subscription object: its ack applies afterwards", async () => {
+    const { root, id } = await pullSetup();
+    const path = `${root}/e`;
+    await createStream(path, [{ n: 0 }, { n: 1 }]);
+    const c = (await (await claim(id, "w")).json()) as Claimed;
+    await evictDurableObject(subscriptionStub(bindings, "default", id));
+    const busy = await claim(id, "other");
+    expect(await busy.json()).toMatchObject({ error: { code: "ALREADY_CLAIMED", current_holder: "w", generation: c.generation } });
+    const done = await sub(
+      id,
+      "/ack",
+      withToken(c.token, { wake_id: c.wake_id, generation: c.generation, acks: [{ stream: path, offset: encodeOffset(2) }], done: true }),
+    );
+    expect(await done.json()).toEqual({ ok: true, next_wake: false });
+    await evictDurableObject(subscriptionStub(bindings, "default", id));
+    expect((await view(id)).streams[0]!.acked_offset).toBe(encodeOffset(2));
+  });
+
+  it("a webhook that cannot be reached is retried on a schedule kept in storage and the alarm, across eviction", async () => {
+    const root = fresh("rt");
+    const id = fresh("sub");
+    // `.invalid` never resolves (RFC 6761): every attempt fails at once.
+    expect((await put(id, { type: "webhook", pattern: `${root}/*`, webhook: { url: "https://hooks.invalid/in" } })).status).toBe(201);
+    await createStream(`${root}/a`, [{ n: 0 }]);
+    await until(async () => (await view(id)).status === "failed", "status failed");
+    const stub = subscriptionStub(bindings, "default", id);
+    const read = () =>
+      runInDurableObject(stub, async (_instance, state) => {
+        const row = state.storage.sql.exec<{ json: string }>("SELECT json FROM ds_sub_state").one();
+        return {
+          saved: JSON.parse(row.json) as { retry: { attempt: number; nextAt: number } | null; generation: number },
+          alarm: await state.storage.getAlarm(),
+        };
+      });
+    const first = await read();
+    expect(first.saved.retry?.attempt).toBeGreaterThanOrEqual(1);
+    expect(first.alarm).toBe(first.saved.retry!.nextAt);
+    await evictDurableObject(stub);
+    const after = await read();
+    expect(after.saved.retry?.nextAt).toBeGreaterThanOrEqual(first.saved.retry!.nextAt);
+    expect(after.alarm).toBe(after.saved.retry!.nextAt);
+    // The alarm keeps retrying the same wake: attempts grow, the generation does not.
+    await until(async () => ((await read()).saved.retry?.attempt ?? 0) > first.saved.retry!.attempt, "another attempt", 10_000);
+    expect((await read()).saved.generation).toBe(first.saved.generation);
+    expect((await sub(id, "", { method: "DELETE" })).status).toBe(204);
+  });
+
+  it("a token names its tenant and subscription: one signed with another secret is refused, and a tenant's token never moves another's cursor", async () => {
+    const id = fresh("same");
+    const other = await issueKey(fresh("tenant"), ["publish:>", "consume:>", "admin:>"]);
+    const asOther = (path: string, init: RequestInit = {}) =>
+      gatewayFetch(`/v1/stream/${path}`, { ...init, headers: { ...json, ...(init.headers as Record<string, string>), Authorization: `Bearer ${other.key}` } });
+    const root = fresh("tn");
+    for (const call of [stream, asOther]) {
+      expect((await call(`${root}-wake/p`, { method: "PUT", headers: json, body: "[]" })).status).toBe(201);
+      expect(
+        (
+          await call(`__ds/subscriptions/${id}`, {
+            method: "PUT",
+            headers: json,
+            body: JSON.stringify({ type: "pull-wake", pattern: `${root}/*`, wake_stream: `${root}-wake/p` }),
+          })
+        ).status,
+      ).toBe(201);
+      expect((await call(`${root}/x`, { method: "PUT", headers: json, body: JSON.stringify([{ n: 0 }]) })).status).toBe(201);
+    }
+    const mine = (await (await claim(id, "w")).json()) as Claimed;
+    const theirs = (await (await asOther(`__ds/subscriptions/${id}/claim`, { method: "POST", body: JSON.stringify({ worker: "w" }) })).json()) as Claimed;
+    // Their token on the same (tenant-less) path acts on their subscription only.
+    const ack = await sub(
+      id,
+      "/ack",
+      withToken(theirs.token, { wake_id: theirs.wake_id, generation: theirs.generation, acks: [{ stream: `${root}/x`, offset: encodeOffset(1) }], done: true }),
+    );
+    expect(ack.status).toBe(200);
+    expect((await view(id)).streams[0]!.acked_offset).toBe(encodeOffset(0));
+    // A token claiming our tenant, signed with a secret that is not our subscription's.
+    const forged = await new SignJWT({ tn: "default", sid: id, g: mine.generation, w: mine.wake_id })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime("1h")
+      .sign(new Uint8Array(32));
+    const refused = await sub(
+      id,
+      "/ack",
+      withToken(forged, { wake_id: mine.wake_id, generation: mine.generation, acks: [{ stream: `${root}/x`, offset: encodeOffset(1) }], done: true }),
+    );
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+    expect((await view(id)).streams[0]!.acked_offset).toBe(encodeOffset(0));
   });
 });
