@@ -5,6 +5,7 @@
 import type { Directory } from "./directory.ts";
 import type { Keys } from "./keys.ts";
 import type { LimitsEnv } from "./limits.ts";
+import type { Registry } from "./registry.ts";
 import type { Subscription } from "./subscription.ts";
 import type { SubscriptionSigning } from "./subscription-signing.ts";
 import type { Topic } from "./topic.ts";
@@ -19,4 +20,6 @@ export interface ObjectsEnv extends LimitsEnv {
   DS_SUBSCRIPTION: DurableObjectNamespace<Subscription>;
   /** The deployment's webhook signing key: objects/subscription-signing.ts. */
   DS_SIGNING: DurableObjectNamespace<SubscriptionSigning>;
+  /** Each tenant's agent registry and presence: objects/registry.ts. */
+  REGISTRY: DurableObjectNamespace<Registry>;
 }

@@ -15,6 +15,8 @@ export const CLOSE_CODES = {
   serverError: 1011,
   /** The topic was deleted (a `topic_deleted` error frame comes first). */
   topicDeleted: 4004,
+  /** Agent registry: a newer connection took this presence socket's agent over (an `agent_replaced` error frame comes first); do not reconnect to register it again. */
+  agentReplaced: 4009,
   /** The socket's credential was revoked or expired (an `unauthorized` error frame comes first); also a refused upgrade for lack of a credential. */
   credentialEnded: 4401,
 } as const;
@@ -40,6 +42,8 @@ export function closeCodeError(code: number): ErrorCode | null {
       return "not_found";
     case CLOSE_CODES.topicDeleted:
       return "topic_deleted";
+    case CLOSE_CODES.agentReplaced:
+      return "agent_replaced";
     default:
       return null;
   }

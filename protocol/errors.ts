@@ -71,6 +71,14 @@ export const ERROR_CODES = {
   remote_error: { status: 502 },
   /** The topic was deleted while this socket was open (close code 4004 follows). */
   topic_deleted: { status: 410 },
+  /** Agent registry: a newer connection registered this agent id (or it was removed over HTTP); this connection no longer holds it (close code 4009 follows on a presence socket). */
+  agent_replaced: { status: 409 },
+  /** Agent registry: no registered agent declares this capability (a typo is told apart from nobody being present). */
+  unknown_capability: { status: 404 },
+  /** Agent registry: an agent's metadata is larger than MAX_META_BYTES as JSON (protocol/agents.ts). */
+  meta_too_large: { status: 413 },
+  /** Agent registry: the tenant has MAX_AGENTS agents registered and all of them are present. */
+  too_many_agents: { status: 409 },
   /** The topic, route or resource does not exist. */
   not_found: { status: 404 },
   /** The route exists but not for this HTTP method. */

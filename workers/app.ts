@@ -10,6 +10,7 @@ import { notFound, onError } from "./middleware/errors.ts";
 import { auth, authIsOff } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { agentRoutes } from "./routes/agents.ts";
 import { groupRoutes } from "./routes/groups.ts";
 import { requestRoutes } from "./routes/requests.ts";
 import { dsSubscriptionRoutes, dsTokenRoutes } from "./routes/ds-subscriptions.ts";
@@ -52,6 +53,7 @@ export function createApp(): Hono<GatewayEnv> {
   app.use("/v1/*", auth());
   app.use("/v1/*", rateLimit());
   app.route("/v1/admin", adminRoutes());
+  app.route("/v1/agents", agentRoutes()); // agent registry and presence (docs/agents.md)
   app.route("/v1/topics", groupRoutes()); // consumer groups (docs/groups.md)
   app.route("/v1/topics", requestRoutes()); // request/reply (docs/requests.md)
   app.route("/v1/topics", topicRoutes());

@@ -6,5 +6,6 @@ export { Keys } from "../objects/keys.ts";
 export { Directory } from "../objects/directory.ts";
 export { Subscription } from "../objects/subscription.ts";
 export { SubscriptionSigning } from "../objects/subscription-signing.ts";
+export { Registry } from "../objects/registry.ts";
 
 export default createApp();

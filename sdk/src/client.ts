@@ -23,6 +23,7 @@ import type { InferOutput, StandardSchema } from "./standard-schema.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
 import { Consumer } from "./consumer-handle.ts";
+import { Agents } from "./agents-handle.ts";
 import type { ConsumeOptions, JobHandler } from "./consumer.ts";
 import type { RequestHandler, RequestOptions, Requests, ServeOptions, Server } from "./requests.ts";
 import { groupNameProblem, type GroupInfo, type GroupSettingsInput } from "../../protocol/groups.ts";
@@ -120,6 +121,7 @@ export class Bus {
   readonly #publishers = new Set<Publisher>();
   /** Subscriptions and consumers: each has its own socket, and `close()` ends them all. */
   readonly #subscriptions = new Set<{ close(): void }>();
+  #agents: Agents | null = null;
   /** Requesters and responders (requests.ts), loaded on first use. */
   #requests: Promise<Requests> | null = null;
   #closed = false;
@@ -312,6 +314,26 @@ export class Bus {
       return requests;
     });
     return this.#requests;
+  }
+
+  /**
+   * The agent registry (docs/agents.md): `register()` an agent (present while its connection
+   * lives), `list()` / `get()` agents by capability and metadata, `watch()` their lifecycle.
+   *
+   * @example
+   * const me = await bus.agents.register({ id: "planner-1", capabilities: ["plan"] });
+   */
+  get agents(): Agents {
+    return (this.#agents ??= new Agents({
+      check: () => this.#checkOpen(),
+      request: (method, path, body, options) => this.#request(method, path, body, options),
+      subscribe: (topic, options) => this.subscribe(topic, options),
+      presence: () => ({ ...this.#linkConfig("", true), url: `${this.#wsBase}/v1/agents/ws`, timeoutMs: this.#timeoutMs }),
+      track: (presence) => {
+        this.#subscriptions.add(presence);
+        return () => this.#subscriptions.delete(presence);
+      },
+    }));
   }
 
   /** The consumer groups of `topic`, with their floors, lag, pending jobs and members. */

@@ -178,6 +178,26 @@ describe("dovetail CLI and examples", () => {
     expect(JSON.parse(never.stdout)).toEqual({ messages: [], next: 0, head: 0, earliest: 0 });
   });
 
+  it("agents ls lists the registry's agents as a table or JSON; agents watch prints their lifecycle events", async () => {
+    const id = `cli-agent.${freshTopic()}`;
+    const registered = await fetch(`${server.url}/v1/agents`, {
+      method: "POST",
+      body: JSON.stringify({ id, capabilities: ["cli-test"], meta: { region: "eu" }, ttlMs: 60_000 }),
+    });
+    expect(registered.status).toBe(200);
+    const table = await run(CLI, ["agents", "ls", "--capability", "cli-test"], { env });
+    expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+PRESENT\s+VIA/);
+    expect(table.stdout).toContain(id);
+    const json = await run(CLI, ["agents", "ls", "--meta", "region=eu", "--json"], { env });
+    expect((JSON.parse(json.stdout) as { id: string }[]).map((a) => a.id)).toContain(id);
+    const unknown = await run(CLI, ["agents", "ls", "--capability", "nobody-declares-this"], { env });
+    expect({ code: unknown.code, stdout: unknown.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(unknown.stderr).toMatch(/nobody-declares-this/);
+    // The first event of this bus's registry is this agent's registration (the watch waits for it).
+    const watched = await run(CLI, ["agents", "watch", "--from", "earliest", "--limit", "1"], { env });
+    expect(watched.stdout).toMatch(new RegExp(`registered\\s+${id.replaceAll(".", "\\.")} \\[cli-test\\]`));
+  });
+
   it("topics retention shows the setting, sets the limits given and keeps the others", async () => {
     const topic = freshTopic();
     await run(CLI, ["pub", topic, "-"], { env, input: `${Array.from({ length: 10 }, (_, i) => String(i)).join("\n")}\n` });
@@ -217,6 +237,9 @@ describe("dovetail CLI and examples", () => {
       "groups reset": { args: () => ["groups", "reset", topic, "json-group", "--to", "earliest"], lines: 1 },
       "groups rm": { args: () => ["groups", "rm", topic, "json-group"], lines: 1 },
       "topics ls": { args: () => ["topics", "ls", "--prefix", root], lines: 1 },
+      // The registry's events topic holds the events of the agents test above by now.
+      "agents ls": { args: () => ["agents", "ls", "--all"], lines: 1 },
+      "agents watch": { args: () => ["agents", "watch", "--from", "earliest", "--limit", "1"], lines: 1 },
       "topics rm": { args: () => ["topics", "rm", topic], lines: 1 },
       bench: { args: () => ["bench", `${root}.bench`, "--rate", "100", "--duration", "1"], lines: 1 },
       "keys create": { args: () => ["keys", "create", `json-${root}`, "--scope", `publish:${root}.>`], lines: 1 },

@@ -6,6 +6,8 @@
  * `dovetail --help`.
  */
 import type { Command } from "./command.ts";
+import { agentsLs } from "./commands/agents-ls.ts";
+import { agentsWatch } from "./commands/agents-watch.ts";
 import { bench } from "./commands/bench.ts";
 import { consume } from "./commands/consume.ts";
 import { dlqReplay } from "./commands/dlq-replay.ts";
@@ -38,6 +40,8 @@ export const COMMANDS: readonly Command[] = [
   groupsReset,
   groupsRm,
   dlqReplay,
+  agentsLs,
+  agentsWatch,
   bench,
   keysCreate,
   keysList,
@@ -51,6 +55,8 @@ export const GROUP_DESCRIPTIONS: Readonly<Record<string, string>> = {
 one. reset and rm need admin on the topic.`,
   dlq: `Dead letters: messages a consumer group gave up on (past its max deliver, or terminated),
 copied to its dead-letter topic (<topic>.dlq by default). Read them with dovetail read or sub.`,
+  agents: `The agent registry (docs/agents.md): who is registered and present, and their lifecycle events.
+Needs subscribe on _agents.events.`,
   keys: `Manages the API keys of your tenant through the admin API. Needs a token with the scope admin:>
 (other tokens get "permission denied", exit 4). Keys are created in the tenant of that token.`,
 };
