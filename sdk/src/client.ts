@@ -302,7 +302,8 @@ export class Bus {
   async serve<Q = unknown, R = unknown>(topic: string, handler: RequestHandler<Q, R>, options: ServeOptions = {}): Promise<Server> {
     this.#checkTopic(topic);
     this.#checkOpen();
-    return (await this.#loadRequests()).serve(topic, handler as RequestHandler, options);
+    const timeoutMs = timeoutOf(options, this.#timeoutMs);
+    return (await this.#loadRequests()).serve(topic, handler as RequestHandler, options, timeoutMs);
   }
 
   /** Request/reply is loaded on first use (a chunk of its own for bundlers, decision 025). */

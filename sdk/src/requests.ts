@@ -58,8 +58,10 @@ export interface ServeOptions {
   create?: GroupSettingsInput;
   /** Durable: jobs this member holds at once (its prefetch). Default 100. */
   maxAckPending?: number;
-  /** Ends the responder. */
+  /** Ends the responder (and `bus.serve()`'s wait, with `aborted`). */
   signal?: AbortSignal;
+  /** How long `bus.serve()` waits for the topic to count this responder (`timeout`, and the responder is closed). Default: the bus's (30 s). */
+  timeoutMs?: number;
 }
 
 /** What this module runs with, handed over by the bus that loaded it. */
@@ -93,18 +95,26 @@ export class Requests {
   }
 
   /** A responder, once the topic counts it; rejects with what refused it (`forbidden`, `conflict`, ...). */
-  async serve(topic: string, handler: RequestHandler, options: ServeOptions): Promise<Server> {
+  async serve(topic: string, handler: RequestHandler, options: ServeOptions, timeoutMs: number): Promise<Server> {
     const { DovetailError, groupNameProblem } = this.#deps;
     if (this.#closed) throw new DovetailError("closed", "the bus is closed");
     const problem = options.group === undefined ? null : groupNameProblem(options.group);
     if (problem) throw new DovetailError("invalid_field", `group: ${problem}`);
     const server: Server = new Server(topic, this.#config(topic), handler, options, () => this.#servers.delete(server), this.#deps);
     this.#servers.add(server);
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const timedOut = new Promise<never>((_, reject) => {
+      if (timeoutMs === Infinity) return;
+      timer = setTimeout(() => reject(new DovetailError("timeout", `serve ${topic}: not serving within ${timeoutMs} ms`)), timeoutMs);
+    });
     try {
-      await server.ready();
+      await Promise.race([server.ready(), timedOut]);
     } catch (error) {
       server.close();
+      if (options.signal?.aborted) throw new DovetailError("aborted", `serve ${topic}: aborted by the caller's signal`, {}, { cause: options.signal.reason });
       throw error;
+    } finally {
+      if (timer) clearTimeout(timer);
     }
     return server;
   }

@@ -10,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, DovetailError, type Bus } from "../../sdk/src/index.ts";
-import { startBus, type BusProcess } from "../support/bus-process.ts";
+import { freePort, startBus, type BusProcess } from "../support/bus-process.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 let bus: BusProcess;
@@ -125,6 +125,13 @@ describe("request/reply through the SDK", () => {
     aborted.abort();
     expect((await rejection(third)).code).toBe("aborted");
     server.close();
+  }, 30_000);
+
+  it("ends bus.serve()'s wait with timeout, and a request's with timeout, when the bus cannot be reached", async () => {
+    const nobody = connect(`http://127.0.0.1:${await freePort()}`, { reconnect: { initialDelayMs: 20, maxDelayMs: 50 } });
+    buses.push(nobody);
+    expect((await rejection(nobody.serve("rr.unreachable", () => 1, { timeoutMs: 300 }))).code).toBe("timeout");
+    expect((await rejection(nobody.request("rr.unreachable", 1, { timeoutMs: 300 }))).code).toBe("timeout");
   }, 30_000);
 
   it("shares requests across 10 responders of a group, each request answered once", async () => {
