@@ -124,9 +124,9 @@ export class AgentPresence {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #ping: ReturnType<typeof setInterval> | null = null;
   /** Calls answered by id (update, leave). */
-  readonly #pending = new Map<number, { resolve: (frame: RegistryServerFrame) => void; reject: (error: DovetailError) => void }>();
+  readonly #pending = new Map<number, { resolve: (frame: RegistryServerFrame) => void; reject: (error: DovetailError) => void; update: boolean }>();
   /** Updates made while disconnected: the next registration carries them and answers them. */
-  #afterRegister: ((agent: AgentInfo) => void)[] = [];
+  #afterRegister: { resolve: (agent: AgentInfo) => void; reject: (error: DovetailError) => void }[] = [];
   #settleRegistered!: { resolve: (agent: AgentInfo) => void; reject: (error: DovetailError) => void };
   #settleEnded!: (error: DovetailError | null) => void;
 
@@ -154,7 +154,7 @@ export class AgentPresence {
     this.#checkLive();
     Object.assign(this.#fields, fields);
     return this.#deps.waitFor(`update agent ${this.id}`, this.#wait(options), async () => {
-      if (!this.#ready) return new Promise<AgentInfo>((resolve) => this.#afterRegister.push(resolve));
+      if (!this.#ready) return new Promise<AgentInfo>((resolve, reject) => this.#afterRegister.push({ resolve, reject }));
       const frame = await this.#call({ type: "update", ...fields });
       return (frame as { agent: AgentInfo }).agent;
     });
@@ -202,7 +202,7 @@ export class AgentPresence {
   #call(frame: Record<string, unknown>): Promise<RegistryServerFrame> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, update: frame.type === "update" });
       if (!this.#send({ ...frame, id })) {
         this.#pending.delete(id);
         reject(new this.#deps.DovetailError("closed", "the presence socket is not connected"));
@@ -288,7 +288,7 @@ export class AgentPresence {
         this.#budget.connected();
         this.agent = frame.agent;
         this.#settleRegistered.resolve(frame.agent);
-        for (const resolve of this.#afterRegister.splice(0)) resolve(frame.agent);
+        for (const waiter of this.#afterRegister.splice(0)) waiter.resolve(frame.agent);
         return;
       }
       case "error": {
@@ -330,7 +330,12 @@ export class AgentPresence {
   #lost(error: DovetailError): void {
     if (this.#done) return;
     this.#stopTimers();
-    for (const p of this.#pending.values()) p.reject(error);
+    // An update whose answer was lost with the socket goes with the next registration (the fields
+    // are already in #fields); anything else asked on the socket fails with it.
+    for (const [id, p] of this.#pending) {
+      if (p.update) this.#afterRegister.push({ resolve: (agent) => p.resolve({ type: "updated", id, agent }), reject: p.reject });
+      else p.reject(error);
+    }
     this.#pending.clear();
     const final = FINAL.has(error.code) || (error.code === "unauthorized" && !this.#config.credentials.refreshable);
     const delayMs = final ? null : this.#budget.failed(Date.now());
@@ -359,7 +364,7 @@ export class AgentPresence {
     this.#socket = null;
     if (socket) closeQuietly(socket);
     const why = error ?? new this.#deps.DovetailError("closed", `agent ${this.id} left`);
-    for (const p of this.#pending.values()) p.reject(why);
+    for (const p of [...this.#pending.values(), ...this.#afterRegister.splice(0)]) p.reject(why);
     this.#pending.clear();
     this.#settleRegistered.reject(why);
     this.#untrack();

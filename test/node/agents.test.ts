@@ -108,8 +108,12 @@ describe("agent registry through the SDK", () => {
     expect(before.agents.map((a) => a.id)).toEqual([live]); // the stale one declared another capability
     expect((await b.agents.get(stale)).present).toBe(true);
 
-    await bus.restart(); // SIGKILL: no socket closes cleanly, nothing is told
+    await bus.kill(); // SIGKILL: no socket closes cleanly, nothing is told
     raw.close();
+    // An update made while the bus is down goes with the registration after the reconnect.
+    const updating = presence.update({ meta: { role: "live", round: 2 } });
+    await bus.start();
+    expect(await updating).toMatchObject({ id: live, present: true, meta: { role: "live", round: 2 } });
 
     // The SDK reconnects and registers again: present. The hand-made socket is gone for good: absent.
     const back = await eventually(
@@ -117,7 +121,7 @@ describe("agent registry through the SDK", () => {
       (a: AgentInfo) => a?.present === true,
       "the live agent to be present again",
     );
-    expect(back).toMatchObject({ id: live, present: true, meta: { role: "live" } });
+    expect(back).toMatchObject({ id: live, present: true, meta: { role: "live", round: 2 } });
     const gone = await eventually(
       () => b.agents.get(stale),
       (a: AgentInfo) => a?.present === false,
