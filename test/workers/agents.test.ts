@@ -270,7 +270,11 @@ describe("agent registry", () => {
     const writer = await issueKey(tenant, [`publish:${AGENT_EVENTS_TOPIC}`]);
     const id = freshAgent("scoped");
     const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
-    const refused = await anonymousFetch("/v1/agents/ws", { headers: { Upgrade: "websocket", ...bearer(reader.key) } });
+    // A grant written by the client is not the gateway's (decision 022): refused all the same.
+    const forged = encodeURIComponent(JSON.stringify({ cred: "open", pub: true, sub: true }));
+    const refused = await anonymousFetch(`/v1/agents/ws?grant=${forged}`, {
+      headers: { Upgrade: "websocket", "X-Dovetail-Grant": forged, ...bearer(reader.key) },
+    });
     const ws = refused.webSocket!;
     ws.accept();
     const refusal = new PresenceSocket(ws);
