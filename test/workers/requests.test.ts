@@ -166,6 +166,36 @@ describe("request/reply over WebSocket frames", () => {
     client.close();
   });
 
+  it("takes a reply only from the responder the request went to, and drops replies to a requester that left", async () => {
+    const topic = freshTopic("rr");
+    const a = await responder(topic, "g");
+    const b = await responder(topic, "g");
+    const client = await openSocket(topic);
+    const id = client.nextId();
+    client.send({ type: "request", id, data: "for one of them", timeoutMs: 5000 });
+    await a.until(() => requestsOf(a).length + requestsOf(b).length === 1, "the request at one member");
+    const [holder, other] = requestsOf(a).length === 1 ? [a, b] : [b, a];
+    const requestId = requestsOf(holder)[0]!.requestId;
+    other.send({ type: "reply", requestId, data: "hijacked" }); // not its request: dropped
+    holder.send({ type: "reply", requestId, data: "genuine" });
+    expect(await client.answer(id)).toEqual({ type: "reply", id, data: "genuine" });
+    // The requester leaves while its next request is in flight; the reply finds nobody, and nobody errs.
+    const leaving = await openSocket(topic);
+    leaving.send({ type: "request", id: 1, data: "then gone", timeoutMs: 5000 });
+    await a.until(() => requestsOf(a).length + requestsOf(b).length === 2, "the second request");
+    const second = [...requestsOf(a), ...requestsOf(b)].find((r) => r.data === "then gone")!;
+    const secondHolder = requestsOf(a).includes(second) ? a : b;
+    leaving.close();
+    await new Promise((r) => setTimeout(r, 100));
+    secondHolder.send({ type: "reply", requestId: second.requestId, data: "too late" });
+    expect(await request(client, "still served", { timeoutMs: 300 })).toMatchObject({ type: "error", code: "timeout" }); // nobody auto-replies here
+    expect([...a.frames, ...b.frames, ...client.frames].filter((f) => f.type === "error" && f.code !== "timeout")).toEqual([]);
+    expect(client.frames.filter((f) => f.type === "reply")).toHaveLength(1);
+    a.close();
+    b.close();
+    client.close();
+  });
+
   it("refuses bad input with documented codes and keeps the socket usable", async () => {
     const topic = freshTopic("rr");
     const server = await responder(topic);
