@@ -136,10 +136,10 @@ export class GroupStore {
     this.#sql.exec("DELETE FROM dt_group_done WHERE grp = ?1 AND off IN (SELECT value FROM json_each(?2))", group, JSON.stringify(offsets));
   }
 
-  /** Move the floor (dropping `done` rows below it) and store the totals. */
-  saveFloor(group: string, floor: number, stats: GroupStats): void {
+  /** Move the floor and store the totals; `sweep` drops the `done` rows below the floor (when the caller knows there are some). */
+  saveFloor(group: string, floor: number, stats: GroupStats, sweep = true): void {
     this.#sql.exec("UPDATE dt_groups SET floor = ?, stats = ? WHERE name = ?", floor, JSON.stringify(stats), group);
-    this.#sql.exec("DELETE FROM dt_group_done WHERE grp = ? AND off < ?", group, floor);
+    if (sweep) this.#sql.exec("DELETE FROM dt_group_done WHERE grp = ? AND off < ?", group, floor);
   }
 
   /** Forget every delivery of `group` and start it again at `floor`. */

@@ -45,6 +45,11 @@ const SCAN_PAGE_BYTES = 1024 * 1024;
 const KEEP_BODY_CHARS = 16 * 1024;
 /** A dead letter that could not be published is tried again after this long. */
 export const DEAD_LETTER_RETRY_MS = 5_000;
+/**
+ * Running totals that changed while the floor did not move are written at most this often (a
+ * crash may lose the last second of them; the floor and pending rows are always written at once).
+ */
+const STATS_SAVE_MS = 1000;
 /** Most pending jobs group info lists. */
 const INFO_PENDING = 100;
 
@@ -141,6 +146,11 @@ export class Group {
   readonly #drop = new Set<number>();
   readonly #done: number[] = [];
   #floorDirty = false;
+  /** Totals changed without the floor moving: saved with the next floor move, or after {@link STATS_SAVE_MS}. */
+  #statsDirty = false;
+  #statsSavedAt = 0;
+  /** Offsets with a `dt_group_done` row, so a floor move deletes rows only when some lie below it. */
+  readonly #doneRows = new Set<number>();
 
   constructor(
     row: { name: string; settings: GroupSettings; floor: number; created: number; stats: GroupStats },
@@ -171,7 +181,10 @@ export class Group {
    * not connected any more is due at once), settled-ahead offsets are skipped by the scan.
    */
   load(now: number, connected: (member: string) => boolean): void {
-    for (const off of this.#store.done(this.name)) this.#doneAhead.add(off);
+    for (const off of this.#store.done(this.name)) {
+      this.#doneAhead.add(off);
+      this.#doneRows.add(off);
+    }
     const rows = this.#store.pending(this.name);
     const bodies = new Map(this.#log.readAt(rows.map((r) => r.off)).map((r) => [r.offset, r]));
     for (const row of rows) {
@@ -333,7 +346,7 @@ export class Group {
     this.#inFlight++;
     this.#at(entry.deadline, entry);
     this.#save.set(entry.off, entry);
-    this.#floorDirty = true; // stats
+    this.#statsDirty = true;
     return jobJson(entry.off, time, entry.delivery, body);
   }
 
@@ -467,7 +480,7 @@ export class Group {
     e.delivery--;
     this.#stats.delivered--;
     if (e.delivery > 0) this.#stats.redelivered--;
-    this.#floorDirty = true;
+    this.#statsDirty = true;
     this.#makeReady(e);
     if (e.delivery === 0 && e.off >= this.#floor) {
       // As if never delivered: no pending row (a replay below the floor keeps one).
@@ -553,6 +566,7 @@ export class Group {
   /** The message is done for this group. */
   #settle(e: Entry): void {
     this.#entries.delete(e.off);
+    this.#statsDirty = true;
     if (e.saved || this.#save.has(e.off)) {
       this.#save.delete(e.off);
       this.#drop.add(e.off);
@@ -669,6 +683,7 @@ export class Group {
       }
     }
     this.#store.dropDone(this.name, undone);
+    for (const off of undone) this.#doneRows.delete(off);
     this.#flush();
     return rows.length;
   }
@@ -691,6 +706,7 @@ export class Group {
     this.#drop.clear();
     this.#done.length = 0;
     this.#floorDirty = false;
+    this.#doneRows.clear();
     this.#store.reset(this.name, floor, this.#stats);
   }
 
@@ -749,11 +765,21 @@ export class Group {
     if (this.#done.length > 0) {
       const ahead = this.#done.filter((off) => off >= this.#floor);
       this.#store.addDone(this.name, ahead);
+      for (const off of ahead) this.#doneRows.add(off);
       this.#done.length = 0;
     }
-    if (this.#floorDirty) {
-      this.#store.saveFloor(this.name, this.#floor, this.#stats);
+    const now = Date.now();
+    if (this.#floorDirty || (this.#statsDirty && now - this.#statsSavedAt >= STATS_SAVE_MS)) {
+      let sweep = false;
+      for (const off of this.#doneRows) {
+        if (off >= this.#floor) continue;
+        this.#doneRows.delete(off);
+        sweep = true;
+      }
+      this.#store.saveFloor(this.name, this.#floor, this.#stats, sweep);
       this.#floorDirty = false;
+      this.#statsDirty = false;
+      this.#statsSavedAt = now;
     }
   }
 }

@@ -74,6 +74,13 @@ export interface ConsumerDeps {
   decodeMessage: typeof decodeMessage;
 }
 
+/** Run `fn` after the current macrotask: `setImmediate` where there is one (Node), else a 0 ms timer. */
+function soon(fn: () => void): void {
+  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  if (immediate) immediate(fn);
+  else setTimeout(fn, 0);
+}
+
 function encodeClientFrame(frame: ClientFrame): string {
   return JSON.stringify(frame);
 }
@@ -239,7 +246,10 @@ export class ConsumerSession<T = unknown> implements AsyncIterableIterator<Job<T
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.#batches.size === 0 || this.#inFlight.size >= SETTLES_IN_FLIGHT) return;
     this.#flushScheduled = true;
-    queueMicrotask(() => this.#flush());
+    // A macrotask, not a microtask: every ack made while this turn's jobs are handled (a jobs
+    // frame carries many) joins one frame. A microtask sent the first acks alone (measured:
+    // 603 frames for 20,000 acks, two of every three with one ack; bench/probe/groups-profile.ts).
+    soon(() => this.#flush());
   }
 
   #flush(): void {
