@@ -289,6 +289,28 @@ export class Registry extends DurableObject<ObjectsEnv> {
   // -------------------------------------------------------------------------------------------
   // RPC (called by the gateway)
 
+  /**
+   * Close every presence socket opened with credential `credentialId` (a revoked API key), as
+   * topics do: an `unauthorized` error frame, close code 4401, and its agent is no longer present.
+   * Returns how many were closed.
+   */
+  async closeCredential(credentialId: string): Promise<number> {
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets()) {
+      const a = ws.deserializeAttachment() as Attachment | null;
+      if (!a || a.grant.cred !== credentialId) continue;
+      try {
+        ws.send(encodeErrorFrame(new DovetailError("unauthorized", "the credential this socket was opened with was revoked")));
+        ws.close(CLOSE_CODES.credentialEnded, "credential revoked");
+      } catch {
+        // already closing
+      }
+      this.#socketGone(ws, a, "its credential was revoked");
+      closed++;
+    }
+    return closed;
+  }
+
   /** `POST /v1/agents`: register (or re-register) an agent held by HTTP heartbeats. */
   async registerHttp(id: string, fields: AgentFields, ttlMs: number | undefined): Promise<RpcResult<AgentInfo & { takeover?: boolean }>> {
     return rpcResult(() => {

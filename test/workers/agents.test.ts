@@ -124,6 +124,22 @@ async function eventsOf(agent: string, token?: string): Promise<AgentEvent[]> {
 const kinds = (events: AgentEvent[]) => events.map((e) => e.kind);
 
 describe("agent registry", () => {
+  it("closes the presence sockets of a revoked API key (4401) and the agent stops being present", async () => {
+    const id = freshAgent("revoked");
+    const { key } = await issueKey(DEFAULT_TENANT, [`publish:${AGENT_EVENTS_TOPIC}`, `subscribe:${AGENT_EVENTS_TOPIC}`]);
+    const socket = await openPresence(key);
+    expect(await socket.register(id)).toMatchObject({ type: "registered" });
+    const keyId = key.split("_")[1]!;
+    const revoke = await gatewayFetch(`/v1/admin/keys/${keyId}`, { method: "DELETE" });
+    expect(revoke.status).toBe(200);
+    expect(((await revoke.json()) as { closedSockets: number }).closedSockets).toBeGreaterThanOrEqual(1);
+    await socket.until(() => socket.closed !== null, "the close");
+    expect(socket.closed?.code).toBe(CLOSE_CODES.credentialEnded);
+    expect(socket.frames.some((f) => f.type === "error" && f.code === "unauthorized")).toBe(true);
+    const agent = await json<AgentInfo>(await gatewayFetch(`/v1/agents/${encodeURIComponent(id)}`));
+    expect(agent.body.present).toBe(false);
+  });
+
   it("registers over the presence socket; the agent is present until the socket closes, and the events say so", async () => {
     const id = freshAgent();
     const socket = await openPresence();

@@ -16,6 +16,7 @@ import { MAX_SCOPES, parseScopes } from "../../protocol/scopes.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 import { permit } from "../middleware/permissions.ts";
 import { topicStub } from "../topic-stub.ts";
+import { registryObjectName } from "../../protocol/agents.ts";
 
 /** Largest admin request body. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -92,6 +93,8 @@ export function adminRoutes(): Hono<GatewayEnv> {
         }
       }),
     );
+    // And its agents' presence sockets (the tenant's registry, objects/registry.ts).
+    closedSockets += await c.env.REGISTRY.get(c.env.REGISTRY.idFromName(registryObjectName(tenant))).closeCredential(`key:${id}`);
     return c.json({ ...revoked.record, closedSockets });
   });
 
