@@ -22,6 +22,8 @@ export const DEFAULT_SERVE_GROUP = "default";
 /** Longest `code` and `message` of an error reply. */
 export const MAX_REMOTE_CODE_LENGTH = 128;
 export const MAX_REMOTE_MESSAGE_LENGTH = 4096;
+/** Most requests in one batch `request` frame, replies in one batch `reply` frame. */
+export const MAX_BATCH_REQUESTS = 1000;
 /** Request ids: what the topic makes (`r` + random + counter); a reply naming anything else is dropped. */
 export const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -36,7 +38,7 @@ export const REQUEST_HEADERS = {
 } as const;
 
 // The zod schemas of these frames are in request-schemas.ts. Their types:
-export type { ReplyFrame, RequestBody, RequestFrame, ServeFrame } from "./request-schemas.ts";
+export type { ReplyFrame, ReplyItem, RequestBody, RequestFrame, RequestItem, ServeFrame } from "./request-schemas.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Server → client frames
@@ -65,6 +67,28 @@ export interface ReplyToRequesterFrame {
   type: "reply";
   id: number;
   data: unknown;
+}
+
+/**
+ * `requests` (server → responder): several requests at once, each as in a `request` frame. The
+ * topic sends it when it hands one responder more than one request in one turn (a requester's
+ * batch); answer each with a `reply`, or several in one batch `reply` frame.
+ */
+export interface IncomingRequestsFrame {
+  type: "requests";
+  requests: Omit<IncomingRequestFrame, "type">[];
+}
+
+/** One answer in a `replies` frame: the reply's `data`, or the `error` an `error` frame would carry. */
+export type ReplyToRequester = { id: number; data: unknown } | { id: number; error: { code: string; message: string; remoteCode?: string } };
+
+/**
+ * `replies` (server → requester): answers to requests sent in batch `request` frames, as they come;
+ * each request of a batch gets exactly one item with its `id`.
+ */
+export interface RepliesToRequesterFrame {
+  type: "replies";
+  replies: ReplyToRequester[];
 }
 
 /** What a topic answers a request made over RPC (`POST /v1/topics/{topic}/request`): the reply's data as JSON text. */

@@ -6,6 +6,9 @@
  * - sequential: one requester, one request at a time: round-trip p50 / p99.
  * - concurrent: one requester connection with `inFlight` requests outstanding at all times:
  *   requests/s, and the round trip under that load.
+ * - burst: `burst` requests made at once (`Promise.all`), then the next burst once all are
+ *   answered: what a fan-out to many agents looks like; the SDK sends a tick's requests in one
+ *   frame.
  *
  * The 10 responders run in a process of their own (bench/lib/request-reply-responders.ts), each
  * on its own connection, answering each request with its data; the requester runs in the bench
@@ -32,6 +35,9 @@ export interface RequestReplyConfig {
   /** Concurrent case: requests in flight, and requests in all (after `warmup`). */
   inFlight: number;
   concurrent: number;
+  /** Burst case: requests made at once, and bursts measured (after one warm-up burst). */
+  burst: number;
+  bursts: number;
   /** Bytes of filler in each request's data. */
   payloadBytes: number;
   timeoutMs: number;
@@ -44,6 +50,8 @@ export function requestReplyConfig(quick: boolean): RequestReplyConfig {
     sequential: quick ? 2000 : 10_000,
     inFlight: 100,
     concurrent: quick ? 20_000 : 100_000,
+    burst: 1000,
+    bursts: quick ? 20 : 100,
     payloadBytes: 100,
     timeoutMs: 10_000,
   };
@@ -91,8 +99,11 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** One run of one case: sequential (inFlight 1) or concurrent. */
-async function run(system: RrSystem, url: string, cfg: RequestReplyConfig, concurrent: boolean, tag: string): Promise<RunOutcome> {
+type Mode = "sequential" | "concurrent" | "burst";
+
+/** One run of one case. */
+async function run(system: RrSystem, url: string, cfg: RequestReplyConfig, mode: Mode, tag: string): Promise<RunOutcome> {
+  const concurrent = mode === "concurrent";
   const topic = `bench.rr.${tag}`;
   const problems: string[] = [];
   const responders = await startResponders(system, url, topic, cfg.responders);
@@ -118,13 +129,18 @@ async function run(system: RrSystem, url: string, cfg: RequestReplyConfig, concu
   let elapsedMs = 0;
   try {
     for (let i = 0; i < cfg.warmup; i++) await one(false);
+    if (mode === "burst") await Promise.all(Array.from({ length: cfg.burst }, () => one(false)));
     measuredFrom = performance.now();
-    const stop = cfg.warmup + total;
-    await Promise.all(
-      Array.from({ length: inFlight }, async () => {
-        while (next < stop) await one(true);
-      }),
-    );
+    if (mode === "burst") {
+      for (let b = 0; b < cfg.bursts; b++) await Promise.all(Array.from({ length: cfg.burst }, () => one(true)));
+    } else {
+      const stop = cfg.warmup + total;
+      await Promise.all(
+        Array.from({ length: inFlight }, async () => {
+          while (next < stop) await one(true);
+        }),
+      );
+    }
     elapsedMs = performance.now() - measuredFrom;
   } catch (error) {
     problems.push(error instanceof Error ? error.message : String(error));
@@ -155,7 +171,7 @@ export async function runRequestReply(o: {
     description:
       `${cfg.responders} responders (one process, each on its own connection, in one group: Dovetail \`bus.serve(topic, echo, { group })\` on plain sockets; NATS a queue subscription answering with \`msg.respond\`), each request going to one of them. ` +
       `One requester connection (Dovetail \`bus.request\`; nats.js \`nc.request\`), ${cfg.payloadBytes}-byte data, every reply checked to be its own request's echo. ` +
-      `sequential: one request at a time (${cfg.warmup} warm-up, then ${cfg.sequential}); concurrent: ${cfg.inFlight} requests in flight (${cfg.concurrent} measured). Round trip = from the call to its resolution. ` +
+      `sequential: one request at a time (${cfg.warmup} warm-up, then ${cfg.sequential}); concurrent: ${cfg.inFlight} requests in flight (${cfg.concurrent} measured); burst: ${cfg.burst} requests at once, the next burst when all are answered (${cfg.bursts} bursts measured; the SDK sends a tick's requests in one frame, the topic hands each responder its share in one frame, responders reply in batches). Round trip = from the call to its resolution. ` +
       "Dovetail requests are not stored (not durable). Issue 14's goals: p50 ≤ 2 × NATS (sequential), requests/s ≥ 0.5 × NATS (concurrent).",
     systems: [...live],
     rows: [P50, P99, RPS],
@@ -163,15 +179,16 @@ export async function runRequestReply(o: {
     chartMetric: "requestsPerSec",
     cases: [],
   };
-  for (const [id, label, concurrent] of [
-    ["sequential", "1 request in flight", false],
-    ["concurrent", `${cfg.inFlight} requests in flight`, true],
+  for (const [id, label] of [
+    ["sequential", "1 request in flight"],
+    ["concurrent", `${cfg.inFlight} requests in flight`],
+    ["burst", `bursts of ${cfg.burst} requests`],
   ] as const) {
     const outcomes = new Map<RrSystem, RunOutcome[]>(live.map((s) => [s, []]));
     for (let round = 0; round < o.runs; round++) {
       for (const system of live) {
         const t = Date.now();
-        const r = await run(system, o.peerOf(system)!.url, cfg, concurrent, o.tag()).catch(
+        const r = await run(system, o.peerOf(system)!.url, cfg, id, o.tag()).catch(
           (e: Error): RunOutcome => ({ ok: false, problems: [e.message], metrics: {} }),
         );
         outcomes.get(system)!.push(r);
@@ -183,11 +200,12 @@ export async function runRequestReply(o: {
     }
     const results: Record<string, SystemResult> = {};
     for (const [s, runs] of outcomes) results[s] = aggregate(runs);
-    scenario.cases.push({ id, label, spec: { ...cfg, concurrent }, results });
+    scenario.cases.push({ id, label, spec: { ...cfg, mode: id }, results });
   }
   scenario.targets = [
     ratioGoal(scenario.cases[0]!, "p50Ms", "dovetail p50 ÷ NATS p50 (sequential)", 2, false),
     ratioGoal(scenario.cases[1]!, "requestsPerSec", "dovetail requests/s ÷ NATS requests/s (concurrent)", 0.5, true),
+    ratioGoal(scenario.cases[2]!, "requestsPerSec", "dovetail requests/s ÷ NATS requests/s (bursts)", 0.5, true),
   ];
   return [scenario];
 }

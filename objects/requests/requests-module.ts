@@ -28,10 +28,12 @@ import {
   DEFAULT_SERVE_GROUP,
   MAX_PENDING_REQUESTS,
   REQUEST_HEADERS,
-  type ReplyFrame,
+  type ReplyItem,
+  type RequestItem,
   type RequestReply,
 } from "../../protocol/requests.ts";
 import { utf8ByteLength } from "../bytes.ts";
+import { knownError } from "../rpc-result.ts";
 import type { PublishResult } from "../commit-queue.ts";
 import type { SocketAttachment } from "../fanout.ts";
 import type { TopicModule } from "../topic-module.ts";
@@ -100,6 +102,10 @@ export class RequestsModule implements TopicModule {
   readonly #responders = new Map<WebSocket, Responder>();
   readonly #groups = new Map<string, ServeGroup>();
   readonly #pending = new Map<string, PendingRequest>();
+  /** What this turn sends, per socket: request items to responders, reply items to batch requesters (flushed in a microtask). */
+  readonly #toResponders = new Map<WebSocket, string[]>();
+  readonly #toRequesters = new Map<WebSocket, string[]>();
+  #flushScheduled = false;
   /** Durable responders, counted: a durable request with none is refused with `no_responders`. */
   #durableResponders = 0;
   /** Request ids: a prefix per object life and a counter, so an id is never used twice. */
@@ -128,9 +134,22 @@ export class RequestsModule implements TopicModule {
       case "serve":
         return this.#serve(ws, grant, frame.id, frame.group ?? DEFAULT_SERVE_GROUP, frame.durable ?? false);
       case "request":
-        return this.#requestFromSocket(ws, grant, frame.id, frame.data, frame.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, frame.durable ?? false);
-      case "reply":
-        return this.#reply(ws, frame);
+        if (frame.requests) return this.#batchFromSocket(ws, grant, frame.requests);
+        return this.#requestFromSocket(ws, grant, frame.id!, frame.data, frame.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, frame.durable ?? false);
+      case "reply": {
+        const responder = this.#responders.get(ws);
+        if (!responder) throw new DovetailError("forbidden", "a reply from a socket that does not serve this topic (send serve first)");
+        if (!frame.replies) return this.#reply(responder, frame.requestId!, frame.data, frame.error);
+        // A batch: a reply the topic refuses (too large) is told to its requester only.
+        for (const r of frame.replies) {
+          try {
+            this.#reply(responder, r.requestId, r.data, r.error);
+          } catch {
+            // already answered to the requester as remote_error
+          }
+        }
+        return;
+      }
     }
   }
 
@@ -211,6 +230,56 @@ export class RequestsModule implements TopicModule {
   }
 
   /**
+   * A batch `request` frame: each request is started as if sent alone; its answer (or refusal)
+   * goes back as an item of a `replies` frame, the answers of one turn together.
+   */
+  #batchFromSocket(ws: WebSocket, grant: SocketGrant, requests: RequestItem[]): void {
+    if (!grant.pub) throw new DovetailError("forbidden", "this credential may not send requests on this topic (requesting needs the publish scope)");
+    for (const r of requests) {
+      const answer = (outcome: Outcome) =>
+        this.#queueToRequester(ws, outcome.ok ? `{"id":${r.id},"data":${outcome.dataJson}}` : errorItem(r.id, outcome.error));
+      try {
+        const started = this.#start(r.data, r.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, r.durable ?? false, ws, answer);
+        started?.catch((e: unknown) => answer({ ok: false, error: asError(e) }));
+      } catch (error) {
+        answer({ ok: false, error: asError(error) });
+      }
+    }
+  }
+
+  #queueToRequester(ws: WebSocket, item: string): void {
+    let queue = this.#toRequesters.get(ws);
+    if (!queue) this.#toRequesters.set(ws, (queue = []));
+    queue.push(item);
+    this.#scheduleFlush();
+  }
+
+  #queueToResponder(responder: Responder, item: string): void {
+    let queue = this.#toResponders.get(responder.ws);
+    if (!queue) this.#toResponders.set(responder.ws, (queue = []));
+    queue.push(item);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  /** Send what this turn queued: one frame per socket (a `request` frame for a single request). */
+  #flush(): void {
+    this.#flushScheduled = false;
+    for (const [ws, items] of this.#toResponders) {
+      const text = items.length === 1 ? `{"type":"request",${items[0]!.slice(1)}` : `{"type":"requests","requests":[${items.join(",")}]}`;
+      sendQuietly(ws, text);
+    }
+    this.#toResponders.clear();
+    for (const [ws, items] of this.#toRequesters) sendQuietly(ws, `{"type":"replies","replies":[${items.join(",")}]}`);
+    this.#toRequesters.clear();
+  }
+
+  /**
    * A request made over RPC (HTTP): resolves with the reply, or rejects with the error a socket
    * requester would get.
    */
@@ -239,17 +308,13 @@ export class RequestsModule implements TopicModule {
       this.#settle(pending, { ok: false, error: new DovetailError("timeout", `no reply to request ${requestId} within ${timeoutMs} ms`) });
     }, timeoutMs);
     if (durable) return this.#store(pending, dataJson, Date.now() + timeoutMs);
-    const frame = `{"type":"request","requestId":"${requestId}","data":${dataJson},"timeoutMs":${timeoutMs}}`;
+    const item = `{"requestId":"${requestId}","data":${dataJson},"timeoutMs":${timeoutMs}}`;
     for (const group of this.#groups.values()) {
       const responder = group.members[group.next % group.members.length]!;
       group.next = (group.next + 1) % group.members.length;
       pending.targets.add(responder);
       responder.inFlight.add(pending);
-      try {
-        responder.ws.send(frame);
-      } catch {
-        // Closing: its close event takes it off the request.
-      }
+      this.#queueToResponder(responder, item);
     }
     return undefined;
   }
@@ -270,21 +335,19 @@ export class RequestsModule implements TopicModule {
   }
 
   /** A responder's reply: answers the request if it still waits, else it is dropped. */
-  #reply(ws: WebSocket, frame: ReplyFrame): void {
-    const responder = this.#responders.get(ws);
-    if (!responder) throw new DovetailError("forbidden", "a reply from a socket that does not serve this topic (send serve first)");
-    const pending = this.#pending.get(frame.requestId);
+  #reply(responder: Responder, requestId: string, data: unknown, remote: ReplyItem["error"]): void {
+    const pending = this.#pending.get(requestId);
     // Late (timed out, answered by another group, requester gone) or never ours: dropped.
     if (!pending) return;
     if (pending.durable ? !responder.durable : !pending.targets.has(responder)) return;
-    if (frame.error) {
-      const details = frame.error.code === undefined ? {} : { remoteCode: frame.error.code };
-      this.#settle(pending, { ok: false, error: new DovetailError("remote_error", frame.error.message, details) });
+    if (remote) {
+      const details = remote.code === undefined ? {} : { remoteCode: remote.code };
+      this.#settle(pending, { ok: false, error: new DovetailError("remote_error", remote.message, details) });
       return;
     }
     let dataJson: string;
     try {
-      dataJson = this.#checkData(frame.data ?? null, "reply data");
+      dataJson = this.#checkData(data ?? null, "reply data");
     } catch (error) {
       // The requester learns why no reply comes; the responder is told too (it sent no id).
       this.#settle(pending, { ok: false, error: new DovetailError("remote_error", `the responder's reply was refused: ${(error as Error).message}`) });
@@ -313,4 +376,21 @@ export class RequestsModule implements TopicModule {
     if (size > max) throw new DovetailError("message_too_large", `${what} is ${size} bytes; the limit is ${max}`);
     return json;
   }
+}
+
+function sendQuietly(ws: WebSocket, text: string): void {
+  try {
+    ws.send(text);
+  } catch {
+    // Closing: its close event cleans up.
+  }
+}
+
+function asError(error: unknown): DovetailError {
+  return knownError(error) ?? new DovetailError("internal", "internal error", {}, { cause: error });
+}
+
+/** An error item of a `replies` frame: what an `error` frame would carry, under `error`. */
+function errorItem(id: number, error: DovetailError): string {
+  return JSON.stringify({ id, error: { code: error.code, message: error.message, ...error.details } });
 }

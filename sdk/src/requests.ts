@@ -132,6 +132,29 @@ function frameText(frame: Record<string, unknown>): string {
   return JSON.stringify(frame).replace(/\uFFFD/g, "\\ufffd");
 }
 
+/** Most items, and about most characters, in one batch frame (MAX_BATCH_REQUESTS; well under a runtime's 1 MiB frame). */
+const BATCH_MAX_ITEMS = 1000;
+const BATCH_MAX_CHARS = 512 * 1024;
+
+/**
+ * Items (JSON object texts) as frames of type `type`: one item as the single form (`{"type":…,` +
+ * its fields), more as the batch form (`{"type":…,"<list>":[…]}`), cut at BATCH_MAX_ITEMS items
+ * or about BATCH_MAX_CHARS characters.
+ */
+function batchFrames(type: string, list: string, items: string[]): string[] {
+  const frames: string[] = [];
+  let start = 0;
+  while (start < items.length) {
+    let end = start;
+    let chars = 0;
+    while (end < items.length && end - start < BATCH_MAX_ITEMS && (end === start || chars + items[end]!.length <= BATCH_MAX_CHARS))
+      chars += items[end++]!.length;
+    frames.push(end - start === 1 ? `{"type":"${type}",${items[start]!.slice(1)}` : `{"type":"${type}","${list}":[${items.slice(start, end).join(",")}]}`);
+    start = end;
+  }
+  return frames;
+}
+
 interface PendingRequest {
   text: string;
   sent: boolean;
@@ -146,6 +169,7 @@ export class Requester implements LinkOwner {
   readonly #topic: string;
   readonly #pending = new Map<number, PendingRequest>();
   #nextId = 1;
+  #sendScheduled = false;
 
   constructor(topic: string, config: Omit<LinkConfig, "role">, deps: RequestsDeps) {
     this.#deps = deps;
@@ -166,7 +190,7 @@ export class Requester implements LinkOwner {
     if (this.#link.failed) return Promise.reject(this.#link.failed);
     const id = this.#nextId++;
     const serverTimeoutMs = Math.max(1, Math.min(Math.ceil(timeoutMs), MAX_SERVER_TIMEOUT_MS));
-    const frame: Record<string, unknown> = { type: "request", id, data: data ?? null, timeoutMs: serverTimeoutMs };
+    const frame: Record<string, unknown> = { id, data: data ?? null, timeoutMs: serverTimeoutMs };
     if (options.durable) frame.durable = true;
     return new Promise<unknown>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | null = null;
@@ -199,18 +223,49 @@ export class Requester implements LinkOwner {
         },
       };
       this.#pending.set(id, pending);
-      pending.sent = this.#link.send(pending.text);
+      this.#scheduleSend();
       this.#link.start();
     });
   }
 
+  /** Requests of one tick leave together, in one frame (the topic handles a frame per runtime event). */
+  #scheduleSend(): void {
+    if (this.#sendScheduled) return;
+    this.#sendScheduled = true;
+    queueMicrotask(() => {
+      this.#sendScheduled = false;
+      this.#sendUnsent();
+    });
+  }
+
+  #sendUnsent(): void {
+    if (!this.#link.ready) return; // onReady sends them
+    const unsent = [...this.#pending.values()].filter((p) => !p.sent);
+    if (unsent.length === 0) return;
+    for (const frame of batchFrames(
+      "request",
+      "requests",
+      unsent.map((p) => p.text),
+    ))
+      if (!this.#link.send(frame)) return;
+    for (const p of unsent) p.sent = true;
+  }
+
   onReady(_welcome: WelcomeFrame): void {
-    for (const p of this.#pending.values()) if (!p.sent) p.sent = this.#link.send(p.text);
+    this.#sendUnsent();
   }
 
   onFrame(frame: Exclude<ServerFrame, WelcomeFrame>): void {
     if (frame.type === "reply") this.#pending.get(frame.id)?.resolve(frame.data);
-    else if (frame.type === "error" && frame.id !== undefined) this.#pending.get(frame.id)?.reject(this.#deps.DovetailError.fromWire(frame));
+    else if (frame.type === "replies" && Array.isArray(frame.replies)) {
+      // parseServerFrame leaves request/reply frames to this module to check (protocol/frames.ts).
+      for (const r of frame.replies) {
+        const p = this.#pending.get(r.id);
+        if (!p) continue; // late: dropped
+        if ("error" in r) p.reject(this.#deps.DovetailError.fromWire(r.error));
+        else p.resolve(r.data);
+      }
+    } else if (frame.type === "error" && frame.id !== undefined) this.#pending.get(frame.id)?.reject(this.#deps.DovetailError.fromWire(frame));
   }
 
   onDown(error: DovetailError): void {
@@ -260,6 +315,8 @@ export class Server<Q = unknown, R = unknown> implements LinkOwner {
   #responder: string | null = null;
   #closed = false;
   #readyWaiters: { resolve: () => void; reject: (e: DovetailError) => void }[] = [];
+  /** Replies of this tick, sent together. */
+  #replies: string[] = [];
   #error: DovetailError | null = null;
   readonly done: Promise<void>;
   #resolveDone!: () => void;
@@ -330,8 +387,13 @@ export class Server<Q = unknown, R = unknown> implements LinkOwner {
 
   onFrame(frame: Exclude<ServerFrame, WelcomeFrame>): void {
     switch (frame.type) {
+      // parseServerFrame leaves request/reply frames to this module to check (protocol/frames.ts).
       case "request":
-        void this.#answer(frame);
+        if (typeof frame.requestId === "string") void this.#answer(frame);
+        return;
+      case "requests":
+        if (!Array.isArray(frame.requests)) return;
+        for (const r of frame.requests) if (typeof r?.requestId === "string") void this.#answer({ type: "request", ...r });
         return;
       case "jobs":
         for (const job of frame.jobs) void this.#answerJob(job);
@@ -340,7 +402,7 @@ export class Server<Q = unknown, R = unknown> implements LinkOwner {
         if (frame.id === this.#consumeId) this.#sendServe();
         return;
       case "serving":
-        if (frame.id !== this.#serveId) return;
+        if (frame.id !== this.#serveId || typeof frame.responder !== "string") return;
         this.#responder = frame.responder;
         for (const w of this.#readyWaiters.splice(0)) w.resolve();
         return;
@@ -379,30 +441,37 @@ export class Server<Q = unknown, R = unknown> implements LinkOwner {
     this.#rejectDone(error);
   }
 
-  async #run(requestId: string, data: unknown, context: RequestContext): Promise<void> {
+  /** Run the handler; the reply's text as a batch item (`{"requestId":…}`). */
+  async #run(requestId: string, data: unknown, context: RequestContext): Promise<string> {
     let reply: Record<string, unknown>;
     try {
       const result = await this.#handler(data as Q, context);
-      reply = { type: "reply", requestId, data: result ?? null };
+      reply = { requestId, data: result ?? null };
     } catch (error) {
       const e = error as { message?: unknown; code?: unknown } | null;
       const message = typeof e?.message === "string" ? e.message : String(error);
       const remote: Record<string, unknown> = { message: message.slice(0, 4096) };
       if (typeof e?.code === "string" && e.code.length > 0) remote.code = e.code.slice(0, 128);
-      reply = { type: "reply", requestId, error: remote };
+      reply = { requestId, error: remote };
     }
-    let text: string;
     try {
-      text = frameText(reply);
+      return frameText(reply);
     } catch (error) {
       // A result JSON cannot hold (a cycle, a BigInt): the requester hears why.
-      text = frameText({ type: "reply", requestId, error: { message: `the reply could not be encoded as JSON: ${String(error)}` } });
+      return frameText({ requestId, error: { message: `the reply could not be encoded as JSON: ${String(error)}` } });
     }
-    this.#link.send(text);
   }
 
+  /** A plain request: its reply leaves with the others of the same tick, in one frame. */
   async #answer(frame: IncomingRequestFrame): Promise<void> {
-    await this.#run(frame.requestId, frame.data, { requestId: frame.requestId, durable: false, timeoutMs: frame.timeoutMs });
+    const item = await this.#run(frame.requestId, frame.data, { requestId: frame.requestId, durable: false, timeoutMs: frame.timeoutMs });
+    this.#replies.push(item);
+    if (this.#replies.length > 1) return;
+    queueMicrotask(() => {
+      const items = this.#replies;
+      this.#replies = [];
+      for (const f of batchFrames("reply", "replies", items)) this.#link.send(f);
+    });
   }
 
   async #answerJob(job: WireJob): Promise<void> {
@@ -414,7 +483,8 @@ export class Server<Q = unknown, R = unknown> implements LinkOwner {
     }
     const deadline = Number(job.headers?.["dovetail-request-deadline"]);
     const timeoutMs = Number.isFinite(deadline) ? Math.max(0, deadline - Date.now()) : 0;
-    await this.#run(requestId, job.data ?? null, { requestId, durable: true, timeoutMs });
+    const item = await this.#run(requestId, job.data ?? null, { requestId, durable: true, timeoutMs });
+    this.#link.send(`{"type":"reply",${item.slice(1)}`); // at once, before the ack
     // Acked once the reply is sent: a crash before this hands the request to another member.
     this.#link.send(frameText({ type: "settle", id: this.#nextId++, op: "ack", jobs: ref }));
   }

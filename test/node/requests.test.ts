@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, DovetailError, type Bus } from "../../sdk/src/index.ts";
+import { connect, DovetailError, webSocketTransport, type Bus, type Transport } from "../../sdk/src/index.ts";
 import { freePort, startBus, type BusProcess } from "../support/bus-process.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -134,7 +134,7 @@ describe("request/reply through the SDK", () => {
     expect((await rejection(nobody.request("rr.unreachable", 1, { timeoutMs: 300 }))).code).toBe("timeout");
   }, 30_000);
 
-  it("shares requests across 10 responders of a group, each request answered once", async () => {
+  it("shares requests across 10 responders of a group, each request answered once, a burst in a few frames", async () => {
     const topic = freshTopic("rr.group");
     const counts = new Array<number>(10).fill(0);
     const servers = await Promise.all(
@@ -149,9 +149,25 @@ describe("request/reply through the SDK", () => {
         ),
       ),
     );
-    const requester = client();
+    // The requester's frames, counted: the requests of one tick leave in one batch frame.
+    const frames = { sent: 0, received: 0 };
+    const transport: Transport = async (target) => {
+      const socket = await webSocketTransport()(target);
+      const send = socket.send.bind(socket);
+      socket.send = (text) => {
+        frames.sent++;
+        send(text);
+      };
+      socket.addEventListener("message", () => frames.received++);
+      return socket;
+    };
+    const requester = connect(bus.url, { token: bus.token!, transport });
+    buses.push(requester);
     const replies = await Promise.all(Array.from({ length: 1000 }, (_, n) => requester.request<{ n: number; by: number }>(topic, n)));
     expect(replies.map((r) => r.n)).toEqual(Array.from({ length: 1000 }, (_, n) => n));
+    expect(frames.sent).toBeLessThanOrEqual(2);
+    expect(frames.received).toBeLessThan(100); // welcome, then replies frames (at most one per responder reply frame)
+    console.log(`1,000 requests in ${frames.sent} frame(s) out, answered in ${frames.received - 1} replies frame(s)`);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(1000);
     expect(counts).toEqual(new Array(10).fill(100)); // round-robin
     for (const s of servers) s.close();

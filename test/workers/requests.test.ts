@@ -196,6 +196,74 @@ describe("request/reply over WebSocket frames", () => {
     client.close();
   });
 
+  it("takes a batch of requests in one frame and answers each id exactly once in replies frames", async () => {
+    const topic = freshTopic("rr");
+    const client = await openSocket(topic);
+    // Nobody serves: every item is answered, as an error item.
+    client.send({
+      type: "request",
+      requests: [
+        { id: 1, data: "a" },
+        { id: 2, data: "b" },
+      ],
+    });
+    await client.until(() => client.frames.some((f) => f.type === "replies"), "the replies frame");
+    const first = client.frames.find((f) => f.type === "replies")!;
+    expect(first).toMatchObject({
+      replies: [
+        { id: 1, error: { code: "no_responders" } },
+        { id: 2, error: { code: "no_responders" } },
+      ],
+    });
+    const a = await responder(topic, "g");
+    const b = await responder(topic, "g");
+    for (const r of [a, b]) {
+      let seen = 0;
+      r.ws.addEventListener("message", () => {
+        const batches = r.frames.filter((f) => f.type === "requests");
+        for (; seen < batches.length; seen++) {
+          const items = batches[seen]!.type === "requests" ? batches[seen]!.requests : [];
+          // One reply frame for the whole batch: data for all but "fail", which gets an error.
+          r.send({
+            type: "reply",
+            replies: items.map((q) =>
+              q.data === "fail" ? { requestId: q.requestId, error: { message: "no" } } : { requestId: q.requestId, data: { echo: q.data } },
+            ),
+          });
+        }
+      });
+    }
+    client.send({
+      type: "request",
+      requests: [
+        { id: 10, data: "p" },
+        { id: 11, data: "q" },
+        { id: 12, data: "fail" },
+        { id: 13, data: "x".repeat(1024 * 1024 + 1) },
+        { id: 14, data: "r" },
+      ],
+    });
+    const items = () => client.frames.flatMap((f) => (f.type === "replies" ? f.replies : [])).filter((r) => r.id >= 10);
+    await client.until(() => items().length === 5, "five answers");
+    expect(items().sort((x, y) => x.id - y.id)).toEqual([
+      { id: 10, data: { echo: "p" } },
+      { id: 11, data: { echo: "q" } },
+      { id: 12, error: { code: "remote_error", message: "no" } },
+      { id: 13, error: { code: "message_too_large", message: expect.any(String) } },
+      { id: 14, data: { echo: "r" } },
+    ]);
+    // Four requests went out as one `requests` frame per responder (2 each), not one frame each.
+    expect(a.frames.filter((f) => f.type === "requests")).toHaveLength(1);
+    expect(b.frames.filter((f) => f.type === "requests")).toHaveLength(1);
+    expect(a.frames.filter((f) => f.type === "request")).toHaveLength(0);
+    // A frame with both an id and requests is refused whole.
+    client.send({ type: "request", id: 20, data: 1, requests: [{ id: 21, data: 1 }] });
+    expect(await client.answer(20)).toMatchObject({ type: "error", code: "invalid_field" });
+    a.close();
+    b.close();
+    client.close();
+  });
+
   it("refuses bad input with documented codes and keeps the socket usable", async () => {
     const topic = freshTopic("rr");
     const server = await responder(topic);
