@@ -1,6 +1,7 @@
 /**
  * Everything the docs tell a reader to run, run as written: every shell and TypeScript block of
- * README.md, sdk/README.md, docs/security.md, docs/streams.md and docs/groups.md, in order, against a real bus
+ * README.md, sdk/README.md, docs/security.md, docs/streams.md, docs/groups.md, docs/requests.md
+ * and docs/agents.md, in order, against a real bus
  * started the README way (`npm run dev`'s script, auth on; test/support/bus-process.ts), a fresh
  * bus per file so a later block may use what an earlier one created. Also: the local-node figures
  * of README.md and local-node/README.md are the ones in bench/results/latest.json.
@@ -52,6 +53,8 @@ const DOCS: { file: string; vars?: Record<string, string> }[] = [
   // the same answer after 1 s, so the test does not sit idle.
   { file: "docs/streams.md", vars: { STREAM_LONG_POLL_MS: "1000" } },
   { file: "docs/groups.md" },
+  { file: "docs/requests.md" },
+  { file: "docs/agents.md" },
 ];
 
 /** Where the blocks of one file run. */
