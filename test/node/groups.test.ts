@@ -7,23 +7,15 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type Bus } from "../../sdk/src/index.ts";
+import type { Bus } from "../../sdk/src/index.ts";
 import type { Job } from "../../sdk/src/consumer.ts";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
+import { freshTopic, sdkClients } from "../support/sdk-clients.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 let bus: BusProcess;
-const buses: Bus[] = [];
-
-function client(): Bus {
-  const b = connect(bus.url, { token: bus.token!, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } });
-  buses.push(b);
-  return b;
-}
-
-function freshTopic(prefix: string): string {
-  return `${prefix}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`;
-}
+const clients = sdkClients(() => bus);
+const client = clients.client;
 
 async function publishNumbered(b: Bus, topic: string, count: number, key?: (i: number) => string): Promise<void> {
   const pub = b.publisher(topic, { maxBatch: 1000 });
@@ -37,7 +29,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all(buses.map((b) => b.close().catch(() => undefined)));
+  await clients.closeAll();
   await bus?.stop();
 });
 

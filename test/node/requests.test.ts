@@ -9,23 +9,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, DovetailError, webSocketTransport, type Bus, type Transport } from "../../sdk/src/index.ts";
+import { connect, DovetailError, webSocketTransport, type Transport } from "../../sdk/src/index.ts";
 import { freePort, startBus, type BusProcess } from "../support/bus-process.ts";
+import { freshTopic, sdkClients } from "../support/sdk-clients.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 let bus: BusProcess;
-const buses: Bus[] = [];
+const clients = sdkClients(() => bus);
+const client = clients.client;
 const children: ChildProcess[] = [];
-
-function client(): Bus {
-  const b = connect(bus.url, { token: bus.token!, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } });
-  buses.push(b);
-  return b;
-}
-
-function freshTopic(prefix: string): string {
-  return `${prefix}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`;
-}
 
 async function rejection(p: Promise<unknown>): Promise<DovetailError> {
   try {
@@ -69,7 +61,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
-  await Promise.all(buses.map((b) => b.close().catch(() => undefined)));
+  await clients.closeAll();
   await bus?.stop();
 });
 
@@ -129,7 +121,7 @@ describe("request/reply through the SDK", () => {
 
   it("ends bus.serve()'s wait with timeout, and a request's with timeout, when the bus cannot be reached", async () => {
     const nobody = connect(`http://127.0.0.1:${await freePort()}`, { reconnect: { initialDelayMs: 20, maxDelayMs: 50 } });
-    buses.push(nobody);
+    clients.track(nobody);
     expect((await rejection(nobody.serve("rr.unreachable", () => 1, { timeoutMs: 300 }))).code).toBe("timeout");
     expect((await rejection(nobody.request("rr.unreachable", 1, { timeoutMs: 300 }))).code).toBe("timeout");
   }, 30_000);
@@ -162,7 +154,7 @@ describe("request/reply through the SDK", () => {
       return socket;
     };
     const requester = connect(bus.url, { token: bus.token!, transport });
-    buses.push(requester);
+    clients.track(requester);
     const replies = await Promise.all(Array.from({ length: 1000 }, (_, n) => requester.request<{ n: number; by: number }>(topic, n)));
     expect(replies.map((r) => r.n)).toEqual(Array.from({ length: 1000 }, (_, n) => n));
     expect(frames.sent).toBeLessThanOrEqual(2);
