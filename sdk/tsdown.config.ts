@@ -6,11 +6,11 @@ import { defineConfig } from "tsdown";
 
 export default defineConfig([
   {
-    // The library: `@dovetail/sdk` and `@dovetail/sdk/admin`. Shared code (DovetailError, the
+    // The library: `@dovetail/sdk`, `@dovetail/sdk/admin` and `@dovetail/sdk/webhooks`. Shared code (DovetailError, the
     // HTTP call) lands in one chunk both entries import, so `instanceof` holds across them.
     // protocol/ (outside this package) is bundled in; zod, the one dependency, stays external and
     // is reached only from the admin entry.
-    entry: { index: "src/index.ts", admin: "src/admin.ts" },
+    entry: { index: "src/index.ts", admin: "src/admin.ts", webhooks: "src/webhooks.ts" },
     platform: "neutral",
     target: "es2022",
     format: "esm",

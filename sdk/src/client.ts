@@ -24,6 +24,7 @@ import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
 import { Consumer } from "./consumer-handle.ts";
 import { Agents } from "./agents-handle.ts";
+import type { StreamSubscriptions } from "./ds-subscriptions.ts";
 import type { ConsumeOptions, JobHandler } from "./consumer.ts";
 import type { RequestHandler, RequestOptions, Requests, ServeOptions, Server } from "./requests.ts";
 import { groupNameProblem, type GroupInfo, type GroupSettingsInput } from "../../protocol/groups.ts";
@@ -335,6 +336,19 @@ export class Bus {
         return () => this.#subscriptions.delete(presence);
       },
     }));
+  }
+
+  /**
+   * Durable Streams subscriptions (docs/streams.md "Subscriptions"): the durable cursors that wake
+   * a serverless agent by webhook or wake event. Loaded on first use (decision 025).
+   *
+   * @example
+   * const subs = await bus.streamSubscriptions();
+   * await subs.put("orders-agent", { type: "webhook", pattern: "orders/*", webhook: { url: "https://agent.example/wake" } });
+   */
+  async streamSubscriptions(): Promise<StreamSubscriptions> {
+    const { StreamSubscriptions } = await import("./ds-subscriptions.ts");
+    return new StreamSubscriptions((method, path, body, options) => this.#request(method, path, body, options));
   }
 
   /** The consumer groups of `topic`, with their floors, lag, pending jobs and members. */

@@ -22,6 +22,7 @@ export { Agents } from "./agents-handle.ts";
 export type { AgentPresence, AgentFields, WatchOptions as AgentWatchOptions } from "./agents.ts";
 export type { AgentEvent, AgentInfo, AgentPage, AgentQuery, AgentSpec } from "../../protocol/agents.ts";
 export type { ConsumeOptions, Job, JobHandler } from "./consumer.ts";
+export type { StreamSubscriptions, StreamSubscriptionConfig, StreamLinkView, SubscriptionView } from "./ds-subscriptions.ts";
 export type { RequestContext, RequestHandler, RequestOptions, ServeOptions, Server } from "./requests.ts";
 export type { GroupInfo, GroupSettingsInput, GroupSettings, GroupStats, PendingJob, GroupMember } from "../../protocol/groups.ts";
 export type { Message, PublishOptions } from "./message.ts";

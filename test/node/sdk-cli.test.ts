@@ -221,6 +221,13 @@ describe("dovetail CLI and examples", () => {
     const topic = freshTopic();
     const root = freshTopic().replaceAll(".", "-");
     const key: { id?: string } = {};
+    const subscription = `json-${root}`;
+    const created = await fetch(`${server.url}/v1/stream/__ds/subscriptions/${subscription}`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ type: "webhook", pattern: `${root}-subs/*`, webhook: { url: "https://hooks.example/in" } }),
+    });
+    expect(created.status).toBe(201);
     /** Per command: its arguments and how many JSON lines it prints (one for a one-shot answer). */
     const cases: Record<string, { args: () => string[]; input?: string; lines: number }> = {
       pub: { args: () => ["pub", topic, '{"n":0}'], lines: 1 },
@@ -240,6 +247,8 @@ describe("dovetail CLI and examples", () => {
       // The registry's events topic holds the events of the agents test above by now.
       "agents ls": { args: () => ["agents", "ls", "--all"], lines: 1 },
       "agents watch": { args: () => ["agents", "watch", "--from", "earliest", "--limit", "1"], lines: 1 },
+      "subs info": { args: () => ["subs", "info", subscription], lines: 1 },
+      "subs rm": { args: () => ["subs", "rm", subscription], lines: 1 },
       "topics rm": { args: () => ["topics", "rm", topic], lines: 1 },
       bench: { args: () => ["bench", `${root}.bench`, "--rate", "100", "--duration", "1"], lines: 1 },
       "keys create": { args: () => ["keys", "create", `json-${root}`, "--scope", `publish:${root}.>`], lines: 1 },
@@ -255,6 +264,40 @@ describe("dovetail CLI and examples", () => {
       const docs = jsonLines(r.stdout);
       expect({ name, lines: docs.length }).toEqual({ name, lines: c.lines });
       if (name === "keys create") key.id = (docs[0] as { id: string }).id;
+    }
+  });
+
+  it("subs info prints a subscription and its cursors, subs rm deletes it; a bad id is a usage error, a missing one exits 1", async () => {
+    const root = freshTopic().replaceAll(".", "-");
+    const id = `text-${root}`;
+    const headers = { "Content-Type": "application/json" };
+    await fetch(`${server.url}/v1/stream/${root}/a`, { method: "PUT", headers, body: JSON.stringify([{ n: 0 }, { n: 1 }]) });
+    const put = await fetch(`${server.url}/v1/stream/__ds/subscriptions/${id}`, {
+      method: "PUT",
+      headers,
+      body: JSON.stringify({ type: "webhook", pattern: `${root}/*`, webhook: { url: "https://hooks.example/in" }, description: "cli test" }),
+    });
+    expect(put.status).toBe(201);
+    const info = await run(CLI, ["subs", "info", id], { env });
+    expect({ code: info.code, stderr: info.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(info.stdout).toMatch(new RegExp(`^subscription\\s+${id}$`, "m"));
+    expect(info.stdout).toMatch(/^type\s+webhook$/m);
+    expect(info.stdout).toMatch(/^webhook\s+https:\/\/hooks\.example\/in$/m);
+    expect(info.stdout).toMatch(/^signing key\s+ds_\S+ \(http:\/\/\S+\/v1\/stream\/__ds\/jwks\.json\)$/m);
+    expect(info.stdout).toMatch(/^description\s+cli test$/m);
+    // Linked at the tail when the subscription was made: the cursor is offset 2's token.
+    expect(info.stdout).toMatch(new RegExp(`^${root}/a\\s+glob\\s+0000000000000002_0000000000000000$`, "m"));
+    const rm = await run(CLI, ["subs", "rm", id], { env });
+    expect({ code: rm.code, stdout: rm.stdout }).toEqual({ code: 0, stdout: `deleted subscription ${id}\n` });
+    const gone = await run(CLI, ["subs", "info", id], { env });
+    expect({ code: gone.code, stdout: gone.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(gone.stderr).toMatch(/not_found|not found/);
+    expect((await run(CLI, ["subs", "rm", id], { env })).code).toBe(1);
+    for (const args of [
+      ["subs", "info", "has space"],
+      ["subs", "rm", "a/b"],
+    ]) {
+      expectUsageError(await run(CLI, args, { env }), args);
     }
   });
 

@@ -22,6 +22,8 @@ import { keysRevoke } from "./commands/keys-revoke.ts";
 import { pub } from "./commands/pub.ts";
 import { read } from "./commands/read.ts";
 import { sub } from "./commands/sub.ts";
+import { subsInfo } from "./commands/subs-info.ts";
+import { subsRm } from "./commands/subs-rm.ts";
 import { topicsLs } from "./commands/topics-ls.ts";
 import { topicsRetention } from "./commands/topics-retention.ts";
 import { topicsRm } from "./commands/topics-rm.ts";
@@ -42,6 +44,8 @@ export const COMMANDS: readonly Command[] = [
   dlqReplay,
   agentsLs,
   agentsWatch,
+  subsInfo,
+  subsRm,
   bench,
   keysCreate,
   keysList,
@@ -57,6 +61,10 @@ one. reset and rm need admin on the topic.`,
 copied to its dead-letter topic (<topic>.dlq by default). Read them with dovetail read or sub.`,
   agents: `The agent registry (docs/agents.md): who is registered and present, and their lifecycle events.
 Needs subscribe on _agents.events.`,
+  subs: `Durable Streams subscriptions (docs/streams.md "Subscriptions"): the durable cursors that wake a
+serverless agent by webhook or wake event. The bus has no route that lists a tenant's
+subscriptions, so there is no subs ls: look one up by its id. Create them with the HTTP API or the
+SDK (bus.streamSubscriptions()).`,
   keys: `Manages the API keys of your tenant through the admin API. Needs a token with the scope admin:>
 (other tokens get "permission denied", exit 4). Keys are created in the tenant of that token.`,
 };
