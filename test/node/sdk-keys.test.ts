@@ -255,7 +255,10 @@ describe("dovetail keys", () => {
       [["keys", "frob"], /keys: unknown command "frob"/],
       [["keys", "create"], /keys create: missing <name>\n\nUsage: dovetail keys create /],
       [["keys", "create", "agent"], /keys create: give at least one --scope/],
-      [["keys", "create", "agent", "--scope", "publsh:agents.*"], /--scope "publsh:agents\.\*": expected action:pattern with action publish, subscribe, consume, admin/],
+      [
+        ["keys", "create", "agent", "--scope", "publsh:agents.*"],
+        /--scope "publsh:agents\.\*": expected action:pattern with action publish, subscribe, consume, admin/,
+      ],
       [["keys", "create", "agent", "--scope", "publish:"], /--scope "publish:": missing the topic pattern/],
       [["keys", "create", "agent", "--scope", "publish:a subscribe:b"], /a scope has no spaces/],
       [["keys", "create", "agent", "publish:a"], /one <name> only/],
