@@ -96,6 +96,8 @@ export class Directory extends DurableObject<DirectoryEnv> {
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_ds_watch (
       sub TEXT NOT NULL, pattern TEXT NOT NULL, glob INTEGER NOT NULL, PRIMARY KEY (sub, pattern)) WITHOUT ROWID`);
     this.#sql.exec(`CREATE INDEX IF NOT EXISTS dd_ds_watch_pattern ON dd_ds_watch (pattern)`);
+    // The tenant's Durable Streams subscriptions, for listing them (a subscription may watch nothing for a while).
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_ds_subs (sub TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID`);
     const version = this.#sql.exec<{ v: number }>(`SELECT v FROM dd_meta WHERE k = 'schema'`).toArray()[0]?.v;
     if (version === undefined) this.#sql.exec(`INSERT INTO dd_meta (k, v) VALUES ('schema', ?)`, SCHEMA_VERSION);
     else if (version !== SCHEMA_VERSION) throw new Error(`directory: schema version ${version} is not ${SCHEMA_VERSION}`);
@@ -189,7 +191,11 @@ export class Directory extends DurableObject<DirectoryEnv> {
    * {@link dsWatchers} on its first commit and see this watch (decision 027).
    */
   async dsWatch(sub: string, globs: string[], streams: string[], replace: boolean): Promise<string[]> {
-    if (replace) this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ?`, sub);
+    if (replace) {
+      // A (re)created subscription: listed from now on.
+      this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ?`, sub);
+      this.#sql.exec(`INSERT INTO dd_ds_subs (sub, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, sub, Date.now());
+    }
     const matched = new Set<string>();
     for (const path of streams) {
       this.#sql.exec(`INSERT INTO dd_ds_watch (sub, pattern, glob) VALUES (?, ?, 0) ON CONFLICT DO NOTHING`, sub, path);
@@ -209,8 +215,22 @@ export class Directory extends DurableObject<DirectoryEnv> {
 
   /** Subscription `sub` no longer watches `streams` (explicit paths), or anything when `streams` is null. */
   async dsUnwatch(sub: string, streams: string[] | null): Promise<void> {
-    if (streams === null) this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ?`, sub);
-    else for (const path of streams) this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ? AND pattern = ? AND glob = 0`, sub, path);
+    if (streams === null) {
+      // Deleted: no longer watched, no longer listed.
+      this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ?`, sub);
+      this.#sql.exec(`DELETE FROM dd_ds_subs WHERE sub = ?`, sub);
+    } else for (const path of streams) this.#sql.exec(`DELETE FROM dd_ds_watch WHERE sub = ? AND pattern = ? AND glob = 0`, sub, path);
+  }
+
+  /** The tenant's Durable Streams subscription ids after `cursor`, in id order: a page of `limit`, and the cursor of the next (null at the end). */
+  async dsSubscriptions(cursor: string | null, limit: number): Promise<{ ids: string[]; cursor: string | null }> {
+    const ids = this.#sql
+      .exec<{ sub: string }>(`SELECT sub FROM dd_ds_subs WHERE sub > ? ORDER BY sub LIMIT ?`, cursor ?? "", limit + 1)
+      .toArray()
+      .map((r) => r.sub);
+    const more = ids.length > limit;
+    if (more) ids.pop();
+    return { ids, cursor: more ? ids[ids.length - 1]! : null };
   }
 
   /** The subscriptions that watch `topic`: by its exact path, or by a glob that matches it. */

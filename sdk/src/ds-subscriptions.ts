@@ -63,6 +63,18 @@ export class StreamSubscriptions {
     return (await this.#request("PUT", this.#path(id), config, options)) as SubscriptionView;
   }
 
+  /** The tenant's subscriptions, a page at a time in id order; pass `cursor` back for the next page (null at the end). */
+  async list(page: { cursor?: string; limit?: number } = {}, options?: WaitOptions): Promise<{ subscriptions: SubscriptionView[]; cursor: string | null }> {
+    const query = new URLSearchParams();
+    if (page.cursor !== undefined) query.set("cursor", page.cursor);
+    if (page.limit !== undefined) query.set("limit", String(page.limit));
+    const q = query.toString();
+    return (await this.#request("GET", `/v1/stream/__ds/subscriptions${q ? `?${q}` : ""}`, undefined, options)) as {
+      subscriptions: SubscriptionView[];
+      cursor: string | null;
+    };
+  }
+
   /** The subscription: its linked streams with their cursors (`acked_offset`), status, webhook signing metadata. */
   async get(id: string, options?: WaitOptions): Promise<SubscriptionView> {
     return (await this.#request("GET", this.#path(id), undefined, options)) as SubscriptionView;

@@ -247,6 +247,7 @@ describe("dovetail CLI and examples", () => {
       // The registry's events topic holds the events of the agents test above by now.
       "agents ls": { args: () => ["agents", "ls", "--all"], lines: 1 },
       "agents watch": { args: () => ["agents", "watch", "--from", "earliest", "--limit", "1"], lines: 1 },
+      "subs ls": { args: () => ["subs", "ls"], lines: 1 },
       "subs info": { args: () => ["subs", "info", subscription], lines: 1 },
       "subs rm": { args: () => ["subs", "rm", subscription], lines: 1 },
       "topics rm": { args: () => ["topics", "rm", topic], lines: 1 },
@@ -278,6 +279,9 @@ describe("dovetail CLI and examples", () => {
       body: JSON.stringify({ type: "webhook", pattern: `${root}/*`, webhook: { url: "https://hooks.example/in" }, description: "cli test" }),
     });
     expect(put.status).toBe(201);
+    const ls = await run(CLI, ["subs", "ls"], { env });
+    expect({ code: ls.code, stderr: ls.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(ls.stdout).toMatch(new RegExp(`^${id}\\s+webhook\\s+active\\s+${root}/\\*\\s+1$`, "m"));
     const info = await run(CLI, ["subs", "info", id], { env });
     expect({ code: info.code, stderr: info.stderr }).toEqual({ code: 0, stderr: "" });
     expect(info.stdout).toMatch(new RegExp(`^subscription\\s+${id}$`, "m"));
@@ -289,6 +293,7 @@ describe("dovetail CLI and examples", () => {
     expect(info.stdout).toMatch(new RegExp(`^${root}/a\\s+glob\\s+0000000000000002_0000000000000000$`, "m"));
     const rm = await run(CLI, ["subs", "rm", id], { env });
     expect({ code: rm.code, stdout: rm.stdout }).toEqual({ code: 0, stdout: `deleted subscription ${id}\n` });
+    expect((await run(CLI, ["subs", "ls"], { env })).stdout).not.toContain(id);
     const gone = await run(CLI, ["subs", "info", id], { env });
     expect({ code: gone.code, stdout: gone.stdout }).toEqual({ code: 1, stdout: "" });
     expect(gone.stderr).toMatch(/not_found|not found/);

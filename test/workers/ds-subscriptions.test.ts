@@ -103,6 +103,36 @@ describe("subscription control APIs", () => {
     expect((await put(id, { ...config, lease_ttl_ms: 6000 })).status).toBe(201);
   });
 
+  it("lists the tenant's subscriptions a page at a time (a Dovetail extension); a deleted one leaves the list", async () => {
+    const root = fresh("list");
+    const ids = [`${root}-a`, `${root}-b`, `${root}-c`];
+    for (const id of ids) {
+      const res = await sub(id, "", {
+        method: "PUT",
+        headers: json,
+        body: JSON.stringify({ type: "pull-wake", pattern: `${root}/*`, wake_stream: `${root}-wake` }),
+      });
+      expect(res.status).toBe(201);
+    }
+    const listed = async (): Promise<string[]> => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await gatewayFetch(`/v1/stream/__ds/subscriptions?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+        expect(res.status).toBe(200);
+        const page = (await res.json()) as { subscriptions: { id: string }[]; cursor: string | null };
+        expect(page.subscriptions.length).toBeLessThanOrEqual(2);
+        seen.push(...page.subscriptions.map((s) => s.id));
+        cursor = page.cursor;
+      } while (cursor !== null);
+      return seen.filter((id) => id.startsWith(root));
+    };
+    expect(await listed()).toEqual(ids);
+    expect((await sub(ids[1]!, "", { method: "DELETE" })).status).toBe(204);
+    expect(await listed()).toEqual([ids[0], ids[2]]);
+    expect((await gatewayFetch("/v1/stream/__ds/subscriptions?limit=0")).status).toBe(400);
+  });
+
   it("serves the webhook public key as a JWK Set, without a credential", async () => {
     const { anonymousFetch } = await import("./helpers.ts");
     const res = await anonymousFetch("/v1/stream/__ds/jwks.json");

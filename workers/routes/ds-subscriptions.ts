@@ -32,6 +32,11 @@ import { subscriptionStub, type SettleKind } from "../../objects/subscription.ts
 import type { GatewayEnv } from "../gateway-env.ts";
 import { may, permit } from "../middleware/permissions.ts";
 import { jsonBody } from "../request-body.ts";
+import { directoryStub } from "../topic-stub.ts";
+
+/** Default and largest page of `GET /v1/stream/__ds/subscriptions`. */
+const DEFAULT_LIST_LIMIT = 50;
+const MAX_LIST_LIMIT = 100;
 
 /** Largest control body (a configuration with 1,000 explicit streams fits). */
 export const MAX_CONTROL_BODY_BYTES = 256 * 1024;
@@ -111,6 +116,22 @@ export function dsSubscriptionRoutes(): Hono<GatewayEnv> {
     }
     const { created, view } = unwrap(await subscriptionStub(c.env, c.get("tenant"), id).put(config, streamRoot(c)));
     return c.json(view, created ? 201 : 200);
+  });
+
+  /**
+   * The tenant's subscriptions, a page at a time in id order (`?cursor=&limit=`): a Dovetail
+   * extension (the protocol defines no list), for `dovetail subs ls`. The Directory keeps the ids.
+   */
+  ds.get("/subscriptions", read, async (c) => {
+    const raw = c.req.query("limit");
+    const limit = raw === undefined ? DEFAULT_LIST_LIMIT : Number(raw);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)
+      throw new DovetailError("invalid_field", `limit: expected an integer from 1 to ${MAX_LIST_LIMIT}`);
+    const tenant = c.get("tenant");
+    const page = await directoryStub(c.env, tenant).dsSubscriptions(c.req.query("cursor") ?? null, limit);
+    const views = await Promise.all(page.ids.map(async (id) => subscriptionStub(c.env, tenant, id).get()));
+    // One deleted between the two reads is left out.
+    return c.json({ subscriptions: views.flatMap((v) => (v.ok ? [v.value] : [])), cursor: page.cursor });
   });
 
   ds.get("/subscriptions/:id", read, async (c) => {

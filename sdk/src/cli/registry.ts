@@ -23,6 +23,7 @@ import { pub } from "./commands/pub.ts";
 import { read } from "./commands/read.ts";
 import { sub } from "./commands/sub.ts";
 import { subsInfo } from "./commands/subs-info.ts";
+import { subsLs } from "./commands/subs-ls.ts";
 import { subsRm } from "./commands/subs-rm.ts";
 import { topicsLs } from "./commands/topics-ls.ts";
 import { topicsRetention } from "./commands/topics-retention.ts";
@@ -44,6 +45,7 @@ export const COMMANDS: readonly Command[] = [
   dlqReplay,
   agentsLs,
   agentsWatch,
+  subsLs,
   subsInfo,
   subsRm,
   bench,
@@ -62,9 +64,8 @@ copied to its dead-letter topic (<topic>.dlq by default). Read them with dovetai
   agents: `The agent registry (docs/agents.md): who is registered and present, and their lifecycle events.
 Needs subscribe on _agents.events.`,
   subs: `Durable Streams subscriptions (docs/streams.md "Subscriptions"): the durable cursors that wake a
-serverless agent by webhook or wake event. The bus has no route that lists a tenant's
-subscriptions, so there is no subs ls: look one up by its id. Create them with the HTTP API or the
-SDK (bus.streamSubscriptions()).`,
+serverless agent by webhook or wake event. Create them with the HTTP API or the SDK
+(bus.streamSubscriptions()).`,
   keys: `Manages the API keys of your tenant through the admin API. Needs a token with the scope admin:>
 (other tokens get "permission denied", exit 4). Keys are created in the tenant of that token.`,
 };
