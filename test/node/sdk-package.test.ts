@@ -16,13 +16,12 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import * as esbuild from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
-import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM, launchChromium } from "../support/chromium.ts";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const PINNED_NODE = path.join(ROOT, "node_modules/node/bin/node");
-const CHROMIUM = "/usr/bin/chromium";
 /** The goal of issue 11 for connect + publish + subscribe in a browser, minified and gzipped. */
 const BROWSER_BUNDLE_MAX_BYTES = 12 * 1024;
 const SDK_VERSION = (JSON.parse(readFileSync(path.join(ROOT, "sdk/package.json"), "utf8")) as { version: string }).version;
@@ -315,19 +314,7 @@ describe("the packed SDK and local-node, installed outside the repository", () =
       else res.writeHead(200, { "Content-Type": "text/html" }).end('<!doctype html><meta charset="utf-8"><script type="module" src="/app.js"></script>');
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const errors: string[] = [];

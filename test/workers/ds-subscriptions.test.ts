@@ -10,7 +10,7 @@ import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { encodeOffset } from "../../objects/stream-format.ts";
 import { subscriptionStub } from "../../objects/subscription.ts";
-import { bindings, freshTopic, gatewayFetch, issueKey } from "./helpers.ts";
+import { bindings, freshPath, gatewayFetch, issueKey, until } from "./helpers.ts";
 
 const json = { "Content-Type": "application/json" };
 const sub = (id: string, rest = "", init?: RequestInit) => gatewayFetch(`/v1/stream/__ds/subscriptions/${id}${rest}`, init);
@@ -24,19 +24,6 @@ const withToken = (token: string, body: unknown): RequestInit => ({
   headers: { ...json, Authorization: `Bearer ${token}` },
   body: JSON.stringify(body),
 });
-
-/** A fresh name safe as a stream path segment and a subscription id. */
-const fresh = (prefix: string) => freshTopic(prefix).replace(/\./g, "-");
-
-async function until<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface View {
   streams: { path: string; link_type: string; acked_offset: string }[];
@@ -63,8 +50,8 @@ async function claim(id: string, worker: string): Promise<Response> {
 
 /** A pull-wake subscription over `root/*` with its own wake stream. */
 async function pullSetup(leaseTtlMs = 30_000) {
-  const root = fresh("pw");
-  const id = fresh("sub");
+  const root = freshPath("pw");
+  const id = freshPath("sub");
   const wake = `${root}-wake/pool`;
   expect((await createStream(wake, [])).status).toBe(201);
   const created = await put(id, { type: "pull-wake", pattern: `${root}/*`, wake_stream: wake, lease_ttl_ms: leaseTtlMs });
@@ -79,7 +66,7 @@ async function wakeEvents(wake: string): Promise<{ subscription_id: string; gene
 
 describe("subscription control APIs", () => {
   it("creates (201), re-confirms the same configuration (200), refuses another (409), reads and deletes (204)", async () => {
-    const id = fresh("sub");
+    const id = freshPath("sub");
     const config = { type: "webhook", pattern: "events/*", webhook: { url: "https://hooks.example/in" }, lease_ttl_ms: 5000, description: "d" };
     const created = await put(id, config);
     expect(created.status).toBe(201);
@@ -104,7 +91,7 @@ describe("subscription control APIs", () => {
   });
 
   it("lists the tenant's subscriptions a page at a time (a Dovetail extension); a deleted one leaves the list", async () => {
-    const root = fresh("list");
+    const root = freshPath("list");
     const ids = [`${root}-a`, `${root}-b`, `${root}-c`];
     for (const id of ids) {
       const res = await sub(id, "", {
@@ -160,7 +147,7 @@ describe("subscription control APIs", () => {
       { type: "webhook", pattern: "a/*", webhook: { url: "https://h.example" }, extra: 1 },
     ];
     for (const body of bad) {
-      const res = await put(fresh("bad"), body);
+      const res = await put(freshPath("bad"), body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_field");
     }
@@ -178,17 +165,17 @@ describe("subscription control APIs", () => {
       "https://localhost/h",
       "ftp://hooks.example/",
     ]) {
-      const res = await put(fresh("bad"), { type: "webhook", pattern: "a/*", webhook: { url } });
+      const res = await put(freshPath("bad"), { type: "webhook", pattern: "a/*", webhook: { url } });
       expect(res.status, url).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code, url).toBe("WEBHOOK_URL_REJECTED");
     }
   });
 
   it("links existing matching streams at their tails and adds and removes explicit streams", async () => {
-    const root = fresh("bf");
+    const root = freshPath("bf");
     await createStream(`${root}/a`, [{ n: 1 }, { n: 2 }]);
     await createStream(`${root}/deeper/b`, [{ n: 1 }]);
-    const id = fresh("sub");
+    const id = freshPath("sub");
     expect((await put(id, { type: "webhook", pattern: `${root}/*`, webhook: { url: "https://hooks.example/in" } })).status).toBe(201);
     let v = await view(id);
     // `*` is one segment: deeper/b is not linked. Linked at the tail: no history replayed.
@@ -218,7 +205,7 @@ describe("subscription control APIs", () => {
   });
 
   it("needs admin to manage and consume (or admin) to read and claim; another tenant sees nothing", async () => {
-    const id = fresh("sub");
+    const id = freshPath("sub");
     const config = { type: "webhook", pattern: "x/*", webhook: { url: "https://hooks.example/in" } };
     const reader = await issueKey("default", ["consume:>", "subscribe:>"]);
     const auth = (key: string) => ({ Authorization: `Bearer ${key}`, ...json });
@@ -226,7 +213,7 @@ describe("subscription control APIs", () => {
     expect(refused.status).toBe(403);
     expect((await put(id, config)).status).toBe(201);
     expect((await gatewayFetch(`/v1/stream/__ds/subscriptions/${id}`, { headers: auth(reader.key) })).status).toBe(200);
-    const other = await issueKey(fresh("tenant"), ["consume:>", "admin:>"]);
+    const other = await issueKey(freshPath("tenant"), ["consume:>", "admin:>"]);
     expect((await gatewayFetch(`/v1/stream/__ds/subscriptions/${id}`, { headers: auth(other.key) })).status).toBe(404);
     const none = await issueKey("default", ["subscribe:>"]);
     expect((await gatewayFetch(`/v1/stream/__ds/subscriptions/${id}`, { headers: auth(none.key) })).status).toBe(403);
@@ -441,8 +428,8 @@ describe("durability and tenants", () => {
   });
 
   it("a webhook that cannot be reached is retried on a schedule kept in storage and the alarm, across eviction", async () => {
-    const root = fresh("rt");
-    const id = fresh("sub");
+    const root = freshPath("rt");
+    const id = freshPath("sub");
     // `.invalid` never resolves (RFC 6761): every attempt fails at once.
     expect((await put(id, { type: "webhook", pattern: `${root}/*`, webhook: { url: "https://hooks.invalid/in" } })).status).toBe(201);
     await createStream(`${root}/a`, [{ n: 0 }]);
@@ -470,11 +457,11 @@ describe("durability and tenants", () => {
   });
 
   it("a token names its tenant and subscription: one signed with another secret is refused, and a tenant's token never moves another's cursor", async () => {
-    const id = fresh("same");
-    const other = await issueKey(fresh("tenant"), ["publish:>", "consume:>", "admin:>"]);
+    const id = freshPath("same");
+    const other = await issueKey(freshPath("tenant"), ["publish:>", "consume:>", "admin:>"]);
     const asOther = (path: string, init: RequestInit = {}) =>
       gatewayFetch(`/v1/stream/${path}`, { ...init, headers: { ...json, ...(init.headers as Record<string, string>), Authorization: `Bearer ${other.key}` } });
-    const root = fresh("tn");
+    const root = freshPath("tn");
     for (const call of [stream, asOther]) {
       expect((await call(`${root}-wake/p`, { method: "PUT", headers: json, body: "[]" })).status).toBe(201);
       expect(

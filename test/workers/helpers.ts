@@ -19,6 +19,22 @@ export function freshTopic(prefix = "t"): string {
   return `${prefix}.${Date.now().toString(36)}.${counter}.${Math.random().toString(36).slice(2, 8)}`;
 }
 
+/** A fresh name safe as a stream path segment and a Durable Streams subscription id (no dots). */
+export function freshPath(prefix = "t"): string {
+  return freshTopic(prefix).replace(/\./g, "-");
+}
+
+/** Poll `fn` until it answers something truthy, and return that (fails after `timeoutMs`). */
+export async function until<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 let testKey: Promise<string> | null = null;
 /**
  * The credential every helper request carries unless told otherwise: an API key of tenant

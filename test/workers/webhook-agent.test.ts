@@ -12,20 +12,9 @@ import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import agent, { type WebhookAgentEnv } from "../../sdk/examples/workers/webhook-agent.ts";
 import { encodeOffset } from "../../objects/stream-format.ts";
-import { freshTopic, gatewayFetch, testCredential } from "./helpers.ts";
+import { freshPath, gatewayFetch, testCredential, until } from "./helpers.ts";
 
 const json = { "Content-Type": "application/json" };
-const fresh = (prefix: string) => freshTopic(prefix).replace(/\./g, "-");
-
-async function until<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface View {
   status: string;
@@ -63,8 +52,8 @@ afterEach(() => {
 
 describe("example: a Worker agent woken by a webhook", () => {
   it("verifies the wake, processes every pending message, acks through the callback: cursors at the tails, nothing pending", async () => {
-    const root = fresh("wa");
-    const id = fresh("agent");
+    const root = freshPath("wa");
+    const id = freshPath("agent");
     const output = `${root}-out/results`;
     agentEnv = { ...agentEnv, SUBSCRIPTION_ID: id, OUTPUT_STREAM: output };
     expect((await gatewayFetch(`/v1/stream/${output}`, { method: "PUT", headers: json, body: "[]" })).status).toBe(201);
@@ -109,8 +98,8 @@ describe("example: a Worker agent woken by a webhook", () => {
   });
 
   it("refuses a wake whose body or signature was changed, or one for another subscription, and moves nothing", async () => {
-    const root = fresh("wr");
-    const id = fresh("agent");
+    const root = freshPath("wr");
+    const id = freshPath("agent");
     const output = `${root}-out/results`;
     agentEnv = { ...agentEnv, SUBSCRIPTION_ID: id, OUTPUT_STREAM: output };
     expect((await gatewayFetch(`/v1/stream/${output}`, { method: "PUT", headers: json, body: "[]" })).status).toBe(201);
