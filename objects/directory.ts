@@ -10,13 +10,17 @@
  * - the topics of the tenant, by prefix or by pattern (the one matcher of protocol/scopes.ts),
  *   with their last reported stats, a page at a time;
  * - an ordered feed of `created` / `deleted` events that other objects can follow from a sequence
- *   number (pattern subscriptions and Durable Streams subscriptions will).
+ *   number;
+ * - which pattern subscriptions are live ({@link patternWatch}): each topic created is matched
+ *   against them (one pass of the scope matcher per pattern) and the feeds it matches are told at
+ *   once (decision 030).
  *
  * @example
  * const dir = env.DIRECTORY.get(env.DIRECTORY.idFromName(tenant));
  * await dir.list({ prefix: "agents.", limit: 100 });
  */
 import { DurableObject } from "cloudflare:workers";
+import type { ObjectsEnv } from "./env.ts";
 import { globMatches } from "../protocol/ds-subscriptions.ts";
 import { topicMatches } from "../protocol/scopes.ts";
 import type { TopicEntry, TopicPage } from "../protocol/topic-list.ts";
@@ -76,8 +80,14 @@ function toEntry(r: Row): TopicEntry {
   };
 }
 
-/** The Directory reads no bindings. */
-type DirectoryEnv = Record<string, unknown>;
+/** The Directory tells pattern subscriptions about new topics. */
+type DirectoryEnv = Pick<ObjectsEnv, "PATTERN_FEED">;
+
+/** A topic listed for a pattern subscription: its name, and when it was created. */
+export interface MatchedTopic {
+  name: string;
+  createdAt: number;
+}
 
 export class Directory extends DurableObject<DirectoryEnv> {
   readonly #sql: SqlStorage;
@@ -98,6 +108,8 @@ export class Directory extends DurableObject<DirectoryEnv> {
     this.#sql.exec(`CREATE INDEX IF NOT EXISTS dd_ds_watch_pattern ON dd_ds_watch (pattern)`);
     // The tenant's Durable Streams subscriptions, for listing them (a subscription may watch nothing for a while).
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_ds_subs (sub TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID`);
+    // Live pattern subscriptions (decision 030): each feed object and the pattern it follows.
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_pattern_watch (feed TEXT PRIMARY KEY, pattern TEXT NOT NULL) WITHOUT ROWID`);
     const version = this.#sql.exec<{ v: number }>(`SELECT v FROM dd_meta WHERE k = 'schema'`).toArray()[0]?.v;
     if (version === undefined) this.#sql.exec(`INSERT INTO dd_meta (k, v) VALUES ('schema', ?)`, SCHEMA_VERSION);
     else if (version !== SCHEMA_VERSION) throw new Error(`directory: schema version ${version} is not ${SCHEMA_VERSION}`);
@@ -113,7 +125,10 @@ export class Directory extends DurableObject<DirectoryEnv> {
       at,
       at,
     ).rowsWritten;
-    if (inserted > 0) this.#event("created", topic, at);
+    if (inserted > 0) {
+      this.#event("created", topic, at);
+      this.#tellPatternFeeds(topic, at);
+    }
   }
 
   /** A topic's latest stats. A report for an unlisted topic lists it (it was created before the Directory). */
@@ -241,6 +256,55 @@ export class Directory extends DurableObject<DirectoryEnv> {
       if (globMatches(row.pattern, topic)) subs.add(row.sub);
     }
     return [...subs];
+  }
+
+  /**
+   * Pattern subscription `feed` follows `pattern` from now on: answers the listed topics it matches,
+   * in the same call (at most `limit`; `more` when there were others). A topic created after this
+   * call is told to the feed ({@link created}), so none falls between the list and the watch.
+   */
+  async patternWatch(feed: string, pattern: string, limit: number): Promise<{ topics: MatchedTopic[]; more: boolean }> {
+    this.#sql.exec(`INSERT INTO dd_pattern_watch (feed, pattern) VALUES (?, ?) ON CONFLICT(feed) DO UPDATE SET pattern = excluded.pattern`, feed, pattern);
+    this.#patterns = null;
+    const topics: MatchedTopic[] = [];
+    // Only names under the pattern's literal lead can match: scan that range of the index.
+    const wildcard = pattern.search(/(^|[./])[*>]/);
+    const prefix = wildcard <= 0 ? "" : pattern.slice(0, wildcard + 1);
+    for (const row of this.#sql.exec<{ name: string; created_at: number }>(
+      `SELECT name, created_at FROM dd_topics WHERE name >= ? AND name < ? ORDER BY name`,
+      prefix,
+      `${prefix}\uffff`,
+    )) {
+      if (!topicMatches(pattern, row.name)) continue;
+      if (topics.length === limit) return { topics, more: true };
+      topics.push({ name: row.name, createdAt: row.created_at });
+    }
+    return { topics, more: false };
+  }
+
+  /** Pattern subscription `feed` ended: its topics are no longer told to it. */
+  async patternUnwatch(feed: string): Promise<void> {
+    if (this.#sql.exec(`DELETE FROM dd_pattern_watch WHERE feed = ?`, feed).rowsWritten > 0) this.#patterns = null;
+  }
+
+  /** The live pattern subscriptions, cached until one is added or removed. */
+  #patterns: { feed: string; pattern: string }[] | null = null;
+
+  /** Tell every pattern subscription that matches the new `topic` about it; a feed that is gone is forgotten. */
+  #tellPatternFeeds(topic: string, at: number): void {
+    this.#patterns ??= this.#sql.exec<{ feed: string; pattern: string }>(`SELECT feed, pattern FROM dd_pattern_watch`).toArray();
+    for (const { feed, pattern } of this.#patterns) {
+      if (!topicMatches(pattern, topic)) continue;
+      const stub = this.env.PATTERN_FEED.get(this.env.PATTERN_FEED.idFromString(feed));
+      // Not awaited: a topic's first write waits for `created`, never for a subscriber.
+      const told = stub.topicCreated(topic, at).then(
+        (following) => {
+          if (!following) void this.patternUnwatch(feed);
+        },
+        (error: unknown) => console.error(`directory: could not tell pattern subscription ${feed} about ${topic}`, error),
+      );
+      this.ctx.waitUntil(told);
+    }
   }
 
   #event(kind: DirectoryEvent["kind"], topic: string, at: number): void {

@@ -5,6 +5,7 @@
 import type { Directory } from "./directory.ts";
 import type { Keys } from "./keys.ts";
 import type { LimitsEnv } from "./limits.ts";
+import type { PatternFeed } from "./patterns/pattern-feed.ts";
 import type { Registry } from "./registry.ts";
 import type { Subscription } from "./subscription.ts";
 import type { SubscriptionSigning } from "./subscription-signing.ts";
@@ -22,4 +23,6 @@ export interface ObjectsEnv extends LimitsEnv {
   DS_SIGNING: DurableObjectNamespace<SubscriptionSigning>;
   /** Each tenant's agent registry and presence: objects/registry.ts. */
   REGISTRY: DurableObjectNamespace<Registry>;
+  /** Pattern subscriptions, one object per socket: objects/patterns/pattern-feed.ts. */
+  PATTERN_FEED: DurableObjectNamespace<PatternFeed>;
 }

@@ -48,7 +48,7 @@ import { topicObjectName } from "../protocol/topic-address.ts";
 import { AgentIndex, type IndexQuery } from "./agent-index.ts";
 import type { ObjectsEnv } from "./env.ts";
 import { admitFrame, newFrameLimitState, type FrameLimitState } from "./frame-limiter.ts";
-import { knownError, rpcResult, unwrap, type RpcResult } from "./rpc-result.ts";
+import { asDovetailError, rpcResult, unwrap, type RpcResult } from "./rpc-result.ts";
 
 const SCHEMA_VERSION = 1;
 /** The registry's idempotent-producer id on the events topic (the topic is per tenant, so one id serves all). */
@@ -113,12 +113,6 @@ function sameFields(a: AgentInfo, b: AgentInfo): boolean {
   return a.name === b.name && JSON.stringify(a.capabilities) === JSON.stringify(b.capabilities) && JSON.stringify(a.meta) === JSON.stringify(b.meta);
 }
 
-function asDovetailError(error: unknown): DovetailError {
-  const known = knownError(error);
-  if (known) return known;
-  console.error("registry: unexpected error", error);
-  return new DovetailError("internal", "internal error", {}, { cause: error });
-}
 
 export class Registry extends DurableObject<ObjectsEnv> {
   readonly #sql: SqlStorage;
@@ -231,7 +225,7 @@ export class Registry extends DurableObject<ObjectsEnv> {
     try {
       this.#onFrame(ws, a, parsed.frame, now);
     } catch (error) {
-      ws.send(encodeErrorFrame(asDovetailError(error), id));
+      ws.send(encodeErrorFrame(asDovetailError(error, "registry"), id));
     }
   }
 

@@ -34,6 +34,14 @@ export function knownError(error: unknown): DovetailError | null {
   return null;
 }
 
+/** The typed error for `error`, `internal` (logged, with `where` naming the object) when it is none we know. */
+export function asDovetailError(error: unknown, where: string): DovetailError {
+  const known = knownError(error);
+  if (known) return known;
+  console.error(`${where}: unexpected error`, error);
+  return new DovetailError("internal", "internal error", {}, { cause: error });
+}
+
 /** Run `fn`, turning a DovetailError (or a storage failure, see {@link knownError}) into a failed result. */
 export async function rpcResult<T>(fn: () => T | Promise<T>): Promise<RpcResult<T>> {
   try {

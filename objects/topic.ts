@@ -51,7 +51,7 @@ import { settingsFromEnv, type TopicSettings } from "./limits.ts";
 import { deliveredMessageJson } from "../protocol/stored-message.ts";
 import { prepareMessage, TopicLog, type LogInfo, type PreparedMessage, type Retention } from "./log.ts";
 import { RetentionModule } from "./retention.ts";
-import { knownError, rpcResult, type RpcResult } from "./rpc-result.ts";
+import { asDovetailError, rpcResult, type RpcResult } from "./rpc-result.ts";
 import type {
   DsAppendRequest,
   DsAppendResult,
@@ -292,7 +292,7 @@ export class Topic extends DurableObject<Env> {
     try {
       this.#onFrame(ws, parsed.frame);
     } catch (error) {
-      ws.send(encodeErrorFrame(asDovetailError(error), id));
+      ws.send(encodeErrorFrame(asDovetailError(error, "topic"), id));
     }
   }
 
@@ -304,7 +304,7 @@ export class Topic extends DurableObject<Env> {
         // Not awaited: returning lets the next frame in, so it can join the same commit.
         this.#publish(frame.messages, frame.producer).then(
           (r) => ws.send(encodeServerFrame({ type: "ack", id, offset: r.offset, count: r.count, ...(r.duplicate ? { duplicate: true } : {}) })),
-          (e: unknown) => ws.send(encodeErrorFrame(asDovetailError(e), id)),
+          (e: unknown) => ws.send(encodeErrorFrame(asDovetailError(e, "topic"), id)),
         );
         return;
       }
@@ -335,7 +335,7 @@ export class Topic extends DurableObject<Env> {
         if (!module?.onFrame) throw new DovetailError("unknown_type", `no module answers ${frame.type} frames`);
         const id = "id" in frame ? frame.id : undefined;
         const done = module.onFrame(ws, this.#policy.grantOf(ws), frame);
-        if (done) done.catch((e: unknown) => ws.send(encodeErrorFrame(asDovetailError(e), id)));
+        if (done) done.catch((e: unknown) => ws.send(encodeErrorFrame(asDovetailError(e, "topic"), id)));
       }
     }
   }
@@ -558,9 +558,3 @@ export class Topic extends DurableObject<Env> {
   }
 }
 
-function asDovetailError(error: unknown): DovetailError {
-  const known = knownError(error); // a DovetailError, or a full storage as `storage_full`
-  if (known) return known;
-  console.error("topic: unexpected error", error);
-  return new DovetailError("internal", "internal error", {}, { cause: error });
-}

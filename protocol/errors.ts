@@ -79,6 +79,8 @@ export const ERROR_CODES = {
   meta_too_large: { status: 413 },
   /** Agent registry: the tenant has MAX_AGENTS agents registered and all of them are present. */
   too_many_agents: { status: 409 },
+  /** Pattern subscriptions: the pattern matches more topics than one subscription follows (MAX_PATTERN_TOPICS, protocol/patterns.ts). */
+  too_many_topics: { status: 409 },
   /** The topic, route or resource does not exist. */
   not_found: { status: 404 },
   /** The route exists but not for this HTTP method. */

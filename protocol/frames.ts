@@ -9,6 +9,7 @@
 import type { ClientFrame } from "./frame-schemas.ts";
 import { DovetailError, type ErrorCode, type ErrorDetails } from "./errors.ts";
 import type { ConsumingFrame, JobsFrame, SettledFrame } from "./groups.ts";
+import type { MatchingFrame, PatternWelcomeFrame, UnmatchedFrame } from "./patterns.ts";
 import type { IncomingRequestFrame, IncomingRequestsFrame, RepliesToRequesterFrame, ReplyToRequesterFrame, ServingFrame } from "./requests.ts";
 
 export const PROTOCOL_VERSION = 1;
@@ -175,6 +176,8 @@ export interface DeliveredMessage {
  */
 export interface MessagesFrame {
   type: "messages";
+  /** Pattern sockets only (protocol/patterns.ts): the topic these messages are from. */
+  topic?: string;
   messages: DeliveredMessage[];
 }
 
@@ -189,6 +192,9 @@ export type ErrorFrame = { type: "error"; id?: number; code: ErrorCode; message:
 
 export type ServerFrame =
   | WelcomeFrame
+  | PatternWelcomeFrame
+  | MatchingFrame
+  | UnmatchedFrame
   | AckFrame
   | SubscribedFrame
   | MessagesFrame
@@ -249,8 +255,10 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
       if (typeof f.id !== "number" || typeof f.next !== "number") break;
       return { ok: true, frame: f as unknown as SubscribedFrame };
     case "welcome":
-      if (typeof f.version !== "number" || typeof f.head !== "number") break;
-      return { ok: true, frame: f as unknown as WelcomeFrame };
+      if (typeof f.version !== "number") break;
+      if (typeof f.head === "number") return { ok: true, frame: f as unknown as WelcomeFrame };
+      if (typeof f.pattern === "string") return { ok: true, frame: f as unknown as PatternWelcomeFrame }; // a pattern socket
+      break;
     case "unsubscribed":
       if (typeof f.id !== "number") break;
       return { ok: true, frame: f as unknown as UnsubscribedFrame };
@@ -266,6 +274,10 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
     case "settled":
       if (typeof f.id !== "number" || typeof f.count !== "number") break;
       return { ok: true, frame: f as unknown as SettledFrame };
+    case "matching":
+    case "unmatched":
+      // Pattern subscriptions (protocol/patterns.ts): checked by sdk/src/pattern-subscription.ts, loaded on first use.
+      return { ok: true, frame: f as unknown as MatchingFrame | UnmatchedFrame };
     case "reply":
     case "request":
     case "serving":
@@ -304,7 +316,7 @@ export function encodeErrorFrame(error: DovetailError, id?: number): string {
 }
 
 /** Encode any other server frame. */
-export function encodeServerFrame(frame: Exclude<ServerFrame, MessagesFrame | JobsFrame | ErrorFrame>): string {
+export function encodeServerFrame(frame: Exclude<ServerFrame, MessagesFrame | JobsFrame | ErrorFrame | PatternWelcomeFrame | MatchingFrame | UnmatchedFrame>): string {
   return JSON.stringify(frame);
 }
 

@@ -12,6 +12,7 @@ import { rateLimit } from "./middleware/rate-limit.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { agentRoutes } from "./routes/agents.ts";
 import { groupRoutes } from "./routes/groups.ts";
+import { patternRoutes } from "./routes/patterns.ts";
 import { requestRoutes } from "./routes/requests.ts";
 import { dsSubscriptionRoutes, dsTokenRoutes } from "./routes/ds-subscriptions.ts";
 import { streamRoutes } from "./routes/streams.ts";
@@ -39,6 +40,7 @@ export function createApp(): Hono<GatewayEnv> {
         publish: "POST /v1/topics/{topic}/messages",
         read: "GET /v1/topics/{topic}/messages?from=0&limit=100",
         info: "GET /v1/topics/{topic}",
+        patterns: "/v1/patterns/ws?pattern={pattern}",
       },
     }),
   );
@@ -54,6 +56,7 @@ export function createApp(): Hono<GatewayEnv> {
   app.use("/v1/*", rateLimit());
   app.route("/v1/admin", adminRoutes());
   app.route("/v1/agents", agentRoutes()); // agent registry and presence (docs/agents.md)
+  app.route("/v1/patterns", patternRoutes()); // pattern subscriptions (docs/patterns.md)
   app.route("/v1/topics", groupRoutes()); // consumer groups (docs/groups.md)
   app.route("/v1/topics", requestRoutes()); // request/reply (docs/requests.md)
   app.route("/v1/topics", topicRoutes());

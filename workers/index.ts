@@ -7,5 +7,6 @@ export { Directory } from "../objects/directory.ts";
 export { Subscription } from "../objects/subscription.ts";
 export { SubscriptionSigning } from "../objects/subscription-signing.ts";
 export { Registry } from "../objects/registry.ts";
+export { PatternFeed } from "../objects/patterns/pattern-feed.ts";
 
 export default createApp();

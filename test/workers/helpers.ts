@@ -5,6 +5,10 @@ import { env, exports } from "cloudflare:workers";
 import { KEYS_OBJECT_NAME } from "../../objects/keys.ts";
 import type { Env } from "../../workers/env.ts";
 import { parseServerFrame, type ClientFrame, type DeliveredMessage, type ServerFrame } from "../../protocol/frames.ts";
+import type { PatternWelcomeFrame } from "../../protocol/patterns.ts";
+
+/** What a topic socket receives (a pattern socket's welcome aside: pattern tests read frames as JSON). */
+type SocketFrame = Exclude<ServerFrame, PatternWelcomeFrame> | { type: "pong" };
 
 /**
  * This Worker's bindings, typed. (`Cloudflare.Env` from test/workers/env.d.ts stops resolving to
@@ -94,7 +98,7 @@ export async function gatewayFetch(path: string, init?: RequestInit): Promise<Re
 /** A connected client socket that queues every frame it receives for the test to await. */
 export class TestSocket {
   readonly ws: WebSocket;
-  readonly frames: (ServerFrame | { type: "pong" })[] = [];
+  readonly frames: SocketFrame[] = [];
   readonly raw: string[] = [];
   closed: { code: number; reason: string } | null = null;
   /** When true, every `messages` frame is answered with a `credit` frame for as many messages. */
@@ -110,7 +114,7 @@ export class TestSocket {
       const parsed = parseServerFrame(text);
       if (!parsed.ok) throw parsed.error;
       if (parsed.frame.type === "unknown") throw new Error(`this server sent a frame type its own protocol does not define: ${parsed.frame.name}`);
-      this.frames.push(parsed.frame);
+      this.frames.push(parsed.frame as SocketFrame);
       if (this.autoCredit && parsed.frame.type === "messages") this.send({ type: "credit", messages: parsed.frame.messages.length });
       this.#wake();
     });
@@ -155,13 +159,13 @@ export class TestSocket {
   }
 
   /** The first frame of `type` matching `match`, waiting for it. */
-  async frame<T extends ServerFrame["type"] | "pong">(
+  async frame<T extends SocketFrame["type"]>(
     type: T,
-    match: (f: Extract<ServerFrame | { type: "pong" }, { type: T }>) => boolean = () => true,
-  ): Promise<Extract<ServerFrame | { type: "pong" }, { type: T }>> {
-    let found: Extract<ServerFrame | { type: "pong" }, { type: T }> | undefined;
+    match: (f: Extract<SocketFrame, { type: T }>) => boolean = () => true,
+  ): Promise<Extract<SocketFrame, { type: T }>> {
+    let found: Extract<SocketFrame, { type: T }> | undefined;
     await this.until(() => {
-      found = this.frames.find((f): f is Extract<ServerFrame | { type: "pong" }, { type: T }> => f.type === type && match(f as never));
+      found = this.frames.find((f): f is Extract<SocketFrame, { type: T }> => f.type === type && match(f as never));
       return found !== undefined;
     }, `a ${type} frame`);
     return found!;
@@ -193,10 +197,10 @@ export class TestSocket {
   }
 
   /** The ack/subscribed/unsubscribed/error frame carrying `id`. */
-  async answer(id: number): Promise<ServerFrame> {
-    let found: ServerFrame | undefined;
+  async answer(id: number): Promise<Exclude<SocketFrame, { type: "pong" }>> {
+    let found: Exclude<SocketFrame, { type: "pong" }> | undefined;
     await this.until(() => {
-      found = this.frames.find((f): f is ServerFrame => f.type !== "messages" && f.type !== "pong" && f.type !== "welcome" && "id" in f && f.id === id);
+      found = this.frames.find((f): f is Exclude<SocketFrame, { type: "pong" }> => f.type !== "messages" && f.type !== "pong" && f.type !== "welcome" && "id" in f && f.id === id);
       return found !== undefined;
     }, `the answer to frame ${id}`);
     return found!;
