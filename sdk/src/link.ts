@@ -17,14 +17,15 @@ import { ReconnectBudget, type ReconnectOptions } from "./backoff.ts";
 import { closeCodeError } from "../../protocol/close-codes.ts";
 import { DovetailError } from "../../protocol/errors.ts";
 import { parseServerFrame, PING_TEXT, type ServerFrame, type WelcomeFrame } from "../../protocol/frames.ts";
+import type { PatternWelcomeFrame } from "../../protocol/patterns.ts";
 import type { StatusHub } from "./status.ts";
 import { sameTokenError, type Credentials } from "./token.ts";
 import { OPEN, type SocketLike, type Transport } from "./transport.ts";
 
 export interface LinkOwner {
-  /** The socket is open and welcomed: (re)send whatever must be sent. */
-  onReady(welcome: WelcomeFrame): void;
-  onFrame(frame: Exclude<ServerFrame, WelcomeFrame>): void;
+  /** The socket is open and welcomed (a pattern socket's welcome names its pattern): (re)send whatever must be sent. */
+  onReady(welcome: WelcomeFrame | PatternWelcomeFrame): void;
+  onFrame(frame: Exclude<ServerFrame, WelcomeFrame | PatternWelcomeFrame>): void;
   /** The socket was lost, or an attempt failed; the link will retry. */
   onDown(error: DovetailError): void;
   /** The link gave up for good. */
