@@ -113,7 +113,6 @@ function sameFields(a: AgentInfo, b: AgentInfo): boolean {
   return a.name === b.name && JSON.stringify(a.capabilities) === JSON.stringify(b.capabilities) && JSON.stringify(a.meta) === JSON.stringify(b.meta);
 }
 
-
 export class Registry extends DurableObject<ObjectsEnv> {
   readonly #sql: SqlStorage;
   readonly #index = new AgentIndex();

@@ -557,4 +557,3 @@ export class Topic extends DurableObject<Env> {
     return this.#streams.forkRef(delta);
   }
 }
-

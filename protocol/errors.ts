@@ -3,108 +3,108 @@
  * docs/protocol.md and produced by at least one test. Codes are stable: a code is never reused
  * for a different meaning; new codes may be added in a minor protocol revision.
  *
- * `status` is the HTTP status the gateway answers with; WebSocket error frames carry the same
+ * Each code maps to the HTTP status the gateway answers with; WebSocket error frames carry the same
  * code (and no status).
  */
 export const ERROR_CODES = {
   /** The frame or body is not valid JSON, or not an object. */
-  bad_frame: { status: 400 },
+  bad_frame: 400,
   /** A JSON frame or body is not valid UTF-8 (or, in a WebSocket text frame, holds a raw U+FFFD: see docs/protocol.md). */
-  invalid_utf8: { status: 400 },
+  invalid_utf8: 400,
   /** A JSON value nests deeper than the protocol allows (MAX_JSON_DEPTH, docs/protocol.md). */
-  too_deep: { status: 400 },
+  too_deep: 400,
   /** A frame `type` this protocol version does not know. */
-  unknown_type: { status: 400 },
+  unknown_type: 400,
   /** A field is missing, has the wrong type, or is out of range. `message` names the field. */
-  invalid_field: { status: 400 },
+  invalid_field: 400,
   /** The topic name breaks the naming rules (see docs/protocol.md, "Topic names"). */
-  invalid_topic: { status: 400 },
+  invalid_topic: 400,
   /** One message is larger than the topic's maximum message size. */
-  message_too_large: { status: 413 },
+  message_too_large: 413,
   /** A publish frame or request carries more messages, or more bytes, than allowed at once. */
-  batch_too_large: { status: 413 },
+  batch_too_large: 413,
   /** The requested offset was removed by retention; `earliest` names the first one available. */
-  offset_trimmed: { status: 410 },
+  offset_trimmed: 410,
   /** The requested offset is past the end of the log (`head` is the next offset to be written). */
-  offset_out_of_range: { status: 416 },
+  offset_out_of_range: 416,
   /** A `subscribe` on a socket that already has a subscription. */
-  already_subscribed: { status: 409 },
+  already_subscribed: 409,
   /** `credit` or `unsubscribe` on a socket without a subscription. */
-  not_subscribed: { status: 409 },
+  not_subscribed: 409,
   /** An idempotent producer skipped a sequence number; `expected` names the one the topic wants. */
-  sequence_gap: { status: 409 },
+  sequence_gap: 409,
   /** HTTP streams: the request conflicts with the stream's state (different configuration on create, content type mismatch, `Stream-Seq` not increasing). */
-  conflict: { status: 409 },
+  conflict: 409,
   /** HTTP streams: the stream is closed; nothing more can be appended. */
-  stream_closed: { status: 409 },
+  stream_closed: 409,
   /** HTTP streams: the stream was deleted but its forks still read its data. */
-  stream_gone: { status: 410 },
+  stream_gone: 410,
   /** HTTP streams: an idempotent producer's epoch is older than the stream's (fenced). */
-  stale_epoch: { status: 403 },
+  stale_epoch: 403,
   /** Too many requests or frames; retry after `retryAfterMs`. */
-  rate_limited: { status: 429 },
+  rate_limited: 429,
   /** Consumer groups: the job named is not held by this member at this delivery (unknown, settled, redelivered elsewhere, or timed out). */
-  not_held: { status: 409 },
+  not_held: 409,
   /** Consumer groups: a `consume` on a socket that already consumes. */
-  already_consuming: { status: 409 },
+  already_consuming: 409,
   /** Consumer groups: a `settle` on a socket that does not consume. */
-  not_consuming: { status: 409 },
+  not_consuming: 409,
   /** Consumer groups: no such group on this topic. */
-  group_not_found: { status: 404 },
+  group_not_found: 404,
   /** Consumer groups: the group was deleted while this member consumed from it. */
-  group_deleted: { status: 410 },
+  group_deleted: 410,
   /** Durable Streams subscriptions (protocol 7.3): the callback, ack or release names a wake or generation that is not the current one; nothing was applied. The protocol's own spelling. */
-  FENCED: { status: 409 },
+  FENCED: 409,
   /** Durable Streams subscriptions (protocol 7.2): another worker holds the lease; `current_holder` and `generation` say who and which. */
-  ALREADY_CLAIMED: { status: 409 },
+  ALREADY_CLAIMED: 409,
   /** Durable Streams subscriptions (protocol 12.8): the webhook URL is not https, or targets this machine or a private network. */
-  WEBHOOK_URL_REJECTED: { status: 400 },
+  WEBHOOK_URL_REJECTED: 400,
   /** Durable Streams subscriptions: a claim found no linked stream past its cursor. */
-  NO_PENDING_WORK: { status: 409 },
+  NO_PENDING_WORK: 409,
   /** Durable Streams subscriptions: an ack names a stream the subscription does not link, an offset that is malformed, behind its cursor or past the stream's tail; nothing was applied. */
-  INVALID_OFFSET: { status: 409 },
+  INVALID_OFFSET: 409,
   /** Request/reply: nobody serves this topic (for a durable request: no responder serves it durably); nothing was sent or stored. */
-  no_responders: { status: 503 },
+  no_responders: 503,
   /** Request/reply: every responder the request was handed to went away before replying; it may or may not have been handled. */
-  responder_gone: { status: 502 },
+  responder_gone: 502,
   /** Request/reply: the responder's handler failed; `message` is its message, `remoteCode` its error's code when it had one. */
-  remote_error: { status: 502 },
+  remote_error: 502,
   /** The topic was deleted while this socket was open (close code 4004 follows). */
-  topic_deleted: { status: 410 },
+  topic_deleted: 410,
   /** Agent registry: a newer connection registered this agent id (or it was removed over HTTP); this connection no longer holds it (close code 4009 follows on a presence socket). */
-  agent_replaced: { status: 409 },
+  agent_replaced: 409,
   /** Agent registry: no registered agent declares this capability (a typo is told apart from nobody being present). */
-  unknown_capability: { status: 404 },
+  unknown_capability: 404,
   /** Agent registry: an agent's metadata is larger than MAX_META_BYTES as JSON (protocol/agents.ts). */
-  meta_too_large: { status: 413 },
+  meta_too_large: 413,
   /** Agent registry: the tenant has MAX_AGENTS agents registered and all of them are present. */
-  too_many_agents: { status: 409 },
+  too_many_agents: 409,
   /** Pattern subscriptions: the pattern matches more topics than one subscription follows (MAX_PATTERN_TOPICS, protocol/patterns.ts). */
-  too_many_topics: { status: 409 },
+  too_many_topics: 409,
   /** The topic, route or resource does not exist. */
-  not_found: { status: 404 },
+  not_found: 404,
   /** The route exists but not for this HTTP method. */
-  method_not_allowed: { status: 405 },
+  method_not_allowed: 405,
   /** A WebSocket route was called without `Upgrade: websocket`. */
-  upgrade_required: { status: 426 },
+  upgrade_required: 426,
   /** The client asked for a protocol version the server does not speak. */
-  unsupported_version: { status: 400 },
+  unsupported_version: 400,
   /** No or bad credentials. */
-  unauthorized: { status: 401 },
+  unauthorized: 401,
   /** Valid credentials that do not allow this action on this topic. */
-  forbidden: { status: 403 },
+  forbidden: 403,
   /** The server's storage is full; nothing of this request was stored. Retention and topic deletion still run. */
-  storage_full: { status: 507 },
+  storage_full: 507,
   /** The server failed; nothing the client sent was stored unless it was acknowledged. */
-  internal: { status: 500 },
+  internal: 500,
   /** Client side only: the client was closed, or the connection is gone and will not return. */
-  closed: { status: 0 },
+  closed: 0,
   /** No answer within the configured time: raised by clients, and sent by the server for a request whose reply did not come in time (HTTP 504). */
-  timeout: { status: 504 },
+  timeout: 504,
   /** Client side only: the caller's `AbortSignal` ended the wait; `cause` is the signal's reason. */
-  aborted: { status: 0 },
+  aborted: 0,
   /** Client side only: a received message does not fit the schema the application gave; `offset` and `issues` say which and why. */
-  schema_mismatch: { status: 0 },
+  schema_mismatch: 0,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -175,7 +175,7 @@ export class DovetailError extends Error {
 
   /** HTTP status for this error (0 for client-only codes). */
   get status(): number {
-    return ERROR_CODES[this.code].status;
+    return ERROR_CODES[this.code];
   }
 
   /** The body the gateway sends for this error. */

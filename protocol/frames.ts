@@ -255,10 +255,9 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
       if (typeof f.id !== "number" || typeof f.next !== "number") break;
       return { ok: true, frame: f as unknown as SubscribedFrame };
     case "welcome":
+      // A topic socket's (with `head`) or a pattern socket's (with `pattern`).
       if (typeof f.version !== "number") break;
-      if (typeof f.head === "number") return { ok: true, frame: f as unknown as WelcomeFrame };
-      if (typeof f.pattern === "string") return { ok: true, frame: f as unknown as PatternWelcomeFrame }; // a pattern socket
-      break;
+      return { ok: true, frame: f as unknown as WelcomeFrame | PatternWelcomeFrame };
     case "unsubscribed":
       if (typeof f.id !== "number") break;
       return { ok: true, frame: f as unknown as UnsubscribedFrame };
@@ -274,18 +273,27 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
     case "settled":
       if (typeof f.id !== "number" || typeof f.count !== "number") break;
       return { ok: true, frame: f as unknown as SettledFrame };
-    case "matching":
-    case "unmatched":
-      // Pattern subscriptions (protocol/patterns.ts): checked by sdk/src/pattern-subscription.ts, loaded on first use.
-      return { ok: true, frame: f as unknown as MatchingFrame | UnmatchedFrame };
     case "reply":
     case "request":
     case "serving":
     case "requests":
     case "replies":
-      // Request/reply (protocol/requests.ts): checked by the client that reads them
-      // (sdk/src/requests.ts, loaded on first use), so the main bundle stays small (decision 025).
-      return { ok: true, frame: f as unknown as ServingFrame | IncomingRequestFrame | ReplyToRequesterFrame | IncomingRequestsFrame | RepliesToRequesterFrame };
+    case "matching":
+    case "unmatched":
+      // Request/reply (protocol/requests.ts) and pattern subscriptions (protocol/patterns.ts):
+      // checked by the clients that read them (sdk/src/requests.ts, sdk/src/pattern-subscription.ts,
+      // loaded on first use), so the main bundle stays small (decision 025).
+      return {
+        ok: true,
+        frame: f as unknown as
+          | ServingFrame
+          | IncomingRequestFrame
+          | ReplyToRequesterFrame
+          | IncomingRequestsFrame
+          | RepliesToRequesterFrame
+          | MatchingFrame
+          | UnmatchedFrame,
+      };
     case "pong":
       return { ok: true, frame: { type: "pong" } };
     default:
@@ -316,7 +324,9 @@ export function encodeErrorFrame(error: DovetailError, id?: number): string {
 }
 
 /** Encode any other server frame. */
-export function encodeServerFrame(frame: Exclude<ServerFrame, MessagesFrame | JobsFrame | ErrorFrame | PatternWelcomeFrame | MatchingFrame | UnmatchedFrame>): string {
+export function encodeServerFrame(
+  frame: Exclude<ServerFrame, MessagesFrame | JobsFrame | ErrorFrame | PatternWelcomeFrame | MatchingFrame | UnmatchedFrame>,
+): string {
   return JSON.stringify(frame);
 }
 

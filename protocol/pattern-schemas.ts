@@ -41,7 +41,11 @@ export function parsePatternClientFrame(raw: string | ArrayBuffer): ParseResult<
   const obj = value as Record<string, unknown>;
   if (typeof obj.type !== "string") return parseFailure("bad_frame", "frame has no string `type`", obj.id);
   if (!Object.hasOwn(SCHEMAS, obj.type)) {
-    return parseFailure("unknown_type", `a pattern socket takes subscribe, credit and unsubscribe frames, not ${JSON.stringify(obj.type).slice(0, 64)}`, obj.id);
+    return parseFailure(
+      "unknown_type",
+      `a pattern socket takes subscribe, credit and unsubscribe frames, not ${JSON.stringify(obj.type).slice(0, 64)}`,
+      obj.id,
+    );
   }
   const parsed = SCHEMAS[obj.type as keyof typeof SCHEMAS].safeParse(obj);
   if (!parsed.success) {

@@ -49,7 +49,10 @@ export class PatternFeed extends DurableObject<ObjectsEnv> {
     server.addEventListener("error", () => this.#gone());
     // A credential that expires ends the socket, as on topic sockets (close 4401).
     if (upgrade.grant.exp !== undefined) {
-      this.#expiry = setTimeout(() => this.#end(new DovetailError("unauthorized", "the credential expired"), CLOSE_CODES.credentialEnded), Math.max(0, upgrade.grant.exp - Date.now()));
+      this.#expiry = setTimeout(
+        () => this.#end(new DovetailError("unauthorized", "the credential expired"), CLOSE_CODES.credentialEnded),
+        Math.max(0, upgrade.grant.exp - Date.now()),
+      );
     }
     server.send(session.welcome());
     return new Response(null, { status: 101, webSocket: client });

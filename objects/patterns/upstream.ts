@@ -162,7 +162,8 @@ export class Upstream {
       case "error": {
         const error = DovetailError.fromWire(frame);
         if (error.code === "rate_limited") return;
-        if (frame.id === 1) this.#end(error); // the subscribe was refused
+        if (frame.id === 1)
+          this.#end(error); // the subscribe was refused
         else this.#refusal = error; // a close follows
         return;
       }

@@ -23,6 +23,7 @@ import type { InferOutput, StandardSchema } from "./standard-schema.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
 import { Subscription, wireFrom, type SubscribeOptions } from "./subscription.ts";
 import { Consumer } from "./consumer-handle.ts";
+import { PatternSubscription } from "./pattern-handle.ts";
 import { Agents } from "./agents-handle.ts";
 import type { StreamSubscriptions } from "./ds-subscriptions.ts";
 import type { ConsumeOptions, JobHandler } from "./consumer.ts";
@@ -32,6 +33,9 @@ import { credentials, type Credentials, type TokenSource } from "./token.ts";
 import { topicNameProblem } from "../../protocol/topic-name.ts";
 import { webSocketTransport, type FetchLike, type Transport } from "./transport.ts";
 import { DEFAULT_TIMEOUT_MS, sleep, timeoutError, timeoutOf, waitFor, type WaitOptions } from "./wait.ts";
+
+/** A topic pattern as a literal: a `*` segment, or a last `>` (a plain `string` is taken as a topic). */
+export type TopicPattern = `${string}*${string}` | `${string}>`;
 
 export interface ConnectOptions {
   /**
@@ -232,15 +236,35 @@ export class Bus {
    * as a zod schema), each message is validated as it is taken and typed by the schema's output;
    * see {@link SubscribeOptions.onInvalid} for messages that do not fit.
    *
+   * A pattern (`agents.*.events`, `agents.>`: `*` one segment, `>` the rest) subscribes to every
+   * topic it matches, those created later included, on one socket; each message names its
+   * `topic`, and each topic resumes where it left off (docs/patterns.md).
+   *
    * @example
    * for await (const msg of bus.subscribe("agents.events", { from: 0 })) console.log(msg.offset, msg.data);
    * for await (const msg of bus.subscribe("orders", { from: 0, schema: Order })) msg.data.id; // typed by the schema
+   * for await (const msg of bus.subscribe("agents.*.events")) console.log(msg.topic, msg.offset, msg.data);
    */
+  subscribe<S extends StandardSchema>(pattern: TopicPattern, options: SubscribeOptions<InferOutput<S>> & { schema: S }): PatternSubscription<InferOutput<S>>;
+  subscribe<T = unknown>(pattern: TopicPattern, options?: SubscribeOptions<T>): PatternSubscription<T>;
   subscribe<S extends StandardSchema>(topic: string, options: SubscribeOptions<InferOutput<S>> & { schema: S }): Subscription<InferOutput<S>>;
   subscribe<T = unknown>(topic: string, options?: SubscribeOptions<T>): Subscription<T>;
-  subscribe<T = unknown>(topic: string, options: SubscribeOptions<T> = {}): Subscription<T> {
-    this.#checkTopic(topic);
+  subscribe<T = unknown>(topic: string, options: SubscribeOptions<T> = {}): Subscription<T> | PatternSubscription<T> {
     this.#checkOpen();
+    if (/[*>]/.test(topic)) {
+      // A pattern (docs/patterns.md): the bus checks it. Its own socket, and its code loaded on first use.
+      const config = { ...this.#linkConfig(topic, true), url: `${this.#wsBase}/v1/patterns/ws?pattern=${encodeURIComponent(topic)}` };
+      const sub: PatternSubscription<T> = new PatternSubscription<T>(
+        topic,
+        config,
+        options,
+        () => this.#subscriptions.delete(sub),
+        timeoutOf(options, this.#timeoutMs),
+      );
+      this.#subscriptions.add(sub);
+      return sub;
+    }
+    this.#checkTopic(topic);
     const config = this.#linkConfig(topic, options.hibernate ?? true);
     const sub: Subscription<T> = new Subscription<T>(topic, config, options, () => this.#subscriptions.delete(sub as Subscription), this.#timeoutMs);
     this.#subscriptions.add(sub as Subscription);

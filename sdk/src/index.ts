@@ -12,12 +12,14 @@
  * code which only publishes and subscribes never loads it or zod.
  */
 export { connect, Bus } from "./client.ts";
-export type { ConnectOptions, TopicInfo, TopicEntry, TopicListOptions, TopicPage, ReadOptions, ReadResult } from "./client.ts";
+export type { ConnectOptions, TopicPattern, TopicInfo, TopicEntry, TopicListOptions, TopicPage, ReadOptions, ReadResult } from "./client.ts";
 export { Publisher } from "./publisher.ts";
 export type { PublisherOptions } from "./publisher.ts";
 export { Subscription } from "./subscription.ts";
 export type { SubscribeOptions } from "./subscription.ts";
 export { Consumer } from "./consumer-handle.ts";
+export { PatternSubscription } from "./pattern-handle.ts";
+export type { PatternMessage } from "./pattern-handle.ts";
 export { Agents } from "./agents-handle.ts";
 export type { AgentPresence, AgentFields, WatchOptions as AgentWatchOptions } from "./agents.ts";
 export type { AgentEvent, AgentInfo, AgentPage, AgentQuery, AgentSpec } from "../../protocol/agents.ts";

@@ -200,7 +200,9 @@ export class TestSocket {
   async answer(id: number): Promise<Exclude<SocketFrame, { type: "pong" }>> {
     let found: Exclude<SocketFrame, { type: "pong" }> | undefined;
     await this.until(() => {
-      found = this.frames.find((f): f is Exclude<SocketFrame, { type: "pong" }> => f.type !== "messages" && f.type !== "pong" && f.type !== "welcome" && "id" in f && f.id === id);
+      found = this.frames.find(
+        (f): f is Exclude<SocketFrame, { type: "pong" }> => f.type !== "messages" && f.type !== "pong" && f.type !== "welcome" && "id" in f && f.id === id,
+      );
       return found !== undefined;
     }, `the answer to frame ${id}`);
     return found!;

@@ -33,7 +33,11 @@ async function publish(topic: string, count: number, from = 0, token?: string): 
 }
 
 /** Open a pattern socket and subscribe; resolves with the `matching` frame. */
-async function subscribePattern(pattern: string, frame: Record<string, unknown> = {}, token?: string): Promise<{ s: TestSocket; matching: { startedAt: number; topics: number } }> {
+async function subscribePattern(
+  pattern: string,
+  frame: Record<string, unknown> = {},
+  token?: string,
+): Promise<{ s: TestSocket; matching: { startedAt: number; topics: number } }> {
   const s = await openSocket(pattern, `/v1/patterns/ws?pattern=${encodeURIComponent(pattern)}`, token ? { token } : {});
   await s.until(() => s.raw.some((t) => t.includes('"welcome"')), "welcome");
   s.send({ type: "subscribe", id: 1, ...frame });
