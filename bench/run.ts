@@ -5,7 +5,7 @@
  * bench/results/<timestamp>.json, latest.json, latest.md and one SVG chart per scenario.
  *
  * Options: --quick; --runs N (runs per case, median reported); --only a,b (scenario ids, plus
- * `work-queue`, `request-reply`, `cold-start`, `many-topics` and `external`); --systems a,b; --out DIR; --render FILE.json (only rewrite
+ * `work-queue`, `request-reply`, `patterns`, `cold-start`, `many-topics` and `external`); --systems a,b; --out DIR; --render FILE.json (only rewrite
  * latest.md and the charts from an existing results file, measuring nothing); --verbose-bus
  * (print wrangler/workerd output, to see why the bus closed a socket).
  *
@@ -38,6 +38,7 @@ import { aggregate, runCase, type RunOutcome } from "./lib/runner.ts";
 import { ALL_SYSTEMS, EDGE_TARGETS, scenarios } from "./lib/scenarios.ts";
 import type { SystemName } from "./lib/systems.ts";
 import { runWorkQueue, workQueueConfig } from "./lib/work-queue.ts";
+import { patternsConfig, runPatterns } from "./lib/patterns.ts";
 import { requestReplyConfig, runRequestReply } from "./lib/request-reply.ts";
 
 const { values: args } = parseArgs({
@@ -257,6 +258,18 @@ async function main(): Promise<void> {
       // Request/reply with 10 responders against nats.js on nats-server (issue 14).
       const sections = await runRequestReply({
         config: requestReplyConfig(quick),
+        runs: runsPerCase,
+        peerOf: (sys) => (systems[sys]?.status === "ok" ? (peerOf[sys] as Peer) : null),
+        tag: () => `${started.getTime().toString(36)}${(runCounter++).toString(36)}`,
+        log,
+      });
+      results.scenarios.push(...sections);
+    }
+
+    if (wants("patterns")) {
+      // Pattern subscriptions over many topics against a NATS wildcard subscription (issue 14).
+      const sections = await runPatterns({
+        config: patternsConfig(quick),
         runs: runsPerCase,
         peerOf: (sys) => (systems[sys]?.status === "ok" ? (peerOf[sys] as Peer) : null),
         tag: () => `${started.getTime().toString(36)}${(runCounter++).toString(36)}`,
