@@ -7,8 +7,9 @@ export default defineConfig({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
-      // A JWT secret for tests that mint tokens (a deployment sets its own: docs/security.md).
-      miniflare: { bindings: { DOVETAIL_JWT_SECRET: "workers-tests-jwt-secret-0123456789abcdef" } },
+      // A JWT secret for tests that mint tokens (a deployment sets its own: docs/security.md), and
+      // a pattern subscription limit small enough for a test to reach (test/workers/patterns.test.ts).
+      miniflare: { bindings: { DOVETAIL_JWT_SECRET: "workers-tests-jwt-secret-0123456789abcdef", PATTERN_MAX_TOPICS: "5" } },
     }),
   ],
   test: {

@@ -4,6 +4,7 @@
  * the first request rather than silently falling back.
  */
 import type { TopicLimits } from "../protocol/frames.ts";
+import { MAX_PATTERN_TOPICS } from "../protocol/patterns.ts";
 import type { Retention } from "./log.ts";
 
 export interface LimitsEnv {
@@ -14,6 +15,8 @@ export interface LimitsEnv {
   RETENTION_MAX_MESSAGES?: string;
   RETENTION_MAX_BYTES?: string;
   FLUSH_DELAY_MS?: string;
+  /** Most topics one pattern subscription follows (protocol/patterns.ts; default MAX_PATTERN_TOPICS). */
+  PATTERN_MAX_TOPICS?: string;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -48,4 +51,9 @@ export function settingsFromEnv(env: LimitsEnv): TopicSettings {
     },
     flushDelayMs: nonNegativeInt(env, "FLUSH_DELAY_MS", 0),
   };
+}
+
+/** Most topics one pattern subscription follows: `PATTERN_MAX_TOPICS`, at most (and by default) MAX_PATTERN_TOPICS. */
+export function patternMaxTopics(env: LimitsEnv): number {
+  return Math.min(MAX_PATTERN_TOPICS, nonNegativeInt(env, "PATTERN_MAX_TOPICS", MAX_PATTERN_TOPICS));
 }

@@ -17,6 +17,7 @@ import { readPatternUpgrade, type PatternUpgrade } from "../../protocol/pattern-
 import { parsePatternClientFrame } from "../../protocol/pattern-schemas.ts";
 import { directoryObjectName, topicObjectName } from "../../protocol/topic-address.ts";
 import type { ObjectsEnv } from "../env.ts";
+import { patternMaxTopics } from "../limits.ts";
 import { asDovetailError } from "../rpc-result.ts";
 import { PatternSession } from "./pattern-session.ts";
 
@@ -36,7 +37,7 @@ export class PatternFeed extends DurableObject<ObjectsEnv> {
     server.accept();
     this.#socket = server;
     this.#upgrade = upgrade;
-    const session = new PatternSession(upgrade.pattern, upgrade.scopes, upgrade.grant, {
+    const session = new PatternSession(upgrade.pattern, upgrade.scopes, upgrade.grant, patternMaxTopics(this.env), {
       send: (text) => this.#send(text),
       watch: (limit) => this.#directory(upgrade.tenant).patternWatch(this.ctx.id.toString(), upgrade.pattern, limit),
       open: (topic, req) => this.env.TOPIC.get(this.env.TOPIC.idFromName(topicObjectName(upgrade.tenant, topic))).fetch(req),

@@ -17,7 +17,7 @@ import { DovetailError } from "../../protocol/errors.ts";
 import { DEFAULT_CREDIT, MAX_CREDIT, PROTOCOL_VERSION, type SubscribeFrom } from "../../protocol/frames.ts";
 import type { SocketGrant } from "../../protocol/grant.ts";
 import type { PatternClientFrame } from "../../protocol/pattern-schemas.ts";
-import { MAX_PATTERN_TOPICS, patternMessagesFrame, type MatchingFrame, type PatternWelcomeFrame, type UnmatchedFrame } from "../../protocol/patterns.ts";
+import { patternMessagesFrame, type MatchingFrame, type PatternWelcomeFrame, type UnmatchedFrame } from "../../protocol/patterns.ts";
 import { topicMatches } from "../../protocol/scopes.ts";
 import { Upstream, type UpstreamFrame, type UpstreamOwner } from "./upstream.ts";
 
@@ -56,8 +56,12 @@ export class PatternSession implements UpstreamOwner {
   #started = false;
   #closed = false;
 
-  constructor(pattern: string, scopes: readonly string[], grant: SocketGrant, host: PatternSessionHost) {
+  /** Most topics it follows (`too_many_topics` beyond). */
+  readonly #maxTopics: number;
+
+  constructor(pattern: string, scopes: readonly string[], grant: SocketGrant, maxTopics: number, host: PatternSessionHost) {
     this.pattern = pattern;
+    this.#maxTopics = maxTopics;
     this.#scopes = scopes;
     this.#grant = grant;
     this.#host = host;
@@ -106,10 +110,10 @@ export class PatternSession implements UpstreamOwner {
   }
 
   async #start(): Promise<void> {
-    const { topics, more } = await this.#host.watch(MAX_PATTERN_TOPICS);
+    const { topics, more } = await this.#host.watch(this.#maxTopics);
     if (this.#closed) return;
     if (more) {
-      throw new DovetailError("too_many_topics", `${this.pattern} matches more than ${MAX_PATTERN_TOPICS} topics; subscribe to a narrower pattern`);
+      throw new DovetailError("too_many_topics", `${this.pattern} matches more than ${this.#maxTopics} topics; subscribe to a narrower pattern`);
     }
     const opening: Upstream[] = [];
     for (const { name, createdAt } of topics) {
@@ -137,8 +141,8 @@ export class PatternSession implements UpstreamOwner {
    */
   #follow(topic: string, createdAt: number, created = false): Upstream | null {
     if (this.#upstreams.has(topic) || !this.#allowed(topic)) return null;
-    if (this.#upstreams.size >= MAX_PATTERN_TOPICS) {
-      this.#unmatched(topic, new DovetailError("too_many_topics", `this subscription already follows ${MAX_PATTERN_TOPICS} topics`));
+    if (this.#upstreams.size >= this.#maxTopics) {
+      this.#unmatched(topic, new DovetailError("too_many_topics", `this subscription already follows ${this.#maxTopics} topics`));
       return null;
     }
     const cursor = created ? undefined : this.#cursors[topic];

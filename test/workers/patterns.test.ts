@@ -116,18 +116,28 @@ describe("pattern subscriptions", () => {
     s.close();
   });
 
-  it("sends no more than the credit granted, over all topics, and the rest after more credit", async () => {
+  it("sends no more than the credit granted, over all topics, and the rest after more credit; a stalled one slows nobody", async () => {
     const root = freshTopic("pat");
     const { s } = await subscribePattern(`${root}.*`, { credit: 5 });
     await publish(`${root}.a`, 4);
     await publish(`${root}.b`, 4);
     await s.until(() => received(s).length === 5, "five messages");
-    await new Promise((r) => setTimeout(r, 200));
+    // Stalled at 5: a direct subscriber of the same topic still gets everything published.
+    const direct = await openSocket(`${root}.a`);
+    direct.autoCredit = true;
+    direct.send({ type: "subscribe", id: 1, from: "earliest", credit: 100 });
+    await publish(`${root}.a`, 200, 4);
+    await direct.until(() => direct.frames.filter((f) => f.type === "messages").flatMap((f) => (f.type === "messages" ? f.messages : [])).length === 204, "the direct subscriber's messages");
+    direct.close();
     expect(received(s)).toHaveLength(5);
     s.send({ type: "credit", messages: 10 });
-    await s.until(() => received(s).length === 8, "the rest");
+    await s.until(() => received(s).length === 15, "ten more");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(received(s)).toHaveLength(15);
+    s.send({ type: "credit", messages: 1000 });
+    await s.until(() => received(s).length === 208, "the rest");
     const per = (t: string) => received(s).filter((r) => r.startsWith(`${t}@`));
-    expect(per(`${root}.a`)).toEqual([0, 1, 2, 3].map((o) => `${root}.a@${o}`));
+    expect(per(`${root}.a`)).toEqual(Array.from({ length: 204 }, (_, o) => `${root}.a@${o}`));
     expect(per(`${root}.b`)).toEqual([0, 1, 2, 3].map((o) => `${root}.b@${o}`));
     s.close();
   });
@@ -144,6 +154,25 @@ describe("pattern subscriptions", () => {
     await s.until(() => received(s).length === 3, "the new topic's message");
     expect(received(s)[2]).toBe(`${root}.a@0`);
     s.close();
+  });
+
+  it("refuses a pattern that matches more topics than a subscription follows, and follows no more than that", async () => {
+    // vitest.workers.config.ts sets PATTERN_MAX_TOPICS to 5 for this.
+    const root = freshTopic("pat");
+    for (let i = 0; i < 6; i++) await publish(`${root}.big.t${i}`, 1);
+    const s = await openSocket("x", `/v1/patterns/ws?pattern=${root}.big.*`);
+    s.send({ type: "subscribe", id: 3 });
+    await s.until(() => framesOf(s, "error").length === 1, "the refusal");
+    expect(framesOf(s, "error")[0]).toMatchObject({ id: 3, code: "too_many_topics" });
+    await s.until(() => s.closed !== null, "close");
+    // Five at the start, then a sixth created: not followed, and said so.
+    for (let i = 0; i < 5; i++) await publish(`${root}.few.t${i}`, 1);
+    const { s: few, matching } = await subscribePattern(`${root}.few.*`);
+    expect(matching.topics).toBe(5);
+    await publish(`${root}.few.t5`, 1);
+    await few.until(() => framesOf(few, "unmatched").length === 1, "unmatched");
+    expect(framesOf(few, "unmatched")[0]).toMatchObject({ topic: `${root}.few.t5`, code: "too_many_topics" });
+    few.close();
   });
 
   it("refuses bad input with clear errors", async () => {
