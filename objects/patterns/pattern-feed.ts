@@ -87,7 +87,8 @@ export class PatternFeed extends DurableObject<ObjectsEnv> {
     } catch (error) {
       const id = "id" in frame ? frame.id : undefined;
       this.#send(encodeErrorFrame(asDovetailError(error, "pattern feed"), id));
-      if (frame.type === "subscribe") this.#end(null, CLOSE_CODES.normal);
+      // A subscription that could not start ends its socket; a refused second `subscribe` does not.
+      if (frame.type === "subscribe" && this.#session?.live === false) this.#end(null, CLOSE_CODES.normal);
     }
   }
 

@@ -94,7 +94,12 @@ export class PatternSession implements UpstreamOwner {
         this.#startedAt = frame.startedAt ?? Date.now();
         // Resuming without a cursor means "as it would have started then": stored at or after the start.
         this.#from = frame.startedAt !== undefined && (frame.from ?? "latest") === "latest" ? { time: frame.startedAt } : (frame.from ?? "latest");
-        await this.#start();
+        try {
+          await this.#start();
+        } catch (error) {
+          this.close(); // a subscription that could not start ends (the object closes the socket)
+          throw error;
+        }
         return;
       case "credit":
         if (!this.#started) throw new DovetailError("not_subscribed", "credit without a subscription");

@@ -127,7 +127,10 @@ describe("pattern subscriptions", () => {
     direct.autoCredit = true;
     direct.send({ type: "subscribe", id: 1, from: "earliest", credit: 100 });
     await publish(`${root}.a`, 200, 4);
-    await direct.until(() => direct.frames.filter((f) => f.type === "messages").flatMap((f) => (f.type === "messages" ? f.messages : [])).length === 204, "the direct subscriber's messages");
+    await direct.until(
+      () => direct.frames.filter((f) => f.type === "messages").flatMap((f) => (f.type === "messages" ? f.messages : [])).length === 204,
+      "the direct subscriber's messages",
+    );
     direct.close();
     expect(received(s)).toHaveLength(5);
     s.send({ type: "credit", messages: 10 });
@@ -206,6 +209,10 @@ describe("pattern subscriptions", () => {
     s.send({ type: "subscribe", id: 10 });
     await s.until(() => framesOf(s, "error").length === 3, "the refusal");
     expect(framesOf(s, "error")[2]).toMatchObject({ id: 10, code: "already_subscribed" });
+    // The running subscription goes on.
+    await publish(`${root}.b`, 1);
+    await s.until(() => received(s).includes(`${root}.b@0`), "a message after the refusals");
+    expect(s.closed).toBeNull();
     s.close();
   });
 });
