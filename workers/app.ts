@@ -12,6 +12,7 @@ import { rateLimit } from "./middleware/rate-limit.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { agentRoutes } from "./routes/agents.ts";
 import { groupRoutes } from "./routes/groups.ts";
+import { mcpRoutes } from "./routes/mcp.ts";
 import { patternRoutes } from "./routes/patterns.ts";
 import { requestRoutes } from "./routes/requests.ts";
 import { dsSubscriptionRoutes, dsTokenRoutes } from "./routes/ds-subscriptions.ts";
@@ -62,5 +63,8 @@ export function createApp(): Hono<GatewayEnv> {
   app.route("/v1/topics", topicRoutes());
   app.route("/v1/stream/__ds", dsSubscriptionRoutes()); // before the streams: `__ds` is never a stream
   app.route("/v1/stream", streamRoutes()); // Durable Streams HTTP protocol (docs/streams.md)
+  // MCP over Streamable HTTP (docs/mcp.md): the same credentials and limits; each tool checks its scope.
+  app.use("/mcp", cors(), auth(), rateLimit());
+  app.route("/mcp", mcpRoutes(VERSION));
   return app;
 }

@@ -49,8 +49,17 @@ function describe(action: ScopeAction | readonly ScopeAction[], topic: string | 
 export function permit(action: ScopeAction | readonly ScopeAction[], topicOf: TopicOf | null = topicParam): MiddlewareHandler<GatewayEnv> {
   return async function permit(c, next) {
     const topic = topicOf ? topicOf(c) : undefined;
-    if (!may(c, action, topic)) throw new DovetailError("forbidden", `this credential may not ${describe(action, topic)}`);
+    requirePermission(c, action, topic);
     if (topic !== undefined) c.set("topic", topic);
     await next();
   };
+}
+
+/**
+ * The check permit() makes, for callers that learn the topic from a body rather than the path
+ * (the MCP tools, workers/mcp/): `forbidden` unless the credential may do `action` (any of a
+ * list) on `topic` (undefined: on every topic).
+ */
+export function requirePermission(c: Context<GatewayEnv>, action: ScopeAction | readonly ScopeAction[], topic: string | undefined): void {
+  if (!may(c, action, topic)) throw new DovetailError("forbidden", `this credential may not ${describe(action, topic)}`);
 }

@@ -8,6 +8,8 @@
 import { Hono, type Context } from "hono";
 import {
   AGENT_EVENTS_TOPIC,
+  type AgentInfo,
+  type AgentPage,
   agentIdProblem,
   capabilityProblem,
   DEFAULT_AGENT_LIST_LIMIT,
@@ -46,11 +48,15 @@ function agentParam(c: Context<GatewayEnv>): string {
   return id as string;
 }
 
-/** `GET /v1/agents` parameters: `capability`, `meta.<field>`, `present`, `cursor`, `limit`; any other name is refused. */
-function listQuery(c: Context<GatewayEnv>): IndexQuery {
+/**
+ * `GET /v1/agents` parameters: `capability`, `meta.<field>`, `present`, `cursor`, `limit`; any
+ * other name is refused (`token` is the credential). The MCP `list_agents` tool passes its
+ * arguments through here too, so both check a lookup the same way.
+ */
+export function listQuery(params: URLSearchParams): IndexQuery {
   const query: IndexQuery = { present: true, limit: DEFAULT_AGENT_LIST_LIMIT };
   const meta: Record<string, string> = {};
-  for (const [name, value] of new URL(c.req.url).searchParams) {
+  for (const [name, value] of params) {
     if (name === "capability") {
       const problem = capabilityProblem(value);
       if (problem) throw new DovetailError("invalid_field", `capability: ${problem}`);
@@ -85,6 +91,23 @@ function listQuery(c: Context<GatewayEnv>): IndexQuery {
   return query;
 }
 
+/**
+ * Register (or re-register) an agent held by HTTP heartbeats from the body `raw` (checked here);
+ * the caller checked `publish` on the events topic. Shared with the MCP `register_agent` tool.
+ */
+export async function registerAgent(c: Context<GatewayEnv>, raw: unknown): Promise<AgentInfo & { takeover?: boolean }> {
+  const body = registerBodySchema.safeParse(raw);
+  if (!body.success) throw invalid(body.error);
+  const { id, ttlMs, ...fields } = body.data;
+  checkMeta(fields.meta); // refused here already; the registry checks again
+  return unwrap(await registry(c).registerHttp(id, fields, ttlMs));
+}
+
+/** A page of the registry's lookup; the caller checked `subscribe` on the events topic. Shared with the MCP `list_agents` tool. */
+export async function listAgents(c: Context<GatewayEnv>, query: IndexQuery): Promise<AgentPage> {
+  return unwrap(await registry(c).list(query));
+}
+
 export function agentRoutes(): Hono<GatewayEnv> {
   const agents = new Hono<GatewayEnv>();
 
@@ -107,13 +130,7 @@ export function agentRoutes(): Hono<GatewayEnv> {
   });
 
   /** Register (or re-register) an agent held by HTTP heartbeats: `{id, name?, capabilities?, meta?, ttlMs?}`. */
-  agents.post("/", permit("publish", eventsTopic), async (c) => {
-    const body = registerBodySchema.safeParse(await jsonBody(c, MAX_BODY_BYTES));
-    if (!body.success) throw invalid(body.error);
-    const { id, ttlMs, ...fields } = body.data;
-    checkMeta(fields.meta); // refused here already; the registry checks again
-    return c.json(unwrap(await registry(c).registerHttp(id, fields, ttlMs)));
-  });
+  agents.post("/", permit("publish", eventsTopic), async (c) => c.json(await registerAgent(c, await jsonBody(c, MAX_BODY_BYTES))));
 
   /** Keep an HTTP agent present for another TTL: an empty body, or `{ttlMs}`. */
   agents.post("/:id/heartbeat", permit("publish", eventsTopic), async (c) => {
@@ -131,9 +148,7 @@ export function agentRoutes(): Hono<GatewayEnv> {
   });
 
   /** Lookup: `?capability=&meta.<field>=&present=true|false|any&cursor=&limit=`, a page in id order. */
-  agents.get("/", permit("subscribe", eventsTopic), async (c) => {
-    return c.json(unwrap(await registry(c).list(listQuery(c))));
-  });
+  agents.get("/", permit("subscribe", eventsTopic), async (c) => c.json(await listAgents(c, listQuery(new URL(c.req.url).searchParams))));
 
   agents.get("/:id", permit("subscribe", eventsTopic), async (c) => {
     return c.json(unwrap(await registry(c).get(agentParam(c))));

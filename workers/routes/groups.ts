@@ -17,6 +17,7 @@ import {
   replayRequestSchema,
   resetRequestSchema,
   settleRequestSchema,
+  type SettleRequest,
 } from "../../protocol/group-schemas.ts";
 import { groupNameProblem, MAX_FETCH_JOBS, type GroupCall, type GroupReplies } from "../../protocol/groups.ts";
 import { unwrap } from "../../objects/rpc-result.ts";
@@ -36,10 +37,21 @@ function groupParam(c: Context<GatewayEnv>): string {
   return group as string;
 }
 
-async function call<C extends GroupCall>(c: Context<GatewayEnv>, request: C): Promise<GroupReplies[C["op"]]> {
-  const topic = c.get("topic");
+/** One call to the groups of `topic`; the caller checked the scope. Shared with the MCP tools (workers/mcp/tools/groups.ts). */
+export async function groupCall<C extends GroupCall>(c: Context<GatewayEnv>, topic: string, request: C): Promise<GroupReplies[C["op"]]> {
   const stub = topicStub(c.env, c.get("tenant"), topic);
   return unwrap(await stub.groups(topic, request)) as GroupReplies[C["op"]];
+}
+
+function call<C extends GroupCall>(c: Context<GatewayEnv>, request: C): Promise<GroupReplies[C["op"]]> {
+  return groupCall(c, c.get("topic"), request);
+}
+
+/** A settle of the HTTP route and the MCP `ack` tool: only `release` may name no job. */
+export function settleJobs(c: Context<GatewayEnv>, topic: string, group: string, request: SettleRequest): Promise<GroupReplies["settle"]> {
+  if (request.jobs.length === 0 && request.op !== "release")
+    throw new DovetailError("invalid_field", "jobs: name at least one job (only release may name none)");
+  return groupCall(c, topic, { op: "settle", group, request });
 }
 
 async function body<T>(c: Context<GatewayEnv>, schema: z.ZodType<T>): Promise<T> {
@@ -105,10 +117,7 @@ export function groupRoutes(): Hono<GatewayEnv> {
   /** Ack, nack, progress or term jobs the member holds: all of them, or none (`not_held`). */
   groups.post("/:topic/groups/:group/settle", permit("consume"), async (c) => {
     const group = groupParam(c);
-    const request = await body(c, settleRequestSchema);
-    if (request.jobs.length === 0 && request.op !== "release")
-      throw new DovetailError("invalid_field", "jobs: name at least one job (only release may name none)");
-    return c.json(await call(c, { op: "settle", group, request }));
+    return c.json(await settleJobs(c, c.get("topic"), group, await body(c, settleRequestSchema)));
   });
 
   /** Take over jobs held longer than `minIdleMs` by other members (like XAUTOCLAIM). */

@@ -8,7 +8,7 @@
  * The topic object is asked even when the Directory does not list the topic: responders may
  * serve a topic nobody wrote to, and only the object knows its responders.
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { DovetailError } from "../../protocol/errors.ts";
 import { requestBodySchema } from "../../protocol/request-schemas.ts";
 import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_TIMEOUT_MS } from "../../protocol/requests.ts";
@@ -29,6 +29,19 @@ function queryTimeout(raw: string | undefined): number | undefined {
   return ms;
 }
 
+/**
+ * Send the request body `raw` (`{ data, timeoutMs?, durable? }`, checked here) to the responders
+ * of `topic` and wait for the reply: its data as JSON text. The caller checked `publish`. Shared
+ * by the HTTP route and the MCP `request` tool (workers/mcp/tools/requests.ts).
+ */
+export async function requestReply(c: Context<GatewayEnv>, topic: string, raw: unknown, defaultTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<string> {
+  const body = requestBodySchema.safeParse(raw);
+  if (!body.success) throw invalid(body.error);
+  const stub = topicStub(c.env, c.get("tenant"), topic);
+  const reply = unwrap(await stub.request(topic, body.data.data, body.data.timeoutMs ?? defaultTimeoutMs, body.data.durable ?? false));
+  return reply.dataJson;
+}
+
 export function requestRoutes(): Hono<GatewayEnv> {
   const requests = new Hono<GatewayEnv>();
 
@@ -37,12 +50,8 @@ export function requestRoutes(): Hono<GatewayEnv> {
     const fromQuery = queryTimeout(c.req.query("timeoutMs"));
     const { limits } = settingsFromEnv(c.env);
     // JSON escaping can make the body larger than the data's own JSON text.
-    const body = requestBodySchema.safeParse(await jsonBody(c, limits.maxMessageBytes * 2 + 64 * 1024));
-    if (!body.success) throw invalid(body.error);
-    const timeoutMs = body.data.timeoutMs ?? fromQuery ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const stub = topicStub(c.env, c.get("tenant"), topic);
-    const reply = unwrap(await stub.request(topic, body.data.data, timeoutMs, body.data.durable ?? false));
-    return c.body(`{"data":${reply.dataJson}}`, 200, { "Content-Type": "application/json" });
+    const dataJson = await requestReply(c, topic, await jsonBody(c, limits.maxMessageBytes * 2 + 64 * 1024), fromQuery);
+    return c.body(`{"data":${dataJson}}`, 200, { "Content-Type": "application/json" });
   });
 
   return requests;

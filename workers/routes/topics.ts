@@ -15,7 +15,7 @@ import { topicUpgradeRequest } from "../../protocol/topic-request.ts";
 import { socketGrantFor } from "../../protocol/grant.ts";
 import { may, permit } from "../middleware/permissions.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
-import { MAX_LIST_LIMIT } from "../../objects/directory.ts";
+import { type ListPage, type ListQuery, MAX_LIST_LIMIT } from "../../objects/directory.ts";
 import { patternProblem } from "../../protocol/scopes.ts";
 import { forgetTopic, topicExists } from "../topic-exists.ts";
 import { directoryStub, topicStub } from "../topic-stub.ts";
@@ -42,15 +42,17 @@ function stubFor(c: Context<GatewayEnv>) {
   return { topic, stub: topicStub(c.env, c.get("tenant"), topic) };
 }
 
-/** `from` query: an offset, `earliest`, `latest`; or `since` (ms since the epoch, or an ISO date). */
-function readStart(c: Context<GatewayEnv>): SubscribeFrom {
-  const since = c.req.query("since");
+/**
+ * Where a read starts, from the `from` query (an offset, `earliest`, `latest`) or `since` (ms since
+ * the epoch, or an ISO date). The MCP `read_topic` tool passes its arguments through here too.
+ */
+export function readStart(since: string | undefined, fromQuery: string | undefined): SubscribeFrom {
   if (since !== undefined) {
     const time = /^\d+$/.test(since) ? Number(since) : Date.parse(since);
     if (!Number.isSafeInteger(time) || time < 0) throw new DovetailError("invalid_field", "since: expected milliseconds since the epoch or an ISO 8601 date");
     return { time };
   }
-  const from = c.req.query("from") ?? "earliest";
+  const from = fromQuery ?? "earliest";
   if (from === "earliest" || from === "latest") return from;
   if (!/^\d{1,16}$/.test(from) || !Number.isSafeInteger(Number(from))) {
     throw new DovetailError("invalid_field", "from: expected a non-negative integer offset, earliest or latest");
@@ -58,14 +60,67 @@ function readStart(c: Context<GatewayEnv>): SubscribeFrom {
   return Number(from);
 }
 
-function readLimit(c: Context<GatewayEnv>): number {
-  const raw = c.req.query("limit");
+/** The `limit` of a read: 1..MAX_READ_LIMIT, DEFAULT_READ_LIMIT when absent. */
+export function readLimit(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_READ_LIMIT;
   const limit = Number(raw);
   if (!/^\d+$/.test(raw) || limit < 1 || limit > MAX_READ_LIMIT) {
     throw new DovetailError("invalid_field", `limit: expected an integer from 1 to ${MAX_READ_LIMIT}`);
   }
   return limit;
+}
+
+/**
+ * Publish a body of `POST /v1/topics/{topic}/messages` (checked here: one message or a batch with
+ * an optional producer) on `topic`, as the request's credential; the caller checked `publish`.
+ * Shared by the HTTP route and the MCP `publish` tool (workers/mcp/tools/topics.ts).
+ */
+export async function publishBody(c: Context<GatewayEnv>, topic: string, raw: unknown) {
+  const body = publishBodySchema.safeParse(raw);
+  if (!body.success) throw invalid(body.error);
+  const list = "messages" in body.data ? body.data.messages : [body.data];
+  const producer = "messages" in body.data ? body.data.producer : undefined;
+  const messages = parsePublishMessages(list);
+  if (!messages.ok) throw messages.error;
+  // The topic applies its per-credential publish limit (the same as for WebSocket frames).
+  const credential = c.get("credential");
+  const publisher = credential.rate ? { cred: credential.id, rate: credential.rate } : { cred: credential.id };
+  return unwrap(await topicStub(c.env, c.get("tenant"), topic).publish(topic, messages.frame as PublishMessage[], producer, publisher));
+}
+
+/**
+ * Up to `limit` messages of `topic` from `from`, as the JSON text of the read answer
+ * (`{messages, next, head, earliest}`); the caller checked `subscribe`. Shared by the HTTP route
+ * and the MCP `read_topic` tool.
+ */
+export async function readMessagesJson(c: Context<GatewayEnv>, topic: string, from: SubscribeFrom, limit: number): Promise<string> {
+  // A topic nobody wrote to reads as an empty log, answered here without waking an object.
+  if (!(await topicExists(c.env, c.get("tenant"), topic))) {
+    if (typeof from === "number" && from > 0) {
+      throw new DovetailError("offset_out_of_range", `offset ${from} is past the end of the log (next offset is 0)`, { head: 0 });
+    }
+    return `{"messages":[],"next":0,"head":0,"earliest":0}`;
+  }
+  const r = unwrap(await topicStub(c.env, c.get("tenant"), topic).read(topic, from, limit));
+  return `{"messages":${r.messagesJson},"next":${r.next},"head":${r.head},"earliest":${r.earliest}}`;
+}
+
+/** A topic's info (head, earliest, counts, retention); the caller checked a scope on it. Shared with the MCP resources. */
+export async function topicInfo(c: Context<GatewayEnv>, topic: string): Promise<TopicInfo> {
+  // A topic nobody wrote to is an empty log with the default retention, answered here.
+  if (!(await topicExists(c.env, c.get("tenant"), topic))) {
+    return { topic, head: 0, earliest: 0, messages: 0, bytes: 0, lastTime: 0, retention: settingsFromEnv(c.env).retention, subscribers: 0 };
+  }
+  return topicStub(c.env, c.get("tenant"), topic).info(topic);
+}
+
+/**
+ * A page of the tenant's topics, keeping those the credential may publish to, subscribe to or
+ * administer. Shared with the MCP resource list (workers/mcp/resources.ts).
+ */
+export async function visibleTopics(c: Context<GatewayEnv>, query: ListQuery): Promise<ListPage> {
+  const page = await directoryStub(c.env, c.get("tenant")).list(query);
+  return { topics: page.topics.filter((t) => may(c, ["subscribe", "publish", "admin"], t.name)), cursor: page.cursor };
 }
 
 export function topicRoutes(): Hono<GatewayEnv> {
@@ -91,50 +146,21 @@ export function topicRoutes(): Hono<GatewayEnv> {
 
   /** Publish one message (`{data|bytes, key?, headers?}`) or a batch (`{messages:[...], producer?}`). */
   topics.post("/:topic/messages", permit("publish"), async (c) => {
-    const { topic, stub } = stubFor(c);
     const { limits } = settingsFromEnv(c.env);
     // base64 and JSON escaping can make the body larger than the payload bytes it carries.
-    const body = publishBodySchema.safeParse(await jsonBody(c, limits.maxBatchBytes * 2 + 64 * 1024));
-    if (!body.success) throw invalid(body.error);
-    const raw = "messages" in body.data ? body.data.messages : [body.data];
-    const producer = "messages" in body.data ? body.data.producer : undefined;
-    const messages = parsePublishMessages(raw);
-    if (!messages.ok) throw messages.error;
-    // The topic applies its per-credential publish limit (the same as for WebSocket frames).
-    const credential = c.get("credential");
-    const publisher = credential.rate ? { cred: credential.id, rate: credential.rate } : { cred: credential.id };
-    const result = unwrap(await stub.publish(topic, messages.frame as PublishMessage[], producer, publisher));
+    const result = await publishBody(c, c.get("topic"), await jsonBody(c, limits.maxBatchBytes * 2 + 64 * 1024));
     return c.json(result, result.duplicate ? 200 : 201);
   });
 
   /** Read from an offset: `?from=N|earliest|latest` or `?since=ms|ISO`, `&limit=1..1000`. */
   topics.get("/:topic/messages", permit("subscribe"), async (c) => {
-    const { topic, stub } = stubFor(c);
-    const from = readStart(c);
-    const limit = readLimit(c);
-    // A topic nobody wrote to reads as an empty log, answered here without waking an object.
-    if (!(await topicExists(c.env, c.get("tenant"), topic))) {
-      if (typeof from === "number" && from > 0) {
-        throw new DovetailError("offset_out_of_range", `offset ${from} is past the end of the log (next offset is 0)`, { head: 0 });
-      }
-      return c.json({ messages: [], next: 0, head: 0, earliest: 0 });
-    }
-    const r = unwrap(await stub.read(topic, from, limit));
-    return c.body(`{"messages":${r.messagesJson},"next":${r.next},"head":${r.head},"earliest":${r.earliest}}`, 200, {
+    return c.body(await readMessagesJson(c, c.get("topic"), readStart(c.req.query("since"), c.req.query("from")), readLimit(c.req.query("limit"))), 200, {
       "Content-Type": "application/json",
     });
   });
 
   /** Topic info: head, earliest, counts, subscribers, retention. */
-  topics.get("/:topic", permit(["subscribe", "publish", "admin"]), async (c) => {
-    const { topic, stub } = stubFor(c);
-    // A topic nobody wrote to is an empty log with the default retention, answered here.
-    if (!(await topicExists(c.env, c.get("tenant"), topic))) {
-      const empty: TopicInfo = { topic, head: 0, earliest: 0, messages: 0, bytes: 0, lastTime: 0, retention: settingsFromEnv(c.env).retention, subscribers: 0 };
-      return c.json(empty);
-    }
-    return c.json(await stub.info(topic));
-  });
+  topics.get("/:topic", permit(["subscribe", "publish", "admin"]), async (c) => c.json(await topicInfo(c, c.get("topic"))));
 
   /** Change retention: `{ "retention": { maxAgeMs?, maxMessages?, maxBytes? } }` (0 = no limit). */
   topics.patch("/:topic", permit("admin"), async (c) => {
@@ -176,14 +202,7 @@ export function topicRoutes(): Hono<GatewayEnv> {
     const limit = rawLimit === undefined ? DEFAULT_LIST_LIMIT : Number(rawLimit);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)
       throw new DovetailError("invalid_field", `limit: expected an integer from 1 to ${MAX_LIST_LIMIT}`);
-    const page = await directoryStub(c.env, c.get("tenant")).list({
-      prefix,
-      ...(pattern !== undefined ? { pattern } : {}),
-      ...(cursor !== undefined ? { after: cursor } : {}),
-      limit,
-    });
-    const visible = page.topics.filter((t) => may(c, ["subscribe", "publish", "admin"], t.name));
-    return c.json({ topics: visible, cursor: page.cursor });
+    return c.json(await visibleTopics(c, { prefix, ...(pattern !== undefined ? { pattern } : {}), ...(cursor !== undefined ? { after: cursor } : {}), limit }));
   });
 
   const notAllowed = (c: Context<GatewayEnv>) => {

@@ -1,0 +1,8 @@
+/** Every MCP tool the bus serves, one module per feature area. A new area adds one module and one line here. */
+import type { McpTool } from "../tool.ts";
+import { agentTools } from "./agents.ts";
+import { groupTools } from "./groups.ts";
+import { requestTools } from "./requests.ts";
+import { topicTools } from "./topics.ts";
+
+export const TOOLS: readonly McpTool[] = [...agentTools, ...topicTools, ...requestTools, ...groupTools];
