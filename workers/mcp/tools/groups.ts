@@ -14,8 +14,9 @@ export const consume = defineTool({
   description:
     "Fetch up to `max` jobs (messages) from a consumer group of a topic as member `member`, waiting up to `waitMs` for the first. " +
     "Each job is held by this member until it is settled with the `ack` tool or its ack wait runs out (then it is delivered again). " +
-    "Answers {jobs: [{offset, delivery, data|bytes, ...}], count}. With `create`, a missing group is created with those settings; " +
-    "without it, a missing group is group_not_found. Needs the consume scope on the topic.",
+    "Answers {jobs: [{offset, delivery, data|bytes, ...}], count}. The first fetch that names a group creates it, with the settings in " +
+    "`create` or the defaults (start at latest: only messages published after it); settings differing from an existing group's are a conflict. " +
+    "Needs the consume scope on the topic.",
   input: z.object({ topic: topicName, group: groupNameSchema, ...fetchRequestSchema.shape }).strict(),
   scope: { action: "consume", topic: (input) => input.topic },
   hints: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
