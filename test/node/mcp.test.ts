@@ -95,7 +95,10 @@ describe("MCP tools through the official client", () => {
   it("publish and read_topic: one message, a batch, reading from an offset and the last N", async () => {
     const client = await mcp();
     const topic = freshTopic("mcp.topic");
-    expect((await call(client, "publish", { topic, data: { n: 0 }, key: "a", headers: { kind: "first" } })).structuredContent).toMatchObject({ offset: 0, count: 1 });
+    expect((await call(client, "publish", { topic, data: { n: 0 }, key: "a", headers: { kind: "first" } })).structuredContent).toMatchObject({
+      offset: 0,
+      count: 1,
+    });
     const batch = await call(client, "publish", { topic, messages: [{ data: { n: 1 } }, { data: { n: 2 } }, { data: { n: 3 } }] });
     expect(batch.structuredContent).toMatchObject({ offset: 1, count: 3 });
     const all = await call(client, "read_topic", { topic });

@@ -12,26 +12,18 @@
  * app.use("/mcp", auth(), rateLimit());
  * app.route("/mcp", mcpRoutes(VERSION));
  */
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { Hono } from "hono";
 import { DovetailError } from "../../protocol/errors.ts";
-import { settingsFromEnv } from "../../objects/limits.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
-import { mcpServer } from "../mcp/server.ts";
 
 export function mcpRoutes(version: string): Hono<GatewayEnv> {
   const mcp = new Hono<GatewayEnv>();
 
   mcp.post("/", async (c) => {
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: undefined, // stateless
-      enableJsonResponse: true,
-      // A publish batch at its limit, JSON-escaped, inside a JSON-RPC envelope (as POST .../messages allows).
-      maxRequestBodySize: settingsFromEnv(c.env).limits.maxBatchBytes * 2 + 64 * 1024,
-    });
-    const server = mcpServer(c, version);
-    await server.connect(transport);
-    return transport.handleRequest(c.req.raw);
+    // Loaded on first use: the MCP SDK's modules are evaluated by the first /mcp request of an
+    // isolate, not by every isolate's start (docs/decisions/030-mcp-endpoint.md).
+    const { answerMcp } = await import("../mcp/endpoint.ts");
+    return answerMcp(c, version);
   });
 
   mcp.on(["GET", "DELETE"], "/", (c) => {
