@@ -2,7 +2,7 @@
  * The bus as an MCP server, built for one request: the official SDK's low-level `Server` with
  * handlers over our registries (workers/mcp/tools/, workers/mcp/resources.ts), bound to the
  * request's Hono context, so every call runs as the credential auth() verified. Stateless: no
- * session, nothing kept between requests (docs/decisions/030-mcp-endpoint.md).
+ * session, nothing kept between requests (docs/decisions/031-mcp-endpoint.md).
  *
  * Errors: a tool that refuses answers a tool result with `isError: true` whose text and
  * `structuredContent` are the gateway's error body, `{"error":{"code","message",...}}` — the

@@ -21,7 +21,7 @@ export function mcpRoutes(version: string): Hono<GatewayEnv> {
 
   mcp.post("/", async (c) => {
     // Loaded on first use: the MCP SDK's modules are evaluated by the first /mcp request of an
-    // isolate, not by every isolate's start (docs/decisions/030-mcp-endpoint.md).
+    // isolate, not by every isolate's start (docs/decisions/031-mcp-endpoint.md).
     const { answerMcp } = await import("../mcp/endpoint.ts");
     return answerMcp(c, version);
   });
