@@ -53,6 +53,16 @@ describe("/mcp transport", () => {
     expect(await bad.json()).toMatchObject({ error: { code: "unauthorized" } });
   });
 
+  it("answers a browser's preflight without a credential, allowing MCP's headers", async () => {
+    const res = await anonymousFetch("/mcp", {
+      method: "OPTIONS",
+      headers: { Origin: "https://inspector.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, mcp-protocol-version" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("mcp-protocol-version");
+  });
+
   it("refuses GET and DELETE with 405 method_not_allowed", async () => {
     for (const method of ["GET", "DELETE"]) {
       const res = await gatewayFetch("/mcp", { method, headers: { Accept: "text/event-stream" } });

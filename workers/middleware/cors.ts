@@ -18,7 +18,7 @@ import type { GatewayEnv } from "../gateway-env.ts";
 /** How long a browser may cache a preflight answer. */
 export const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
-/** Request headers a page may send: ours and the Durable Streams protocol's. */
+/** Request headers a page may send: ours, the Durable Streams protocol's and MCP's. */
 const ALLOW_HEADERS = [
   "content-type",
   "authorization",
@@ -33,6 +33,10 @@ const ALLOW_HEADERS = [
   "Stream-Forked-From",
   "Stream-Fork-Offset",
   "Stream-Fork-Sub-Offset",
+  // MCP's Streamable HTTP transport (docs/mcp.md): browser-based MCP clients send these.
+  "mcp-protocol-version",
+  "mcp-session-id",
+  "last-event-id",
 ];
 /** Response headers a page may read. */
 const EXPOSE_HEADERS = [

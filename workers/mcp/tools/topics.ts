@@ -12,6 +12,7 @@ import { MAX_READ_LIMIT, publishBody, readLimit, readMessagesJson, readStart, to
 import { defineTool, topicName } from "../tool.ts";
 
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const message = publishMessageSchema.shape;
 
 export const publish = defineTool({
   name: "publish",
@@ -23,6 +24,9 @@ export const publish = defineTool({
     .object({
       topic: topicName,
       ...publishMessageSchema.shape,
+      data: message.data.describe("The message: any JSON value (or give `bytes`, base64, for binary)"),
+      key: message.key.describe("Optional key: consumer groups ordered by key keep one key's messages in order"),
+      headers: message.headers.describe("Optional string headers"),
       messages: z.array(publishMessageSchema).min(1).optional().describe("A batch instead of one message: each item as the single-message fields"),
       producer: producerSchema.optional().describe("Idempotent producer stamp {id, seq} of a batch: the topic stores each (id, seq) once"),
     })
