@@ -56,7 +56,11 @@ describe("/mcp transport", () => {
   it("answers a browser's preflight without a credential, allowing MCP's headers", async () => {
     const res = await anonymousFetch("/mcp", {
       method: "OPTIONS",
-      headers: { Origin: "https://inspector.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, mcp-protocol-version" },
+      headers: {
+        Origin: "https://inspector.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, mcp-protocol-version",
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
