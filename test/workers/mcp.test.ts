@@ -67,6 +67,20 @@ describe("/mcp transport", () => {
     expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("mcp-protocol-version");
   });
 
+  it("refuses a JSON-RPC batch and a body that is not JSON, running nothing", async () => {
+    const topic = freshTopic("mcp.w");
+    const call = (id: number) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "publish", arguments: { topic, data: id } } });
+    const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "MCP-Protocol-Version": PROTOCOL };
+    const batch = await gatewayFetch("/mcp", { method: "POST", headers, body: JSON.stringify([call(1), call(2)]) });
+    expect(batch.status).toBe(400);
+    expect(await batch.json()).toMatchObject({ error: { code: "invalid_field", message: expect.stringMatching(/batches are not accepted/) } });
+    const garbled = await gatewayFetch("/mcp", { method: "POST", headers, body: '{"jsonrpc":"2.0",' });
+    expect(garbled.status).toBe(400);
+    expect(await garbled.json()).toMatchObject({ error: { code: "bad_frame" } });
+    const info = await gatewayFetch(`/v1/topics/${encodeURIComponent(topic)}`);
+    expect(await info.json()).toMatchObject({ head: 0, messages: 0 });
+  });
+
   it("refuses GET and DELETE with 405 method_not_allowed", async () => {
     for (const method of ["GET", "DELETE"]) {
       const res = await gatewayFetch("/mcp", { method, headers: { Accept: "text/event-stream" } });
