@@ -1,6 +1,6 @@
 /**
  * /mcp: the bus as an MCP server over Streamable HTTP (docs/mcp.md). Stateless: each POST
- * carries one JSON-RPC message (or a batch) and is answered with JSON by a server built for it,
+ * carries one JSON-RPC message (batches are refused) and is answered with JSON by a server built for it,
  * through the official SDK's web-standard transport; no session id is issued, so any isolate
  * answers any request. There is nothing to push between requests, so the optional GET stream is
  * refused with 405 as the transport specification allows, and DELETE (end a session) too.
@@ -9,7 +9,7 @@
  * the gateway's error body before any MCP message is read. Each tool checks its own scope.
  *
  * @example
- * app.use("/mcp", auth(), rateLimit());
+ * app.use("/mcp", cors(), auth(), rateLimit());
  * app.route("/mcp", mcpRoutes(VERSION));
  */
 import { Hono } from "hono";
