@@ -5,12 +5,14 @@
  * `workers/mcp/tools/index.ts` (docs/mcp.md, "Adding a tool").
  *
  * @example
- * export const readTopic = defineTool({
- *   name: "read_topic",
- *   description: "Read messages of a topic from an offset.",
- *   input: z.object({ topic: topicName, from: z.number().int().min(0).optional() }).strict(),
+ * export const peek = defineTool({
+ *   name: "peek",
+ *   title: "Peek at a topic",
+ *   description: "The first ten messages of a topic. Needs the subscribe scope on the topic.",
+ *   input: z.object({ topic: topicName }).strict(),
  *   scope: { action: "subscribe", topic: (input) => input.topic },
- *   run: (c, input, topic) => readMessages(c, topic, input.from ?? "earliest", 100),
+ *   hints: { readOnlyHint: true },
+ *   run: async (c, _input, topic) => JSON.parse(await readMessagesJson(c, topic!, "earliest", 10)),
  * });
  */
 import type { Context } from "hono";
