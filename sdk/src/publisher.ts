@@ -97,7 +97,14 @@ export class Publisher<T = unknown> {
   #framesOut = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #microtask = false;
-  #blocked: Item[] = [];
+  /**
+   * Sends waiting for room, oldest first, from `#blockedHead` on: a queue taken from the front by
+   * moving an index, as `Array.prototype.shift()` copies every element behind the first (made a
+   * plain loop of n sends O(n²) once it outran the confirms). A send given up while it waits stays
+   * in place, settled, and is skipped when reached, so a shared signal aborting many costs no search.
+   */
+  #blocked: (Item | undefined)[] = [];
+  #blockedHead = 0;
   #readyWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   /** Sends whose promises have not settled. */
@@ -166,7 +173,8 @@ export class Publisher<T = unknown> {
       }
       const deadline = this.#deadlineOf(item);
       if (deadline < this.#deadlineAt) this.#armDeadline(deadline);
-      if (this.#held >= this.#maxQueued || this.#blocked.length > 0) this.#blocked.push(item);
+      if (this.#held >= this.#maxQueued)
+        this.#blocked.push(item); // only when full do sends wait (#admitBlocked)
       else this.#accept(item);
     });
   }
@@ -178,7 +186,7 @@ export class Publisher<T = unknown> {
    * await pub.ready({ timeoutMs: 10_000 });
    */
   ready(options?: WaitOptions): Promise<void> {
-    if (this.#held < this.#maxQueued && this.#blocked.length === 0) return Promise.resolve();
+    if (this.#held < this.#maxQueued) return Promise.resolve();
     return this.#waitFor(`room in the publisher for ${this.topic}`, options, this.#readyWaiters);
   }
 
@@ -338,9 +346,21 @@ export class Publisher<T = unknown> {
     if (this.#batch.length > 0 && this.#framesOut < this.#maxInFlight) this.#arm();
   }
 
+  /**
+   * Take waiting sends in, oldest first, while there is room. After it, nothing waits or the
+   * publisher is full; `#held` drops only right before a call to it. So a send that finds room
+   * never overtakes a waiting one, and `send()` / `ready()` need only look at `#held`.
+   */
   #admitBlocked(): void {
-    while (this.#blocked.length > 0 && this.#held < this.#maxQueued) this.#accept(this.#blocked.shift()!);
-    if (this.#held < this.#maxQueued && this.#blocked.length === 0) {
+    const blocked = this.#blocked;
+    while (this.#blockedHead < blocked.length && this.#held < this.#maxQueued) {
+      const item = blocked[this.#blockedHead]!;
+      blocked[this.#blockedHead++] = undefined;
+      if (!item.done) this.#accept(item);
+    }
+    // Taken slots go once they are half the array: each waiting send is moved at most once more.
+    if (this.#blockedHead * 2 >= blocked.length) this.#compactBlocked();
+    if (this.#held < this.#maxQueued) {
       const waiters = this.#readyWaiters;
       this.#readyWaiters = [];
       for (const w of waiters) w();
@@ -374,21 +394,18 @@ export class Publisher<T = unknown> {
    */
   #giveUp(item: Item, error: DovetailError): void {
     if (item.done) return;
-    if (item.state === BLOCKED) {
-      this.#blocked.splice(this.#blocked.indexOf(item), 1);
-      this.#settle(item, withNote(error, "it was never sent"));
-      this.#admitBlocked(); // a waiting ready() may have room now
+    if (item.state === SENT) {
+      this.#giveUpSent(item.frame!, [item], () => error);
       return;
     }
+    // A send waiting for room stays in #blocked, settled, and is skipped when reached.
     if (item.state === BATCHED) {
       this.#batch.splice(this.#batch.indexOf(item), 1);
       this.#batchBytes -= item.message!.size;
       this.#held -= 1;
-      this.#settle(item, withNote(error, "it was never sent"));
-      this.#admitBlocked();
-      return;
     }
-    this.#giveUpSent(item.frame!, [item], () => error);
+    this.#settle(item, withNote(error, "it was never sent"));
+    this.#admitBlocked(); // a waiting ready() may have room now
   }
 
   /** Stop waiting for `items` of `frame` together (they expired in one sweep): the frame is withdrawn if no send of it still waits. */
@@ -396,6 +413,13 @@ export class Publisher<T = unknown> {
     frame.waiting -= items.length;
     const withdrawn = frame.waiting === 0 && frame.pending.cancel(new DovetailError("closed", "withdrawn")); // its sends are settled below
     for (const item of items) this.#settle(item, withNote(errorFor(item), withdrawn ? "it was never sent" : "it was sent and may still be stored"));
+  }
+
+  /** Drop the taken slots of `#blocked`; returns the sends still waiting (some may be settled). */
+  #compactBlocked(): Item[] {
+    this.#blocked.splice(0, this.#blockedHead);
+    this.#blockedHead = 0;
+    return this.#blocked as Item[];
   }
 
   /** When `item` times out unless a confirm comes first (Infinity: never). */
@@ -417,8 +441,8 @@ export class Publisher<T = unknown> {
     const late = (item: Item) => !item.done && this.#deadlineOf(item) <= now;
     const expire = (item: Item) => this.#settle(item, withNote(timeoutError(this.#what(), item.timeoutMs), "it was never sent"));
     // Not yet in a frame: taken out in one pass each (a stalled connection can leave thousands).
-    const blocked = this.#blocked.filter(late);
-    if (blocked.length > 0) this.#blocked = this.#blocked.filter((item) => !late(item));
+    const blocked = this.#compactBlocked().filter(late);
+    if (blocked.length > 0) this.#blocked = this.#blocked.filter((item) => !late(item!));
     const batched = this.#batch.filter(late);
     if (batched.length > 0) {
       this.#batch = this.#batch.filter((item) => !late(item));
@@ -431,7 +455,8 @@ export class Publisher<T = unknown> {
     for (const [frame, items] of lateByFrame) this.#giveUpSent(frame, items, (item) => timeoutError(this.#what(), item.timeoutMs));
     if (blocked.length + batched.length > 0) this.#admitBlocked();
     let next = Infinity;
-    for (const list of [this.#blocked, this.#batch, this.#sent]) for (const item of list) if (!item.done) next = Math.min(next, this.#deadlineOf(item));
+    for (const list of [this.#compactBlocked(), this.#batch, this.#sent])
+      for (const item of list) if (!item.done) next = Math.min(next, this.#deadlineOf(item));
     if (next < Infinity) this.#armDeadline(next);
   }
 }
