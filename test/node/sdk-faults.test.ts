@@ -146,6 +146,39 @@ describe("sdk under faults", () => {
     }
   });
 
+  it("a plain send loop (no ready()) far past maxQueued is stored once each, in order, across a kill -9", async () => {
+    const topic = freshTopic();
+    const publisherBus = connect(server.url, { reconnect: { initialDelayMs: 50, maxDelayMs: 1000 }, pingIntervalMs: 1000 });
+    let drops = 0;
+    void (async () => {
+      for await (const e of publisherBus.status()) if (e.type === "disconnected") drops++;
+    })();
+    const COUNT = 20_000;
+    try {
+      // timeoutMs: the sends wait out the restart (workerd starting again on a busy machine).
+      const pub = publisherBus.publisher(topic, { maxQueued: 1000, maxBatch: 100, lingerMs: 1, timeoutMs: 120_000 });
+      let confirmed = 0;
+      const sends = Array.from({ length: COUNT }, (_, n) => pub.send({ n }));
+      for (const s of sends)
+        s.then(
+          () => confirmed++,
+          () => {},
+        );
+      await sends[2000];
+      const confirmedAtKill = confirmed;
+      await server.restart();
+      const offsets = await Promise.all(sends);
+      expect(confirmedAtKill).toBeLessThan(COUNT - 1000); // thousands still waited for room when the bus died
+      expect(drops).toBeGreaterThan(0);
+      expect(offsets).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+      const stored = await readAll(server.url, topic);
+      expect(stored.length).toBe(COUNT);
+      expect(stored.every((m, i) => m.offset === i && (m.data as { n: number }).n === i)).toBe(true);
+    } finally {
+      await publisherBus.close({ force: true });
+    }
+  });
+
   it("a subscriber that stops reading slows neither a second subscriber nor the publisher", async () => {
     const topic = freshTopic();
     const bus = connect(server.url);

@@ -167,6 +167,35 @@ describe("sdk against a real bus", () => {
     expect(await Promise.all(sends)).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
 
+  it("a plain send loop far past maxQueued (no ready()) confirms each send once, in order; sends aborted while waiting are skipped and never stored", async () => {
+    const topic = freshTopic();
+    const pub = bus.publisher(topic, { maxQueued: 100, maxBatch: 20, lingerMs: 1 });
+    const controller = new AbortController();
+    const COUNT = 5000;
+    // The loop runs in one task: sends 0..99 fill the publisher, the rest wait for room.
+    const aborted = (i: number) => i >= 200 && i % 3 === 1;
+    const sends = Array.from({ length: COUNT }, (_, i) => pub.send(i, aborted(i) ? { signal: controller.signal } : undefined));
+    for (const s of sends) s.catch(() => {}); // awaited below
+    expect(pub.queued).toBe(100);
+    controller.abort(new Error("not needed"));
+    const results = await Promise.allSettled(sends);
+    const kept = Array.from({ length: COUNT }, (_, i) => i).filter((i) => !aborted(i));
+    const offsets = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    expect(offsets).toEqual(kept.map((_, k) => k));
+    expect(results.filter((r, i) => aborted(i) !== (r.status === "rejected"))).toEqual([]);
+    const reasons = results.flatMap((r) => (r.status === "rejected" ? [r.reason as DovetailError] : []));
+    expect(reasons.every((e) => e.code === "aborted" && e.message.endsWith("it was never sent"))).toBe(true);
+    const stored: unknown[] = [];
+    while (stored.length < kept.length) {
+      const page = await bus.read(topic, { from: stored.length, limit: 1000 });
+      if (page.messages.length === 0) break;
+      stored.push(...page.messages.map((m) => m.data));
+    }
+    expect(stored).toEqual(kept);
+    expect(pub.queued).toBe(0);
+    await pub.ready(); // room again once the waiting sends are through
+  });
+
   it("buffers at most `buffer` messages for a subscriber that does not read", async () => {
     const topic = freshTopic();
     const pub = bus.publisher(topic);
