@@ -1,10 +1,14 @@
 /**
  * SDK benchmark (issue 4's speed note), through @dovetail/sdk against a running bus:
  *   1. `publisher().send` in a loop: confirmed messages per second (100-byte messages);
+ *   1b. issue 17: the obvious loop, `pub.send(x)` n times then await the last, default options,
+ *       against the same loop with `await pub.ready()` before each send, at 200,000 and 1,000,000
+ *       messages (20,000 and 100,000 with --quick), alternating, 3 runs each (1 with --quick):
+ *       median msg/s of each, their ratio, and the heap the plain loop's waiting sends hold;
  *   2. `publish()` awaited one at a time: p50 / p99 ms;
  *   3. end-to-end latency (send → delivered) at a steady rate with 10 subscribers: p50 / p99 ms.
  *
- * Run: node bench/sdk-bench.ts --url http://127.0.0.1:8787 [--token T] [--quick]
+ * Run: node bench/sdk-bench.ts --url http://127.0.0.1:8787 [--token T] [--quick] [--only loop,obvious,awaited,e2e]
  * Without --url it starts a local bus (test/support/bus-process.ts) and stops it after.
  * The last stdout line is one JSON object with every figure; progress goes to stderr.
  */
@@ -20,11 +24,16 @@ const { values } = parseArgs({
     quick: { type: "boolean" },
     rate: { type: "string" },
     subs: { type: "string" },
+    only: { type: "string" },
   },
 });
 const QUICK = values.quick ?? false;
+/** Which parts run (default all): `loop` (1), `obvious` (1b), `awaited` (2), `e2e` (3); the others' figures are null. */
+const ONLY = new Set((values.only ?? "loop,obvious,awaited,e2e").split(","));
 const SIZE_BYTES = 100;
 const LOOP_MESSAGES = QUICK ? 50_000 : 300_000;
+const PLAIN_LOOP_COUNTS = QUICK ? [20_000, 100_000] : [200_000, 1_000_000];
+const OBVIOUS_RUNS = QUICK ? 1 : 3;
 const AWAITED_PUBLISHES = QUICK ? 500 : 3000;
 const E2E_RATE = Number(values.rate ?? 10_000);
 const E2E_SUBSCRIBERS = Number(values.subs ?? 10);
@@ -62,6 +71,71 @@ async function sendLoop(bus: Bus) {
   const rate = Math.round(confirmed / seconds);
   log(`publisher().send loop: ${confirmed} confirmed in ${seconds.toFixed(2)} s = ${rate} msg/s`);
   return { messages: confirmed, seconds: Math.round(seconds * 1000) / 1000, msgPerSec: rate };
+}
+
+/**
+ * `count` sends on a fresh topic with default publisher options, then await the last (confirms
+ * come in send order). `withReady`: `await pub.ready()` before each send, so at most `maxQueued`
+ * sends are held; without, every send is made at once and most wait for room.
+ */
+async function obviousLoop(bus: Bus, count: number, withReady: boolean) {
+  const pub = bus.publisher(topicName(withReady ? "ready" : "plain"));
+  await pub.send(payload({ n: -1 })); // connect first
+  const message = payload({ n: 0 });
+  const heapBefore = process.memoryUsage().heapUsed;
+  let heapAfterLoop = 0;
+  const start = performance.now();
+  let last: Promise<number> = Promise.resolve(-1);
+  for (let i = 0; i < count; i++) {
+    if (withReady) await pub.ready();
+    last = pub.send(message);
+  }
+  if (!withReady) heapAfterLoop = process.memoryUsage().heapUsed;
+  await last;
+  const seconds = (performance.now() - start) / 1000;
+  const rate = Math.round(count / seconds);
+  // No forced GC: garbage made meanwhile counts too, so this is an upper bound of what they hold.
+  const heldBytesPerSend = withReady ? null : Math.round((heapAfterLoop - heapBefore) / count);
+  log(
+    `obvious loop, ${count} sends${withReady ? " with ready()" : ""}: ${seconds.toFixed(2)} s = ${rate} msg/s${withReady ? "" : `, ~${heldBytesPerSend} B heap per waiting send`}`,
+  );
+  return { messages: count, seconds: Math.round(seconds * 1000) / 1000, msgPerSec: rate, ...(withReady ? {} : { heldBytesPerSend }) };
+}
+
+/**
+ * Issue 17, item 1: the plain loop within 10 % of the ready() loop, at each count. The two
+ * alternate, OBVIOUS_RUNS times each, so that noise from a busy machine lands on both; medians.
+ */
+async function obviousLoops(bus: Bus) {
+  const out: Record<string, unknown> = {};
+  for (const count of PLAIN_LOOP_COUNTS) {
+    const ready: number[] = [];
+    const plain: number[] = [];
+    let heldBytesPerSend = Infinity;
+    for (let run = 0; run < OBVIOUS_RUNS; run++) {
+      ready.push((await obviousLoop(bus, count, true)).msgPerSec);
+      const p = await obviousLoop(bus, count, false);
+      plain.push(p.msgPerSec);
+      heldBytesPerSend = Math.min(heldBytesPerSend, p.heldBytesPerSend ?? Infinity); // the closest of the upper bounds
+    }
+    const readyMsgPerSec = median(ready);
+    const plainMsgPerSec = median(plain);
+    out[String(count)] = {
+      readyMsgPerSec,
+      plainMsgPerSec,
+      plainVsReady: Math.round((plainMsgPerSec / readyMsgPerSec) * 100) / 100,
+      readyRuns: ready.join(" "),
+      plainRuns: plain.join(" "),
+      heldBytesPerSend,
+    };
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
 }
 
 async function awaitedPublish(bus: Bus) {
@@ -141,19 +215,21 @@ if (!url) {
 const token = values.token ?? process.env.DOVETAIL_TOKEN ?? undefined;
 try {
   const bus = connect(url, token ? { token } : {});
-  const loop = await sendLoop(bus);
-  const awaited = await awaitedPublish(bus);
+  const loop = ONLY.has("loop") ? await sendLoop(bus) : null;
+  const obvious = ONLY.has("obvious") ? await obviousLoops(bus) : null;
+  const awaited = ONLY.has("awaited") ? await awaitedPublish(bus) : null;
   await bus.close({ force: true });
-  const e2e = await endToEnd(url, token);
+  const e2e = ONLY.has("e2e") ? await endToEnd(url, token) : null;
   const result = {
     bench: "sdk",
     quick: QUICK,
     url,
     messageBytes: SIZE_BYTES,
     publisherSendLoop: loop,
+    obviousSendLoop: obvious,
     publishAwaited: awaited,
     endToEnd: e2e,
-    targets: { sendLoopMsgPerSec: 100_000, publishAwaitedP50Ms: 2, endToEndP99Ms: 10 },
+    targets: { sendLoopMsgPerSec: 100_000, obviousLoopPlainVsReady: 0.9, publishAwaitedP50Ms: 2, endToEndP99Ms: 10 },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
