@@ -3,12 +3,12 @@
  *   1. `publisher().send` in a loop: confirmed messages per second (100-byte messages);
  *   1b. issue 17: the obvious loop, `pub.send(x)` n times then await the last, default options,
  *       against the same loop with `await pub.ready()` before each send, at 200,000 and 1,000,000
- *       messages (20,000 and 100,000 with --quick), alternating, 3 runs each (1 with --quick):
+ *       messages (20,000 and 100,000 with --quick), alternating, 3 runs each (1 with --quick, or --runs):
  *       median msg/s of each, their ratio, and the heap the plain loop's waiting sends hold;
  *   2. `publish()` awaited one at a time: p50 / p99 ms;
  *   3. end-to-end latency (send → delivered) at a steady rate with 10 subscribers: p50 / p99 ms.
  *
- * Run: node bench/sdk-bench.ts --url http://127.0.0.1:8787 [--token T] [--quick] [--only loop,obvious,awaited,e2e]
+ * Run: node bench/sdk-bench.ts --url http://127.0.0.1:8787 [--token T] [--quick] [--only loop,obvious,awaited,e2e] [--runs N (of 1b)]
  * Without --url it starts a local bus (test/support/bus-process.ts) and stops it after.
  * The last stdout line is one JSON object with every figure; progress goes to stderr.
  */
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     rate: { type: "string" },
     subs: { type: "string" },
     only: { type: "string" },
+    runs: { type: "string" },
   },
 });
 const QUICK = values.quick ?? false;
@@ -33,7 +34,7 @@ const ONLY = new Set((values.only ?? "loop,obvious,awaited,e2e").split(","));
 const SIZE_BYTES = 100;
 const LOOP_MESSAGES = QUICK ? 50_000 : 300_000;
 const PLAIN_LOOP_COUNTS = QUICK ? [20_000, 100_000] : [200_000, 1_000_000];
-const OBVIOUS_RUNS = QUICK ? 1 : 3;
+const OBVIOUS_RUNS = Number(values.runs ?? (QUICK ? 1 : 3));
 const AWAITED_PUBLISHES = QUICK ? 500 : 3000;
 const E2E_RATE = Number(values.rate ?? 10_000);
 const E2E_SUBSCRIBERS = Number(values.subs ?? 10);
