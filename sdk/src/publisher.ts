@@ -173,8 +173,8 @@ export class Publisher<T = unknown> {
       }
       const deadline = this.#deadlineOf(item);
       if (deadline < this.#deadlineAt) this.#armDeadline(deadline);
-      if (this.#held >= this.#maxQueued)
-        this.#blocked.push(item); // only when full do sends wait (#admitBlocked)
+      // Sends wait only while the publisher is full (#admitBlocked): none overtakes a waiting one.
+      if (this.#held >= this.#maxQueued) this.#blocked.push(item);
       else this.#accept(item);
     });
   }
