@@ -13,6 +13,8 @@
  * The last stdout line is one JSON object with every figure; progress goes to stderr.
  */
 import { parseArgs } from "node:util";
+import v8 from "node:v8";
+import vm from "node:vm";
 import * as hdr from "hdr-histogram-js";
 import { connect, type Bus } from "../sdk/src/index.ts";
 import { startBus, type BusProcess } from "../test/support/bus-process.ts";
@@ -83,24 +85,17 @@ async function obviousLoop(bus: Bus, count: number, withReady: boolean) {
   const pub = bus.publisher(topicName(withReady ? "ready" : "plain"));
   await pub.send(payload({ n: -1 })); // connect first
   const message = payload({ n: 0 });
-  const heapBefore = process.memoryUsage().heapUsed;
-  let heapAfterLoop = 0;
   const start = performance.now();
   let last: Promise<number> = Promise.resolve(-1);
   for (let i = 0; i < count; i++) {
     if (withReady) await pub.ready();
     last = pub.send(message);
   }
-  if (!withReady) heapAfterLoop = process.memoryUsage().heapUsed;
   await last;
   const seconds = (performance.now() - start) / 1000;
   const rate = Math.round(count / seconds);
-  // No forced GC: garbage made meanwhile counts too, so this is an upper bound of what they hold.
-  const heldBytesPerSend = withReady ? null : Math.round((heapAfterLoop - heapBefore) / count);
-  log(
-    `obvious loop, ${count} sends${withReady ? " with ready()" : ""}: ${seconds.toFixed(2)} s = ${rate} msg/s${withReady ? "" : `, ~${heldBytesPerSend} B heap per waiting send`}`,
-  );
-  return { messages: count, seconds: Math.round(seconds * 1000) / 1000, msgPerSec: rate, ...(withReady ? {} : { heldBytesPerSend }) };
+  log(`obvious loop, ${count} sends${withReady ? " with ready()" : ""}: ${seconds.toFixed(2)} s = ${rate} msg/s`);
+  return rate;
 }
 
 /**
@@ -112,12 +107,9 @@ async function obviousLoops(bus: Bus) {
   for (const count of PLAIN_LOOP_COUNTS) {
     const ready: number[] = [];
     const plain: number[] = [];
-    let heldBytesPerSend = Infinity;
     for (let run = 0; run < OBVIOUS_RUNS; run++) {
-      ready.push((await obviousLoop(bus, count, true)).msgPerSec);
-      const p = await obviousLoop(bus, count, false);
-      plain.push(p.msgPerSec);
-      heldBytesPerSend = Math.min(heldBytesPerSend, p.heldBytesPerSend ?? Infinity); // the closest of the upper bounds
+      ready.push(await obviousLoop(bus, count, true));
+      plain.push(await obviousLoop(bus, count, false));
     }
     const readyMsgPerSec = median(ready);
     const plainMsgPerSec = median(plain);
@@ -127,10 +119,32 @@ async function obviousLoops(bus: Bus) {
       plainVsReady: Math.round((plainMsgPerSec / readyMsgPerSec) * 100) / 100,
       readyRuns: ready.join(" "),
       plainRuns: plain.join(" "),
-      heldBytesPerSend,
+      heldBytesPerSend: await heldPerWaitingSend(bus, count),
     };
   }
   return out;
+}
+
+/** Untimed: the heap `count` sends hold right after the plain loop made them, per send (full GCs before and after). */
+async function heldPerWaitingSend(bus: Bus, count: number): Promise<number> {
+  const pub = bus.publisher(topicName("held"));
+  await pub.send(payload({ n: -1 }));
+  const message = payload({ n: 0 });
+  collectGarbage();
+  const before = process.memoryUsage().heapUsed;
+  let last: Promise<number> = Promise.resolve(-1);
+  for (let i = 0; i < count; i++) last = pub.send(message);
+  collectGarbage();
+  const bytes = Math.round((process.memoryUsage().heapUsed - before) / count);
+  log(`obvious loop, ${count} sends: ${bytes} B of heap per send while they wait (${pub.queued} held, the rest waiting for room)`);
+  await last;
+  return bytes;
+}
+
+/** A full GC, as `node --expose-gc` offers it (turned on here so that `npm run bench:sdk` needs no flag). */
+function collectGarbage(): void {
+  v8.setFlagsFromString("--expose-gc");
+  (vm.runInNewContext("gc") as () => void)();
 }
 
 function median(xs: number[]): number {
