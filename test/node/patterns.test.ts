@@ -23,17 +23,31 @@ function freshRoot(): string {
   return `pat.${Date.now().toString(36)}.${counter}.${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** Take `count` messages, grouped by topic. */
-async function take(sub: PatternSubscription, count: number): Promise<Map<string, PatternMessage[]>> {
+/** Take `count` messages, grouped by topic; fails after `timeoutMs` saying what did arrive. */
+async function take(sub: PatternSubscription, count: number, timeoutMs = 60_000): Promise<Map<string, PatternMessage[]>> {
   const byTopic = new Map<string, PatternMessage[]>();
   let n = 0;
-  for await (const m of sub) {
-    const list = byTopic.get(m.topic) ?? [];
-    list.push(m);
-    byTopic.set(m.topic, list);
-    if (++n >= count) break;
+  const taking = (async () => {
+    for await (const m of sub) {
+      const list = byTopic.get(m.topic) ?? [];
+      list.push(m);
+      byTopic.set(m.topic, list);
+      if (++n >= count) break;
+    }
+    return byTopic;
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const seen = [...byTopic].map(([t, ms]) => `${t}: ${ms.length} (last offset ${ms[ms.length - 1]?.offset})`).join(", ");
+      reject(new Error(`${n} of ${count} messages after ${timeoutMs} ms: ${seen}`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([taking, late]);
+  } finally {
+    clearTimeout(timer);
   }
-  return byTopic;
 }
 
 /** Per topic: offsets 0..n-1 exactly once, in order, each with its payload. */
@@ -108,8 +122,9 @@ describe("pattern subscriptions through the SDK", () => {
     const publisher = connect(server.url, { token: server.token, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } });
     const subscriber = connect(server.url, { token: server.token, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, pingIntervalMs: 1000 });
     try {
-      const sub = subscriber.subscribe(`${root}.>`, { buffer: 100 });
-      // Latest: wait until the subscription runs (a first message arrives) before counting.
+      // Earliest (the root is new): with latest, a message published before the subscription runs
+      // on the bus would not be delivered, and `subscribe()` returns before it runs.
+      const sub = subscriber.subscribe(`${root}.>`, { from: "earliest", buffer: 100 });
       await publisher.publish(`${root}.x`, { n: 0 });
       const first = await sub.next();
       expect(first.value).toMatchObject({ topic: `${root}.x`, offset: 0 });
