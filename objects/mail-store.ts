@@ -120,9 +120,7 @@ export class MailStore {
     sql.exec(`CREATE TABLE IF NOT EXISTS ml_threads (
       id TEXT PRIMARY KEY, subject TEXT NOT NULL, started_at INTEGER NOT NULL, last_at INTEGER NOT NULL, messages INTEGER NOT NULL) WITHOUT ROWID`);
     sql.exec(`CREATE TABLE IF NOT EXISTS ml_agents (agent TEXT PRIMARY KEY) WITHOUT ROWID`);
-    sql.exec(
-      `CREATE VIRTUAL TABLE IF NOT EXISTS ml_fts USING fts5(subject, body, content='ml_messages', content_rowid='id', tokenize='porter unicode61')`,
-    );
+    sql.exec(`CREATE VIRTUAL TABLE IF NOT EXISTS ml_fts USING fts5(subject, body, content='ml_messages', content_rowid='id', tokenize='porter unicode61')`);
     sql.exec(`CREATE TABLE IF NOT EXISTS ml_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, agent TEXT NOT NULL, event TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS ml_pub (agent TEXT PRIMARY KEY, seq INTEGER NOT NULL, upto INTEGER) WITHOUT ROWID`);
     const version = sql.exec<{ v: number }>(`SELECT v FROM ml_meta WHERE k = 'schema'`).toArray()[0]?.v;
@@ -188,7 +186,11 @@ export class MailStore {
       for (const r of recipients) {
         this.#sql.exec(`INSERT INTO ml_recipients (agent, msg, kind, read_at, acked_at) VALUES (?, ?, ?, NULL, NULL)`, r.agent, id, r.kind);
         this.#sql.exec(`INSERT OR IGNORE INTO ml_agents (agent) VALUES (?)`, r.agent);
-        const delivery: MailDelivery = { kind: "mail", agent: r.agent, message: { ...message, recipient: { agent: r.agent, kind: r.kind, readAt: null, ackedAt: null } } };
+        const delivery: MailDelivery = {
+          kind: "mail",
+          agent: r.agent,
+          message: { ...message, recipient: { agent: r.agent, kind: r.kind, readAt: null, ackedAt: null } },
+        };
         this.#sql.exec(`INSERT INTO ml_outbox (agent, event) VALUES (?, ?)`, r.agent, JSON.stringify(delivery));
       }
       return { id, threadId, createdAt: now, recipients: recipients.length };
@@ -265,14 +267,14 @@ export class MailStore {
    * reader may read (sent or received by an agent it may read). `not_found` when it sees none.
    */
   thread(threadId: string, after: number, limit: number, reader: MailReader): { messages: MailMessage[]; next?: number } {
-    const rows = this.#sql
-      .exec<MessageRow>(`SELECT * FROM ml_messages WHERE thread = ? AND id > ? ORDER BY id LIMIT ?`, threadId, after, limit + 1)
-      .toArray();
+    const rows = this.#sql.exec<MessageRow>(`SELECT * FROM ml_messages WHERE thread = ? AND id > ? ORDER BY id LIMIT ?`, threadId, after, limit + 1).toArray();
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : rows;
     const messages: MailMessage[] = [];
     for (const row of page) {
-      const recipients = this.#sql.exec<RecipientRow>(`SELECT * FROM ml_recipients WHERE msg = ? ORDER BY CASE kind WHEN 'to' THEN 0 WHEN 'cc' THEN 1 ELSE 2 END, agent`, row.id).toArray();
+      const recipients = this.#sql
+        .exec<RecipientRow>(`SELECT * FROM ml_recipients WHERE msg = ? ORDER BY CASE kind WHEN 'to' THEN 0 WHEN 'cc' THEN 1 ELSE 2 END, agent`, row.id)
+        .toArray();
       if (!reader.all && !reader.mayRead(row.sender) && !recipients.some((r) => reader.mayRead(r.agent))) continue;
       const m = this.#view(row, reader, true);
       m.recipients = recipients.filter((r) => this.#seesRecipient(row, r, reader)).map(state);
@@ -287,7 +289,10 @@ export class MailStore {
    * match in `**`, filters, and only what the reader may read. A query FTS5 cannot parse is
    * `invalid_query`.
    */
-  search(q: SearchQuery & { limit: number; offset: number }, reader: MailReader): { hits: { message: MailMessage; rank: number; snippets: { subject: string; body: string } }[]; next?: number } {
+  search(
+    q: SearchQuery & { limit: number; offset: number },
+    reader: MailReader,
+  ): { hits: { message: MailMessage; rank: number; snippets: { subject: string; body: string } }[]; next?: number } {
     const where = ["ml_fts MATCH ?"];
     const args: unknown[] = [q.q];
     let readable: string | null = null;

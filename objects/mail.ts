@@ -20,7 +20,16 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { DovetailError } from "../protocol/errors.ts";
-import { agentIdSchema, checkSend, inboxQuerySchema, mailIdSchema, parseMailInput, searchQuerySchema, threadIdSchema, threadQuerySchema } from "../protocol/mail-schemas.ts";
+import {
+  agentIdSchema,
+  checkSend,
+  inboxQuerySchema,
+  mailIdSchema,
+  parseMailInput,
+  searchQuerySchema,
+  threadIdSchema,
+  threadQuerySchema,
+} from "../protocol/mail-schemas.ts";
 import {
   DEFAULT_MAIL_PAGE,
   inboxTopic,
@@ -134,7 +143,15 @@ export class Mail extends DurableObject<ObjectsEnv> {
       const reader = this.#reading(caller, agent);
       const q = parseMailInput(inboxQuerySchema, query) as InboxQuery;
       const page = this.#store.inbox(
-        { agent, unread: q.unread === true, threadId: q.threadId, since: q.since, before: q.before, limit: q.limit ?? DEFAULT_MAIL_PAGE, bodies: q.bodies === true },
+        {
+          agent,
+          unread: q.unread === true,
+          threadId: q.threadId,
+          since: q.since,
+          before: q.before,
+          limit: q.limit ?? DEFAULT_MAIL_PAGE,
+          bodies: q.bodies === true,
+        },
         reader,
       );
       return { agent, ...page };
@@ -234,9 +251,13 @@ export class Mail extends DurableObject<ObjectsEnv> {
       else if (answer.error.code === "not_found") unknown.push(ask[k]!);
       else unwrap(answer);
     });
-    if (unknown.includes(from)) throw new DovetailError("unknown_recipient", `the sender ${from} is not a registered agent of this tenant (register it first: POST /v1/agents)`);
+    if (unknown.includes(from))
+      throw new DovetailError("unknown_recipient", `the sender ${from} is not a registered agent of this tenant (register it first: POST /v1/agents)`);
     if (unknown.length > 0) {
-      throw new DovetailError("unknown_recipient", `not registered agents of this tenant: ${unknown.slice(0, 10).join(", ")}${unknown.length > 10 ? ", …" : ""}; nothing was sent`);
+      throw new DovetailError(
+        "unknown_recipient",
+        `not registered agents of this tenant: ${unknown.slice(0, 10).join(", ")}${unknown.length > 10 ? ", …" : ""}; nothing was sent`,
+      );
     }
   }
 

@@ -45,7 +45,14 @@ export const sendMailSchema = z
   .strict();
 
 export const inboxQuerySchema = z
-  .object({ unread: z.boolean().optional(), threadId: threadIdSchema.optional(), since: time.optional(), before: messageId.optional(), limit: limit.optional(), bodies: z.boolean().optional() })
+  .object({
+    unread: z.boolean().optional(),
+    threadId: threadIdSchema.optional(),
+    since: time.optional(),
+    before: messageId.optional(),
+    limit: limit.optional(),
+    bodies: z.boolean().optional(),
+  })
   .strict();
 
 export const threadQuerySchema = z.object({ after: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(), limit: limit.optional() }).strict();
@@ -111,7 +118,8 @@ export function checkSend(value: unknown): CheckedSend {
     if (nestsDeeperThan(mail.data, MAX_DATA_DEPTH)) throw new DovetailError("too_deep", `data nests deeper than ${MAX_DATA_DEPTH} levels`);
     dataJson = JSON.stringify(mail.data);
     const dataBytes = new TextEncoder().encode(dataJson).byteLength;
-    if (dataBytes > MAX_MAIL_DATA_BYTES) throw new DovetailError("message_too_large", `data is ${dataBytes} bytes as JSON; the limit is ${MAX_MAIL_DATA_BYTES}`);
+    if (dataBytes > MAX_MAIL_DATA_BYTES)
+      throw new DovetailError("message_too_large", `data is ${dataBytes} bytes as JSON; the limit is ${MAX_MAIL_DATA_BYTES}`);
   }
   return { mail, recipients, dataJson };
 }

@@ -6,7 +6,16 @@
  */
 import { evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { inboxTopic, mailObjectName, MAX_MAIL_BODY_BYTES, type InboxPage, type MailDelivery, type MailMessage, type SearchPage, type ThreadPage } from "../../protocol/mail.ts";
+import {
+  inboxTopic,
+  mailObjectName,
+  MAX_MAIL_BODY_BYTES,
+  type InboxPage,
+  type MailDelivery,
+  type MailMessage,
+  type SearchPage,
+  type ThreadPage,
+} from "../../protocol/mail.ts";
 import { bindings, gatewayFetch, issueKey, openSocket } from "./helpers.ts";
 
 let counter = 0;
@@ -63,11 +72,26 @@ describe("agent mail", () => {
       key,
       "POST",
       "/v1/mail/messages",
-      { from: "alice", to: ["bob"], cc: ["carol", "bob"], subject: "plan", bodyMd: "# Plan\nship it", ackRequired: true, importance: "high", data: { step: 1 } },
+      {
+        from: "alice",
+        to: ["bob"],
+        cc: ["carol", "bob"],
+        subject: "plan",
+        bodyMd: "# Plan\nship it",
+        ackRequired: true,
+        importance: "high",
+        data: { step: 1 },
+      },
       201,
     );
     expect(first).toMatchObject({ threadId: String(first.id), recipients: 2 });
-    const second = await json<{ id: number; threadId: string }>(key, "POST", "/v1/mail/messages", { from: "carol", to: ["bob"], subject: "re: plan", bodyMd: "agreed", threadId: first.threadId }, 201);
+    const second = await json<{ id: number; threadId: string }>(
+      key,
+      "POST",
+      "/v1/mail/messages",
+      { from: "carol", to: ["bob"], subject: "re: plan", bodyMd: "agreed", threadId: first.threadId },
+      201,
+    );
     expect(second.threadId).toBe(first.threadId);
 
     const inbox = await json<InboxPage>(key, "GET", "/v1/mail/inbox/bob");
@@ -154,7 +178,13 @@ describe("agent mail", () => {
 
   it("keeps bcc from everyone but the sender's readers and the bcc recipient", async () => {
     const { tenant, key } = await tenantWith(["alice", "bob", "carol"]);
-    const sent = await json<{ id: number; threadId: string }>(key, "POST", "/v1/mail/messages", { from: "alice", to: ["bob"], bcc: ["carol"], subject: "secret", bodyMd: "hush" }, 201);
+    const sent = await json<{ id: number; threadId: string }>(
+      key,
+      "POST",
+      "/v1/mail/messages",
+      { from: "alice", to: ["bob"], bcc: ["carol"], subject: "secret", bodyMd: "hush" },
+      201,
+    );
     const bobKey = (await issueKey(tenant, ["subscribe:_mail.bob"])).key;
     const carolKey = (await issueKey(tenant, ["subscribe:_mail.carol"])).key;
     const aliceKey = (await issueKey(tenant, ["subscribe:_mail.alice"])).key;
@@ -172,7 +202,10 @@ describe("agent mail", () => {
     const asCarol = await json<MailMessage>(carolKey, "GET", `/v1/mail/inbox/carol/${sent.id}`);
     expect(asCarol.recipient).toMatchObject({ agent: "carol", kind: "bcc" });
     expect(asCarol.bcc).toBeUndefined();
-    expect((await json<ThreadPage>(carolKey, "GET", `/v1/mail/threads/${sent.threadId}`)).messages[0]!.recipients!.map((r) => r.agent)).toEqual(["bob", "carol"]);
+    expect((await json<ThreadPage>(carolKey, "GET", `/v1/mail/threads/${sent.threadId}`)).messages[0]!.recipients!.map((r) => r.agent)).toEqual([
+      "bob",
+      "carol",
+    ]);
 
     expect((await json<MailMessage>(aliceKey, "GET", `/v1/mail/inbox/alice/${sent.id}`)).bcc).toEqual(["carol"]);
     expect((await json<SearchPage>(aliceKey, "GET", "/v1/mail/search?q=secret&to=carol")).hits).toHaveLength(1);
@@ -209,7 +242,13 @@ describe("agent mail", () => {
   it("searches with FTS5: ranking, highlighted snippets, filters", async () => {
     const { key } = await tenantWith(["a", "b", "c"]);
     const send = async (from: string, to: string, subject: string, bodyMd: string, threadId?: string) =>
-      (await json<{ id: number; threadId: string; createdAt: number }>(key, "POST", "/v1/mail/messages", { from, to: [to], subject, bodyMd, ...(threadId ? { threadId } : {}) }, 201));
+      await json<{ id: number; threadId: string; createdAt: number }>(
+        key,
+        "POST",
+        "/v1/mail/messages",
+        { from, to: [to], subject, bodyMd, ...(threadId ? { threadId } : {}) },
+        201,
+      );
     const deploy = await send("a", "b", "deploy failed", "the deploy of service x failed at step 3");
     const mention = await send("b", "c", "weekly notes", "nothing about releases; one deploy mentioned", deploy.threadId);
     const other = await send("c", "a", "lunch", "pizza on friday");
@@ -277,7 +316,11 @@ describe("agent mail", () => {
     await socket.subscribe(0, 100);
     const [copy] = await socket.waitDelivered(1);
     const delivery = copy!.data as MailDelivery;
-    expect(delivery).toMatchObject({ kind: "mail", agent: "sub:two", message: { subject: "first", bodyMd: "1", from: "pub.one", recipient: { kind: "to", readAt: null } } });
+    expect(delivery).toMatchObject({
+      kind: "mail",
+      agent: "sub:two",
+      message: { subject: "first", bodyMd: "1", from: "pub.one", recipient: { kind: "to", readAt: null } },
+    });
     await json(key, "POST", "/v1/mail/messages", { from: "pub.one", to: ["sub:two"], subject: "second" }, 201);
     const both = await socket.waitDelivered(2);
     expect((both[1]!.data as MailDelivery).message.subject).toBe("second");
