@@ -143,7 +143,7 @@ export interface SearchHit {
   message: MailMessage;
   /** BM25 rank from FTS5: lower is a better match. */
   rank: number;
-  /** Subject and body excerpts with each match between `[` and `]`. */
+  /** Subject and body excerpts with each match between `**` and `**` (Markdown bold). */
   snippets: { subject: string; body: string };
 }
 
