@@ -5,6 +5,7 @@
  *
  *   node bench/mail-bench.ts [--quick]                  # starts its own bus (scripts/dev.mjs, auth off)
  *   node bench/mail-bench.ts --url http://127.0.0.1:8787 [--quick]
+ *   node bench/mail-bench.ts --messages 20000 --send-seconds 5   # smaller seed, shorter paced phase
  *
  * Phases, in one run:
  * 1. seed: MESSAGES messages (100,000; 10,000 with --quick) from SENDERS agents to RECIPIENTS
@@ -38,7 +39,9 @@ const SENDERS = 50;
 const RECIPIENTS = 200;
 const SEED_CONCURRENCY = 32;
 const SEND_RATE = Number(option("--send-rate") ?? 1_200);
-const SEND_SECONDS = quick ? 5 : 15;
+const SEND_SECONDS = Number(option("--send-seconds") ?? (quick ? 5 : 15));
+/** Most paced sends in flight: past it a send waits for one to finish (its latency still counts from its intended time). */
+const MAX_IN_FLIGHT = 256;
 const READ_WORKERS = 32;
 const READ_SECONDS = quick ? 5 : 15;
 const SEARCH_WORKERS = 16;
@@ -105,7 +108,11 @@ async function main(): Promise<void> {
         subject: `${TOPICAL[n % TOPICAL.length]} ${zipfWord()} #${n}`,
         bodyMd: body(),
       };
-      const r = await fetch(`${url}/v1/mail/messages`, { method: "POST", headers: json, body: JSON.stringify(mail) });
+      const r = await fetch(`${url}/v1/mail/messages`, { method: "POST", headers: json, body: JSON.stringify(mail) }).catch((e: unknown) => e as Error);
+      if (r instanceof Error) {
+        fail(`send: ${r.message}`);
+        return false;
+      }
       const text = await r.text();
       if (r.status !== 201) {
         fail(`send: ${r.status} ${text.slice(0, 200)}`);
@@ -136,18 +143,19 @@ async function main(): Promise<void> {
     const sendH = histogram();
     const total = SEND_RATE * SEND_SECONDS;
     const paceStart = performance.now();
-    const inFlight: Promise<void>[] = [];
+    const inFlight = new Set<Promise<void>>();
     let sendOk = 0;
     for (let i = 0; i < total; i++) {
       const intended = paceStart + (i * 1000) / SEND_RATE;
       const wait = intended - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      inFlight.push(
-        send(MESSAGES + i).then((ok) => {
-          if (ok) sendOk++;
-          sendH.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
-        }),
-      );
+      while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+      const p: Promise<void> = send(MESSAGES + i).then((ok) => {
+        if (ok) sendOk++;
+        sendH.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+        inFlight.delete(p);
+      });
+      inFlight.add(p);
     }
     await Promise.all(inFlight);
     const sendSeconds = (performance.now() - paceStart) / 1000;
@@ -172,7 +180,11 @@ async function main(): Promise<void> {
     }
     let reader = 0;
     const inbox = await closedLoop(READ_WORKERS, READ_SECONDS, async () => {
-      const r = await fetch(`${url}/v1/mail/inbox/${recipient(reader++ % RECIPIENTS)}?limit=50`);
+      const r = await fetch(`${url}/v1/mail/inbox/${recipient(reader++ % RECIPIENTS)}?limit=50`).catch((e: unknown) => e as Error);
+      if (r instanceof Error) {
+        fail(`inbox: ${r.message}`);
+        return false;
+      }
       const page = (await r.json()) as { messages?: unknown[] };
       if (r.status !== 200 || !Array.isArray(page.messages)) {
         fail(`inbox: ${r.status} ${JSON.stringify(page).slice(0, 200)}`);
@@ -185,7 +197,11 @@ async function main(): Promise<void> {
     let searches = 0;
     const search = await closedLoop(SEARCH_WORKERS, SEARCH_SECONDS, async () => {
       const q = random() < 0.5 ? TOPICAL[Math.floor(random() * TOPICAL.length)]! : zipfWord();
-      const r = await fetch(`${url}/v1/mail/search?q=${encodeURIComponent(q)}&limit=20`);
+      const r = await fetch(`${url}/v1/mail/search?q=${encodeURIComponent(q)}&limit=20`).catch((e: unknown) => e as Error);
+      if (r instanceof Error) {
+        fail(`search: ${r.message}`);
+        return false;
+      }
       const page = (await r.json()) as { hits?: unknown[] };
       if (r.status !== 200 || !Array.isArray(page.hits)) {
         fail(`search: ${r.status} ${JSON.stringify(page).slice(0, 200)}`);
@@ -249,7 +265,11 @@ async function main(): Promise<void> {
     const limited = `limited-${tag}`;
     const count = { ok: 0, limited: 0, other: 0, retryAfter: 0 };
     const ask = async () => {
-      const r = await fetch(`${url}/v1/mail/inbox/${limited}?limit=1`);
+      const r = await fetch(`${url}/v1/mail/inbox/${limited}?limit=1`).catch((e: unknown) => e as Error);
+      if (r instanceof Error) {
+        count.other++;
+        return;
+      }
       await r.arrayBuffer();
       if (r.status === 200) count.ok++;
       else if (r.status === 429) {
