@@ -1,5 +1,5 @@
 /**
- * MailStore: one tenant's agent mail over SQLite (docs/mail.md, decision 031). A plain class over
+ * MailStore: one tenant's agent mail over SQLite (docs/mail.md, decision 032). A plain class over
  * a minimal SQL handle and a transaction runner, like TopicLog (objects/log.ts); the Mail object
  * (objects/mail.ts) owns one and does the permission checks, the registry lookups and the rate
  * limit. Tables carry the `ml_` prefix:

@@ -1,7 +1,7 @@
 /**
  * Mail: one tenant's agent mail, one Durable Object per tenant (named by the tenant,
  * protocol/mail.ts `mailObjectName`), beside the Directory and the Registry (docs/mail.md,
- * decision 031). It holds the messages, inboxes, threads and the FTS5 index in SQLite
+ * decision 032). It holds the messages, inboxes, threads and the FTS5 index in SQLite
  * (objects/mail-store.ts), and publishes a live copy of each delivered message to the
  * recipient's inbox topic (`_mail.<agent>`) through the Topic object's `publish` RPC, from an
  * outbox written in the send's transaction, as an idempotent producer: each copy is stored once,
