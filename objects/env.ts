@@ -4,6 +4,7 @@
  */
 import type { Directory } from "./directory.ts";
 import type { Keys } from "./keys.ts";
+import type { Mail } from "./mail.ts";
 import type { LimitsEnv } from "./limits.ts";
 import type { PatternFeed } from "./patterns/pattern-feed.ts";
 import type { Registry } from "./registry.ts";
@@ -25,4 +26,9 @@ export interface ObjectsEnv extends LimitsEnv {
   REGISTRY: DurableObjectNamespace<Registry>;
   /** Pattern subscriptions, one object per socket: objects/patterns/pattern-feed.ts. */
   PATTERN_FEED: DurableObjectNamespace<PatternFeed>;
+  /** Each tenant's agent mail: objects/mail.ts. */
+  MAIL: DurableObjectNamespace<Mail>;
+  /** Mail requests per second per agent (default 100) and their burst (default 200): docs/mail.md. */
+  MAIL_RATE_PER_SECOND?: string;
+  MAIL_RATE_BURST?: string;
 }

@@ -81,6 +81,10 @@ export const ERROR_CODES = {
   too_many_agents: 409,
   /** Pattern subscriptions: the pattern matches more topics than one subscription follows (MAX_PATTERN_TOPICS, protocol/patterns.ts). */
   too_many_topics: 409,
+  /** Agent mail: a sender or recipient is not a registered agent of the tenant; nothing was sent. */
+  unknown_recipient: 400,
+  /** Agent mail: the search query is not valid FTS5 syntax (docs/mail.md, "Search"). */
+  invalid_query: 400,
   /** The topic, route or resource does not exist. */
   not_found: 404,
   /** The route exists but not for this HTTP method. */

@@ -14,6 +14,7 @@ import { agentRoutes } from "./routes/agents.ts";
 import { groupRoutes } from "./routes/groups.ts";
 import { mcpRoutes } from "./routes/mcp.ts";
 import { patternRoutes } from "./routes/patterns.ts";
+import { mailRoutes } from "./routes/mail.ts";
 import { requestRoutes } from "./routes/requests.ts";
 import { dsSubscriptionRoutes, dsTokenRoutes } from "./routes/ds-subscriptions.ts";
 import { streamRoutes } from "./routes/streams.ts";
@@ -58,6 +59,7 @@ export function createApp(): Hono<GatewayEnv> {
   app.route("/v1/admin", adminRoutes());
   app.route("/v1/agents", agentRoutes()); // agent registry and presence (docs/agents.md)
   app.route("/v1/patterns", patternRoutes()); // pattern subscriptions (docs/patterns.md)
+  app.route("/v1/mail", mailRoutes()); // agent mail (docs/mail.md)
   app.route("/v1/topics", groupRoutes()); // consumer groups (docs/groups.md)
   app.route("/v1/topics", requestRoutes()); // request/reply (docs/requests.md)
   app.route("/v1/topics", topicRoutes());

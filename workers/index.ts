@@ -8,5 +8,6 @@ export { Subscription } from "../objects/subscription.ts";
 export { SubscriptionSigning } from "../objects/subscription-signing.ts";
 export { Registry } from "../objects/registry.ts";
 export { PatternFeed } from "../objects/patterns/pattern-feed.ts";
+export { Mail } from "../objects/mail.ts";
 
 export default createApp();

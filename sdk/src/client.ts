@@ -26,6 +26,7 @@ import { Consumer } from "./consumer-handle.ts";
 import { PatternSubscription } from "./pattern-handle.ts";
 import { Agents } from "./agents-handle.ts";
 import type { StreamSubscriptions } from "./ds-subscriptions.ts";
+import type { MailApi, MailClient } from "./mail.ts";
 import type { ConsumeOptions, JobHandler } from "./consumer.ts";
 import type { RequestHandler, RequestOptions, Requests, ServeOptions, Server } from "./requests.ts";
 import { groupNameProblem, type GroupInfo, type GroupSettingsInput } from "../../protocol/groups.ts";
@@ -127,6 +128,7 @@ export class Bus {
   /** Subscriptions and consumers: each has its own socket, and `close()` ends them all. */
   readonly #subscriptions = new Set<{ close(): void }>();
   #agents: Agents | null = null;
+  #mail: Promise<MailClient> | null = null;
   /** Requesters and responders (requests.ts), loaded on first use. */
   #requests: Promise<Requests> | null = null;
   #closed = false;
@@ -360,6 +362,27 @@ export class Bus {
         return () => this.#subscriptions.delete(presence);
       },
     }));
+  }
+
+  /**
+   * Agent mail (docs/mail.md): `send`, `inbox`, `read`, `markRead`, `ack`, `search`, `thread`,
+   * and `watch` (new mail as it arrives). Every method answers a promise; the client is loaded by
+   * the first call (a proxy here keeps the core bundle small; decision 025).
+   *
+   * @example
+   * await bus.mail.send({ from: "planner", to: ["coder"], subject: "build", bodyMd: "Please build **main**." });
+   * const { messages } = await bus.mail.inbox("coder", { unread: true });
+   */
+  get mail(): MailApi {
+    const load = () =>
+      (this.#mail ??= import("./mail.ts").then(
+        ({ MailClient }) => new MailClient({ request: (m, p, b, o) => this.#request(m, p, b, o), subscribe: (t, o) => this.subscribe(t, o) }),
+      ));
+    // `then` stays undefined so that the proxy is not taken for a promise.
+    return new Proxy({} as MailApi, {
+      get: (_, k) =>
+        k === "then" ? undefined : (...a: unknown[]) => load().then((c) => (c as unknown as Record<string | symbol, (...x: unknown[]) => unknown>)[k]!(...a)),
+    });
   }
 
   /**

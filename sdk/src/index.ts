@@ -24,6 +24,23 @@ export { Agents } from "./agents-handle.ts";
 export type { AgentPresence, AgentFields, WatchOptions as AgentWatchOptions } from "./agents.ts";
 export type { AgentEvent, AgentInfo, AgentPage, AgentQuery, AgentSpec } from "../../protocol/agents.ts";
 export type { ConsumeOptions, Job, JobHandler } from "./consumer.ts";
+export type { MailApi, MailWatchOptions } from "./mail.ts";
+export type {
+  InboxPage,
+  InboxQuery,
+  MailDelivery,
+  MailImportance,
+  MailMessage,
+  MailState,
+  RecipientState,
+  SearchHit,
+  SearchPage,
+  SearchQuery,
+  SendMail,
+  SentMail,
+  ThreadPage,
+  ThreadQuery,
+} from "../../protocol/mail.ts";
 export type { StreamSubscriptions, StreamSubscriptionConfig, StreamLinkView, SubscriptionView } from "./ds-subscriptions.ts";
 export type { RequestContext, RequestHandler, RequestOptions, ServeOptions, Server } from "./requests.ts";
 export type { GroupInfo, GroupSettingsInput, GroupSettings, GroupStats, PendingJob, GroupMember } from "../../protocol/groups.ts";

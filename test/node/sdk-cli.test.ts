@@ -228,6 +228,16 @@ describe("dovetail CLI and examples", () => {
       body: JSON.stringify({ type: "webhook", pattern: `${root}-subs/*`, webhook: { url: "https://hooks.example/in" } }),
     });
     expect(created.status).toBe(201);
+    const mailFrom = `${root}-from`;
+    const mailTo = `${root}-to`;
+    for (const id of [mailFrom, mailTo]) {
+      const r = await fetch(`${server.url}/v1/agents`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ id, ttlMs: 600_000 }),
+      });
+      expect(r.status).toBe(200);
+    }
     /** Per command: its arguments and how many JSON lines it prints (one for a one-shot answer). */
     const cases: Record<string, { args: () => string[]; input?: string; lines: number }> = {
       pub: { args: () => ["pub", topic, '{"n":0}'], lines: 1 },
@@ -247,6 +257,10 @@ describe("dovetail CLI and examples", () => {
       // The registry's events topic holds the events of the agents test above by now.
       "agents ls": { args: () => ["agents", "ls", "--all"], lines: 1 },
       "agents watch": { args: () => ["agents", "watch", "--from", "earliest", "--limit", "1"], lines: 1 },
+      "mail send": { args: () => ["mail", "send", mailFrom, "json body", "--to", mailTo, "--subject", `json ${root}`], lines: 1 },
+      "mail inbox": { args: () => ["mail", "inbox", mailTo], lines: 1 },
+      "mail search": { args: () => ["mail", "search", "json"], lines: 1 },
+      "mail thread": { args: () => ["mail", "thread", "1"], lines: 1 },
       "subs ls": { args: () => ["subs", "ls"], lines: 1 },
       "subs info": { args: () => ["subs", "info", subscription], lines: 1 },
       "subs rm": { args: () => ["subs", "rm", subscription], lines: 1 },

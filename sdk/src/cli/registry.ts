@@ -19,6 +19,10 @@ import { info } from "./commands/info.ts";
 import { keysCreate } from "./commands/keys-create.ts";
 import { keysList } from "./commands/keys-list.ts";
 import { keysRevoke } from "./commands/keys-revoke.ts";
+import { mailInbox } from "./commands/mail-inbox.ts";
+import { mailSearch } from "./commands/mail-search.ts";
+import { mailSend } from "./commands/mail-send.ts";
+import { mailThread } from "./commands/mail-thread.ts";
 import { pub } from "./commands/pub.ts";
 import { read } from "./commands/read.ts";
 import { sub } from "./commands/sub.ts";
@@ -45,6 +49,10 @@ export const COMMANDS: readonly Command[] = [
   dlqReplay,
   agentsLs,
   agentsWatch,
+  mailSend,
+  mailInbox,
+  mailSearch,
+  mailThread,
   subsLs,
   subsInfo,
   subsRm,
@@ -63,6 +71,9 @@ one. reset and rm need admin on the topic.`,
 copied to its dead-letter topic (<topic>.dlq by default). Read them with dovetail read or sub.`,
   agents: `The agent registry (docs/agents.md): who is registered and present, and their lifecycle events.
 Needs subscribe on _agents.events.`,
+  mail: `Agent mail (docs/mail.md): messages between the registered agents of your tenant, their inboxes,
+threads and full-text search. Reading an agent's mail needs subscribe on _mail.<agent>, sending as
+it publish on _mail.<agent>.`,
   subs: `Durable Streams subscriptions (docs/streams.md "Subscriptions"): the durable cursors that wake a
 serverless agent by webhook or wake event. Create them with the HTTP API or the SDK
 (bus.streamSubscriptions()).`,
