@@ -13,7 +13,22 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
 import { freshTopic, sdkClients } from "../support/sdk-clients.ts";
 
-const TOOL_NAMES = ["ack", "consume", "list_agents", "publish", "read_topic", "register_agent", "request"];
+const TOOL_NAMES = [
+  "ack",
+  "acknowledge",
+  "consume",
+  "fetch_inbox",
+  "get_thread",
+  "list_agents",
+  "mark_read",
+  "publish",
+  "read_message",
+  "read_topic",
+  "register_agent",
+  "request",
+  "search_messages",
+  "send_message",
+];
 
 let bus: BusProcess;
 const clients = sdkClients(() => bus);
@@ -90,6 +105,37 @@ describe("MCP tools through the official client", () => {
     // The HTTP lookup sees the same registry.
     const http = await fetch(`${bus.url}/v1/agents/${encodeURIComponent(id)}`, { headers: { Authorization: `Bearer ${bus.token}` } });
     expect(await http.json()).toMatchObject({ id, meta: { team: "blue" } });
+  });
+
+  it("mail: send_message, fetch_inbox, read_message, mark_read, acknowledge, get_thread, search_messages", async () => {
+    const client = await mcp();
+    const [alice, bob] = [freshTopic("mcp-alice"), freshTopic("mcp-bob")];
+    for (const id of [alice, bob]) expect((await call(client, "register_agent", { id, ttlMs: 60_000 })).isError).toBeUndefined();
+    const sent = await call(client, "send_message", {
+      from: alice,
+      to: [bob],
+      subject: "Deploy window",
+      bodyMd: "The **deploy** starts at noon.",
+      ackRequired: true,
+      importance: "high",
+    });
+    expect(sent.isError).toBeUndefined();
+    const { id, threadId } = sent.structuredContent as { id: number; threadId: string };
+    const inbox = await call(client, "fetch_inbox", { agent: bob, unread: true });
+    expect(inbox.structuredContent).toMatchObject({ messages: [{ id, subject: "Deploy window", from: alice }] });
+    expect((await call(client, "read_message", { agent: bob, id })).structuredContent).toMatchObject({ id, bodyMd: "The **deploy** starts at noon." });
+    expect((await call(client, "mark_read", { agent: bob, id })).isError).toBeUndefined();
+    expect((await call(client, "acknowledge", { agent: bob, id })).isError).toBeUndefined();
+    expect((await call(client, "fetch_inbox", { agent: bob, unread: true })).structuredContent).toMatchObject({ messages: [] });
+    const thread = await call(client, "get_thread", { threadId });
+    expect(thread.structuredContent).toMatchObject({ messages: [{ id }] });
+    const found = await call(client, "search_messages", { q: "deploy", from: alice });
+    expect(found.structuredContent).toMatchObject({ hits: [{ message: { id }, snippets: { subject: "**Deploy** window" } }] });
+    expect(errorCode(await call(client, "search_messages", { q: "deploy AND (" }))).toBe("invalid_query");
+    expect(errorCode(await call(client, "send_message", { from: alice, to: ["nobody-registered-here"], subject: "x" }))).toBe("unknown_recipient");
+    // The HTTP inbox sees the same mail.
+    const http = await fetch(`${bus.url}/v1/mail/inbox/${encodeURIComponent(bob)}`, { headers: { Authorization: `Bearer ${bus.token}` } });
+    expect(await http.json()).toMatchObject({ messages: [{ id }] });
   });
 
   it("publish and read_topic: one message, a batch, reading from an offset and the last N", async () => {
@@ -175,6 +221,9 @@ describe("MCP refusals", () => {
       ["register_agent", { id: "narrow-agent" }],
       ["list_agents", {}],
       ["read_topic", { topic: `${topic}.other` }],
+      ["send_message", { from: "narrow-agent", to: ["someone"], subject: "hi" }],
+      ["fetch_inbox", { agent: "someone" }],
+      ["mark_read", { agent: "someone", id: 1 }],
     ];
     for (const [name, args] of refusals) {
       const result = await call(client, name, args);
@@ -202,6 +251,9 @@ describe("MCP refusals", () => {
       ["ack", { topic, group: "g", member: "m", jobs: [], op: "ack" }, /jobs/],
       ["register_agent", { id: 12 }, /id/],
       ["list_agents", { present: "yes" }, /present/],
+      ["send_message", { from: "a", to: "b", subject: "x" }, /to/],
+      ["fetch_inbox", { agent: "a", limit: "ten" }, /limit/],
+      ["search_messages", { q: 5 }, /q/],
     ];
     for (const [name, args, field] of cases) {
       const result = await call(client, name, args);

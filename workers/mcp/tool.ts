@@ -45,9 +45,11 @@ export interface ToolDefinition<S extends z.ZodObject> {
   /**
    * The scope the call needs, as the matching HTTP route declares it: an action (any of a list)
    * on the topic `topic` returns (checked against the naming rules first); `undefined` means every
-   * topic (`action:>`), as `permit(action, null)`.
+   * topic (`action:>`), as `permit(action, null)`. `"checked-by-object"`: the object `run` calls
+   * checks the permission itself, as for its HTTP route (mail threads and search answer only what
+   * the caller may read).
    */
-  scope: { action: ScopeAction | readonly ScopeAction[]; topic: (input: z.infer<S>) => string | undefined };
+  scope: { action: ScopeAction | readonly ScopeAction[]; topic: (input: z.infer<S>) => string | undefined } | "checked-by-object";
   hints?: ToolHints;
   /** Do the work; throw a `DovetailError` to refuse. `topic` is the checked topic of `scope`. */
   run(c: Context<GatewayEnv>, input: z.infer<S>, topic: string | undefined): Promise<ToolResult>;
@@ -76,6 +78,7 @@ export function defineTool<S extends z.ZodObject>(def: ToolDefinition<S>): McpTo
     async call(c, args) {
       const parsed = def.input.safeParse(args ?? {});
       if (!parsed.success) throw invalid(parsed.error);
+      if (def.scope === "checked-by-object") return def.run(c, parsed.data, undefined);
       const named = def.scope.topic(parsed.data);
       const topic = named === undefined ? undefined : checkedTopic(named);
       requirePermission(c, def.scope.action, topic);

@@ -20,11 +20,13 @@ import type { GatewayEnv } from "../gateway-env.ts";
 import { permit, type TopicOf } from "../middleware/permissions.ts";
 import { jsonBody } from "../request-body.ts";
 
-function mail(c: Context<GatewayEnv>) {
+/** The tenant's Mail object (the MCP mail tools use it too: workers/mcp/tools/mail.ts). */
+export function mail(c: Context<GatewayEnv>) {
   return c.env.MAIL.get(c.env.MAIL.idFromName(mailObjectName(c.get("tenant"))));
 }
 
-function caller(c: Context<GatewayEnv>): MailCaller {
+/** Who calls, as the Mail object checks it. */
+export function caller(c: Context<GatewayEnv>): MailCaller {
   const { id, scopes } = c.get("credential");
   return { id, scopes };
 }
