@@ -9,9 +9,15 @@ export default defineConfig({
       wrangler: { configPath: "./wrangler.toml" },
       // A JWT secret for tests that mint tokens (a deployment sets its own: docs/security.md), a
       // pattern subscription limit small enough for a test to reach (test/workers/patterns.test.ts),
-      // and mail's per-agent refill slowed down so that its rate-limit test sees refusals on a slow machine.
+      // mail's per-agent refill slowed down so that its rate-limit test sees refusals on a slow machine,
+      // and the operator's metrics token (docs/observability.md).
       miniflare: {
-        bindings: { DOVETAIL_JWT_SECRET: "workers-tests-jwt-secret-0123456789abcdef", PATTERN_MAX_TOPICS: "5", MAIL_RATE_PER_SECOND: "5" },
+        bindings: {
+          DOVETAIL_JWT_SECRET: "workers-tests-jwt-secret-0123456789abcdef",
+          PATTERN_MAX_TOPICS: "5",
+          MAIL_RATE_PER_SECOND: "5",
+          DOVETAIL_METRICS_TOKEN: "workers-tests-metrics-token",
+        },
       },
     }),
   ],

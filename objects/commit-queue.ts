@@ -15,6 +15,7 @@ import type { ProducerStamp } from "../protocol/frames.ts";
 import type { AppendResult, PreparedMessage, TopicLog } from "./log.ts";
 import { knownError } from "./rpc-result.ts";
 import { storageGuard } from "./storage-guard.ts";
+import type { CommitObserver } from "./topic-metrics.ts";
 
 export interface PublishResult {
   offset: number;
@@ -43,10 +44,14 @@ export interface CommitQueueOptions {
   maxPendingMessages: number;
   /** Resolves when everything written so far is durable. */
   durable?: () => Promise<void>;
+  /** Told when each commit is durable, and when each publish of it was submitted (objects/topic-metrics.ts). */
+  observer?: CommitObserver;
 }
 
 interface Pending {
   messages: PreparedMessage[];
+  /** When it was submitted (ms since the epoch). */
+  at: number;
   producer?: ProducerStamp;
   resolve: (r: PublishResult) => void;
   reject: (e: unknown) => void;
@@ -65,6 +70,13 @@ function bodyBytes(batch: readonly Pending[]): number {
   let n = 0;
   for (const p of batch) for (const m of p.messages) n += m.body.length;
   return n;
+}
+
+/** A commit is durable: its duration, and each of its publishes' (submit to durable). */
+function observeCommit(observer: CommitObserver, batch: readonly Pending[], flushedAt: number): void {
+  const now = Date.now();
+  observer.committed(flushedAt, now);
+  for (const p of batch) observer.published(p.at, now);
 }
 
 export class CommitQueue {
@@ -104,7 +116,7 @@ export class CommitQueue {
       if (earlier) return earlier;
     }
     const promise = new Promise<PublishResult>((resolve, reject) => {
-      this.#pending.push({ messages, producer, resolve, reject });
+      this.#pending.push({ messages, at: Date.now(), producer, resolve, reject });
     });
     if (producer) {
       this.#waitingSeq.set(producer.id, producer.seq);
@@ -148,7 +160,8 @@ export class CommitQueue {
     }
     const batch = this.#pending;
     if (batch.length === 0) return;
-    this.#lastCommitAt = Date.now();
+    const flushedAt = Date.now();
+    this.#lastCommitAt = flushedAt;
     this.#pending = [];
     this.#pendingMessages = 0;
     this.#waitingSeq.clear();
@@ -173,10 +186,13 @@ export class CommitQueue {
       batch[i]!.resolve({ offset: r.offset, count: r.count });
     }
     this.#onCommit({ first: results[0]!.offset, time: results[0]!.time, bodies });
-    const durable = this.#options.durable;
+    const { durable, observer } = this.#options;
     if (durable) {
       this.#inFlight++;
-      void durable().finally(() => this.#inFlight--);
-    }
+      void durable().finally(() => {
+        this.#inFlight--;
+        if (observer) observeCommit(observer, batch, flushedAt);
+      });
+    } else if (observer) observeCommit(observer, batch, flushedAt);
   }
 }

@@ -33,6 +33,8 @@ export interface ConnectionPolicyHost {
   forget(ws: WebSocket): void;
   /** The bus's Keys object. */
   keys(): DurableObjectStub<Keys>;
+  /** A refusal by one of these limits, for `amb_rate_limited_total{reason}` (objects/topic-metrics.ts). */
+  rateLimited?(reason: "connection_frames" | "topic_messages"): void;
 }
 
 export class ConnectionPolicy implements TopicModule {
@@ -106,6 +108,7 @@ export class ConnectionPolicy implements TopicModule {
     const verdict = admitFrame(attachment.limit, grant.rate, frameBytes(raw), now);
     this.#host.persist(ws);
     if (verdict.ok) return true;
+    this.#host.rateLimited?.("connection_frames");
     try {
       ws.send(
         encodeErrorFrame(
@@ -136,6 +139,7 @@ export class ConnectionPolicy implements TopicModule {
     if (!bucket) this.#publishBuckets.set(grant.cred, (bucket = fullBucket(rate.topicMessageBurst, now)));
     const wait = takeTokens(bucket, rate.topicMessagesPerSecond, rate.topicMessageBurst, messages, now);
     if (wait > 0) {
+      this.#host.rateLimited?.("topic_messages");
       throw new DovetailError(
         "rate_limited",
         `this credential publishes to this topic faster than ${rate.topicMessagesPerSecond} messages/s; retry after ${wait} ms`,

@@ -2,12 +2,16 @@
  * The Directory reporter as a Topic module: the tenant's Directory (objects/directory.ts) lists
  * the topic before its first write is acknowledged, hears its stats at most every
  * {@link REPORT_INTERVAL_MS} while it is active (never on the publish path), and forgets it when
- * it is deleted.
+ * it is deleted. Each report also carries the topic's metrics since the last one (counted in
+ * memory by objects/topic-metrics.ts) and, when the deployment binds one, writes them to Workers
+ * Analytics Engine (docs/observability.md).
  */
 import { DovetailError } from "../protocol/errors.ts";
 import type { TopicStats } from "./directory.ts";
 import { REPORT_INTERVAL_MS, type Directory } from "./directory.ts";
 import type { TopicLog } from "./log.ts";
+import type { TopicGauges, TopicMetricsReport } from "../protocol/metrics.ts";
+import type { TopicMetrics } from "./topic-metrics.ts";
 import { knownError } from "./rpc-result.ts";
 import type { TopicModule } from "./topic-module.ts";
 
@@ -17,6 +21,14 @@ export interface DirectoryReporterHost {
   /** The tenant's Directory. */
   directory(): DurableObjectStub<Directory>;
   subscribers(): number;
+  /** The topic's in-memory counts, taken (and reset) at each report. */
+  metrics?: TopicMetrics;
+  /** What the counts do not say: sockets and consumer groups now. */
+  gauges?(): Omit<TopicGauges, "subscribers">;
+  /** The deployment's Analytics Engine dataset, when bound (`DOVETAIL_METRICS`). */
+  analytics?(): AnalyticsEngineDataset | undefined;
+  /** The tenant, for Analytics Engine rows. */
+  tenant?(): string;
 }
 
 export class DirectoryReporter implements TopicModule {
@@ -54,9 +66,17 @@ export class DirectoryReporter implements TopicModule {
     return this.#listing;
   }
 
-  /** Report now if the last report is old enough, else once when it is. */
   onCommit(): void {
-    if (this.#timer !== null) return;
+    this.soon();
+  }
+
+  /**
+   * Report now if the last report is old enough, else once when it is. A topic that holds
+   * nothing yet is not reported (a report lists it, and reads never create topics); its counts
+   * wait for its first write.
+   */
+  soon(): void {
+    if (this.#timer !== null || !this.#log.exists) return;
     const wait = this.#lastReportAt + REPORT_INTERVAL_MS - Date.now();
     if (wait <= 0) this.#report();
     else this.#timer = setTimeout(() => this.#report(), wait);
@@ -73,9 +93,33 @@ export class DirectoryReporter implements TopicModule {
     this.#lastReportAt = Date.now();
     const info = this.#log.info();
     const stats: TopicStats = { lastActive: info.lastTime, head: info.head, messages: info.messages, bytes: info.bytes, subscribers: this.#host.subscribers() };
+    let metrics: TopicMetricsReport | undefined;
+    if (this.#host.metrics) {
+      metrics = { counters: this.#host.metrics.take(), gauges: { connections: 0, groups: [], ...this.#host.gauges?.(), subscribers: stats.subscribers } };
+      this.#writeAnalytics(stats, metrics);
+    }
     this.#host
       .directory()
-      .report(this.#host.topic(), stats, this.#lastReportAt)
+      .report(this.#host.topic(), stats, this.#lastReportAt, metrics)
       .catch((e: unknown) => console.error("topic: directory report failed", e));
+  }
+
+  /** One Analytics Engine row per report: index the tenant; blobs tenant, topic; doubles the counts (docs/observability.md). */
+  #writeAnalytics(stats: TopicStats, m: TopicMetricsReport): void {
+    const dataset = this.#host.analytics?.();
+    if (!dataset) return;
+    const c = m.counters;
+    const failures = Object.values(c.failures).reduce((a: number, b) => a + (b ?? 0), 0);
+    const lag = m.gauges.groups.reduce((a, g) => a + g.lag, 0);
+    const tenant = this.#host.tenant?.() ?? "";
+    try {
+      dataset.writeDataPoint({
+        indexes: [tenant],
+        blobs: [tenant, this.#host.topic()],
+        doubles: [c.published, c.delivered, c.commits, c.backpressure, c.dlq, failures, stats.bytes, stats.subscribers, m.gauges.connections, lag],
+      });
+    } catch (e) {
+      console.error("topic: analytics engine write failed", e);
+    }
   }
 }

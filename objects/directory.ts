@@ -24,6 +24,17 @@ import type { ObjectsEnv } from "./env.ts";
 import { globMatches } from "../protocol/ds-subscriptions.ts";
 import { topicMatches } from "../protocol/scopes.ts";
 import type { TopicEntry, TopicPage } from "../protocol/topic-list.ts";
+import {
+  DEPLOYMENT_DIRECTORY,
+  addCounters,
+  addCounts,
+  emptyGatewayCounters,
+  normalizeCounters,
+  type GatewayCounters,
+  type TenantMetrics,
+  type TopicGauges,
+  type TopicMetricsReport,
+} from "../protocol/metrics.ts";
 
 export type { TopicEntry };
 
@@ -80,8 +91,11 @@ function toEntry(r: Row): TopicEntry {
   };
 }
 
-/** The Directory tells pattern subscriptions about new topics. */
-type DirectoryEnv = Pick<ObjectsEnv, "PATTERN_FEED">;
+/**
+ * The Directory tells pattern subscriptions about new topics, and reaches the deployment's
+ * Directory (a tenant's lists itself there, for the operator's `GET /metrics`).
+ */
+type DirectoryEnv = Pick<ObjectsEnv, "PATTERN_FEED" | "DIRECTORY">;
 
 /** A topic listed for a pattern subscription: its name, and when it was created. */
 export interface MatchedTopic {
@@ -91,6 +105,8 @@ export interface MatchedTopic {
 
 export class Directory extends DurableObject<DirectoryEnv> {
   readonly #sql: SqlStorage;
+  /** This tenant is listed in the deployment's Directory (checked once per wake). */
+  #listedInDeployment = false;
 
   constructor(ctx: DurableObjectState, env: DirectoryEnv) {
     super(ctx, env);
@@ -110,6 +126,11 @@ export class Directory extends DurableObject<DirectoryEnv> {
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_ds_subs (sub TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID`);
     // Live pattern subscriptions (decision 030): each feed object and the pattern it follows.
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_pattern_watch (feed TEXT PRIMARY KEY, pattern TEXT NOT NULL) WITHOUT ROWID`);
+    // Metrics (docs/observability.md): each topic's summed counters and last gauges; the
+    // gateway's counts (rate limits here, auth failures and the tenant list in the deployment's).
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_metrics (name TEXT PRIMARY KEY, counters TEXT NOT NULL, gauges TEXT NOT NULL) WITHOUT ROWID`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_gateway_counts (kind TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, reason)) WITHOUT ROWID`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID`);
     const version = this.#sql.exec<{ v: number }>(`SELECT v FROM dd_meta WHERE k = 'schema'`).toArray()[0]?.v;
     if (version === undefined) this.#sql.exec(`INSERT INTO dd_meta (k, v) VALUES ('schema', ?)`, SCHEMA_VERSION);
     else if (version !== SCHEMA_VERSION) throw new Error(`directory: schema version ${version} is not ${SCHEMA_VERSION}`);
@@ -131,8 +152,12 @@ export class Directory extends DurableObject<DirectoryEnv> {
     }
   }
 
-  /** A topic's latest stats. A report for an unlisted topic lists it (it was created before the Directory). */
-  async report(topic: string, stats: TopicStats, at: number): Promise<void> {
+  /**
+   * A topic's latest stats, and its metrics since its last report (summed here). A report for an
+   * unlisted topic lists it (it was created before the Directory).
+   */
+  async report(topic: string, stats: TopicStats, at: number, metrics?: TopicMetricsReport): Promise<void> {
+    if (metrics) this.#addMetrics(topic, metrics);
     this.#sql.exec(
       `INSERT INTO dd_topics (name, created_at, last_active, head, messages, bytes, subscribers, reported_at)
        VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -151,6 +176,7 @@ export class Directory extends DurableObject<DirectoryEnv> {
 
   /** A topic was deleted. Idempotent. */
   async deleted(topic: string, at: number): Promise<void> {
+    this.#sql.exec(`DELETE FROM dd_metrics WHERE name = ?`, topic);
     if (this.#sql.exec(`DELETE FROM dd_topics WHERE name = ?`, topic).rowsWritten > 0) this.#event("deleted", topic, at);
   }
 
@@ -305,6 +331,91 @@ export class Directory extends DurableObject<DirectoryEnv> {
       );
       this.ctx.waitUntil(told);
     }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Metrics (docs/observability.md)
+
+  #addMetrics(topic: string, report: TopicMetricsReport): void {
+    const row = this.#sql.exec<{ counters: string }>(`SELECT counters FROM dd_metrics WHERE name = ?`, topic).toArray()[0];
+    const counters = normalizeCounters(row ? (JSON.parse(row.counters) as TopicMetricsReport["counters"]) : null);
+    addCounters(counters, normalizeCounters(report.counters));
+    this.#sql.exec(
+      `INSERT INTO dd_metrics (name, counters, gauges) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET counters = ?2, gauges = ?3`,
+      topic,
+      JSON.stringify(counters),
+      JSON.stringify(report.gauges),
+    );
+    this.#listInDeployment();
+  }
+
+  /** Tell the deployment's Directory this tenant exists (once), so the operator's view finds it. */
+  #listInDeployment(): void {
+    if (this.#listedInDeployment) return;
+    const name = this.ctx.id.name;
+    if (name === undefined || name === DEPLOYMENT_DIRECTORY) return;
+    this.#listedInDeployment = true;
+    this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName(DEPLOYMENT_DIRECTORY))
+      .tenantSeen(name)
+      .catch((e: unknown) => {
+        this.#listedInDeployment = false;
+        console.error("directory: listing the tenant in the deployment directory failed", e);
+      });
+  }
+
+  /** (Deployment Directory) a tenant with metrics. Idempotent. */
+  async tenantSeen(tenant: string): Promise<void> {
+    this.#sql.exec(`INSERT INTO dd_tenants (tenant) VALUES (?) ON CONFLICT DO NOTHING`, tenant);
+  }
+
+  /** (Deployment Directory) the tenants with metrics, in name order. */
+  async tenants(): Promise<string[]> {
+    return this.#sql
+      .exec<{ tenant: string }>(`SELECT tenant FROM dd_tenants ORDER BY tenant`)
+      .toArray()
+      .map((r) => r.tenant);
+  }
+
+  /** Add the gateway's counts (kept by the gateway for a few seconds, then sent here). */
+  async addGatewayCounts(counts: GatewayCounters): Promise<void> {
+    for (const [kind, byReason] of [
+      ["rate_limited", counts.rateLimited],
+      ["auth_failure", counts.authFailures],
+    ] as const) {
+      for (const [reason, n] of Object.entries(byReason)) {
+        if (!(n > 0)) continue;
+        this.#sql.exec(
+          `INSERT INTO dd_gateway_counts (kind, reason, n) VALUES (?1, ?2, ?3) ON CONFLICT(kind, reason) DO UPDATE SET n = n + ?3`,
+          kind,
+          reason.slice(0, 64),
+          n,
+        );
+      }
+    }
+  }
+
+  /** Every topic's summed counters, last gauges and stats, and the gateway's counts. */
+  async metrics(): Promise<TenantMetrics> {
+    const gateway = emptyGatewayCounters();
+    for (const r of this.#sql.exec<{ kind: string; reason: string; n: number }>(`SELECT kind, reason, n FROM dd_gateway_counts`)) {
+      addCounts(r.kind === "rate_limited" ? gateway.rateLimited : gateway.authFailures, { [r.reason]: r.n });
+    }
+    const topics: TenantMetrics["topics"] = [];
+    for (const r of this.#sql.exec<Row & { counters: string | null; gauges: string | null }>(
+      `SELECT t.*, m.counters, m.gauges FROM dd_topics t LEFT JOIN dd_metrics m ON m.name = t.name ORDER BY t.name`,
+    )) {
+      const gauges: TopicGauges = r.gauges ? (JSON.parse(r.gauges) as TopicGauges) : { connections: 0, subscribers: r.subscribers, groups: [] };
+      topics.push({
+        name: r.name,
+        messages: r.messages,
+        bytes: r.bytes,
+        subscribers: r.subscribers,
+        head: r.head,
+        counters: normalizeCounters(r.counters ? (JSON.parse(r.counters) as TopicMetricsReport["counters"]) : null),
+        gauges,
+      });
+    }
+    return { topics, gateway };
   }
 
   #event(kind: DirectoryEvent["kind"], topic: string, at: number): void {

@@ -31,4 +31,6 @@ export interface ObjectsEnv extends LimitsEnv {
   /** Mail requests per second per agent (default 100) and their burst (default 200): docs/mail.md. */
   MAIL_RATE_PER_SECOND?: string;
   MAIL_RATE_BURST?: string;
+  /** Optional Workers Analytics Engine dataset for metrics (docs/observability.md); unbound by default. */
+  DOVETAIL_METRICS?: AnalyticsEngineDataset;
 }

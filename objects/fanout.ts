@@ -19,6 +19,7 @@ import type { TopicLog } from "./log.ts";
 import type { SocketGrant } from "../protocol/grant.ts";
 import type { FrameLimitState } from "./frame-limiter.ts";
 import type { ConsumerAttachment } from "./groups/groups-module.ts";
+import type { DeliveryObserver } from "./topic-metrics.ts";
 
 /** What each socket carries across hibernation. Keep it small: it is written on every delivery. */
 export interface SocketAttachment {
@@ -49,6 +50,8 @@ export interface FanoutOptions {
   pageMessages: number;
   /** Most payload bytes per catch-up page. */
   pageBytes: number;
+  /** Told of deliveries, pauses and failures (objects/topic-metrics.ts). */
+  observer?: Pick<DeliveryObserver, "delivered" | "paused" | "failed">;
 }
 
 export class Fanout {
@@ -159,6 +162,8 @@ export class Fanout {
     const count = batch.bodies.length;
     let json: string[] | null = null;
     let shared: string | null = null;
+    const observer = this.#options.observer;
+    let now = 0;
     for (const [ws, attachment] of this.#sockets) {
       const sub = attachment.sub;
       if (!sub || sub.credit === 0 || this.#behind.has(ws)) continue;
@@ -173,6 +178,11 @@ export class Fanout {
       sub.next += n;
       sub.credit -= n;
       this.#persist(ws, attachment);
+      if (observer) {
+        now ||= Date.now();
+        observer.delivered(n, now - batch.time);
+        if (n < count) observer.paused();
+      }
     }
   }
 
@@ -207,6 +217,7 @@ export class Fanout {
         // Retention removed what this subscriber had not read yet: tell it where the log starts
         // now and end the subscription; it may subscribe again from `earliest`.
         const failure = error instanceof DovetailError ? error : new DovetailError("internal", "catch-up read failed", {}, { cause: error });
+        this.#options.observer?.failed("trimmed");
         this.#send(ws, encodeErrorFrame(failure, sub.id));
         this.unsubscribe(ws);
         continue;
@@ -220,6 +231,8 @@ export class Fanout {
       sub.next += rows.length;
       sub.credit -= rows.length;
       this.#persist(ws, attachment);
+      this.#options.observer?.delivered(rows.length, Date.now() - rows[0]!.time);
+      if (sub.credit === 0 && sub.next < this.#log.head) this.#options.observer?.paused();
       if (sub.credit === 0 || sub.next >= this.#log.head) this.#behind.delete(ws);
     }
     if (this.#behind.size > 0) this.#pumpTimer = setTimeout(() => this.#pump(), 0);
@@ -231,6 +244,7 @@ export class Fanout {
       ws.send(frame);
       return true;
     } catch {
+      this.#options.observer?.failed("socket_gone");
       this.remove(ws);
       return false;
     }

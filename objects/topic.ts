@@ -15,6 +15,7 @@
  * | consumer groups | groups/groups-module.ts | groups, their members, acks, redelivery, dead letters |
  * | subscription links | subscription-links.ts | tells linked Durable Streams subscriptions that the tail moved |
  * | request/reply | requests/requests-module.ts | responders, requests waiting for replies, durable requests |
+ * | metrics | topic-metrics.ts | counts in memory for `GET /metrics`, taken by the Directory reporter |
  *
  * Only the gateway reaches a Topic: by RPC, and by upgrade requests it builds from scratch
  * (protocol/topic-request.ts). There is no public route to objects.
@@ -70,6 +71,7 @@ import type { TopicModule } from "./topic-module.ts";
 import { SubscriptionLinks } from "./subscription-links.ts";
 import { subscriptionObjectName } from "../protocol/ds-subscriptions.ts";
 import { RequestsModule } from "./requests/requests-module.ts";
+import { TopicMetrics } from "./topic-metrics.ts";
 import type { RequestReply } from "../protocol/requests.ts";
 
 export { DS_WAIT_TAG };
@@ -127,8 +129,10 @@ export class Topic extends DurableObject<Env> {
   /** The log, fan-out and commit queue over this object's storage, and the modules that use them. */
   #open(): void {
     const ctx = this.ctx;
+    // Counted in memory; the reporter (below) takes the counts to the Directory every few seconds.
+    const metrics = new TopicMetrics({ changed: () => this.#reporter.soon() });
     const log = new TopicLog(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn), { topic: "", retention: this.#settings.retention });
-    const fanout = new Fanout(log, ctx.getWebSockets(), { pageMessages: PAGE_MESSAGES, pageBytes: PAGE_BYTES });
+    const fanout = new Fanout(log, ctx.getWebSockets(), { pageMessages: PAGE_MESSAGES, pageBytes: PAGE_BYTES, observer: metrics });
     const commits = new CommitQueue(
       log,
       (batch) => {
@@ -140,6 +144,7 @@ export class Topic extends DurableObject<Env> {
         maxPendingMessages: MAX_PENDING_MESSAGES,
         durable: () => ctx.storage.sync(),
         extraLingerMs: () => Math.min(MAX_SUBSCRIBER_LINGER_MS, fanout.subscriberCount * LINGER_PER_SUBSCRIBER_MS),
+        observer: metrics,
       },
     );
     const sockets = () => fanout.sockets();
@@ -153,6 +158,7 @@ export class Topic extends DurableObject<Env> {
       taggedSockets: (tag) => ctx.getWebSockets(tag),
       forget: (ws) => this.#forget(ws),
       keys: () => this.env.KEYS.get(this.env.KEYS.idFromName(KEYS_OBJECT_NAME)),
+      rateLimited: (reason) => metrics.rateLimited(reason),
     });
     this.#retention = new RetentionModule(log, () => ctx.storage.sync());
     this.#streams = new StreamsModule({
@@ -169,6 +175,14 @@ export class Topic extends DurableObject<Env> {
       topic: () => this.#address().topic,
       directory: () => this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName(directoryObjectName(this.#address().tenant))),
       subscribers: () => fanout.subscriberCount,
+      metrics,
+      gauges: () => {
+        let connections = 0;
+        for (const _ of fanout.sockets()) connections++;
+        return { connections, groups: this.#groups.infos().map((g) => ({ group: g.group, lag: g.lag, pending: g.pendingCount })) };
+      },
+      analytics: () => this.env.DOVETAIL_METRICS,
+      tenant: () => this.#address().tenant,
     });
     this.#groups = new GroupsModule({
       log,
@@ -181,6 +195,7 @@ export class Topic extends DurableObject<Env> {
       publishTo: (topic, messages, producer) => this.#topicStub(topic).publish(topic, messages, producer),
       readFrom: (topic, from, limit) => this.#topicStub(topic).read(topic, from, limit),
       reschedule: () => void this.#alarms.reschedule(),
+      observer: metrics,
     });
     this.#subLinks = new SubscriptionLinks({
       sql: ctx.storage.sql,
@@ -208,6 +223,7 @@ export class Topic extends DurableObject<Env> {
       new CredentialExpiry({ sockets, closeExpired: (ws) => this.#policy.closeCredentialSocket(ws, "the credential this socket was opened with has expired") }),
       this.#retention,
       this.#streams,
+      metrics, // before the reporter: a report carries the commit that caused it
       this.#reporter,
       this.#subLinks,
       this.#requests,

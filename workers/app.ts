@@ -19,6 +19,7 @@ import { requestRoutes } from "./routes/requests.ts";
 import { dsSubscriptionRoutes, dsTokenRoutes } from "./routes/ds-subscriptions.ts";
 import { streamRoutes } from "./routes/streams.ts";
 import { topicRoutes } from "./routes/topics.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 
 export const VERSION = "0.1.0";
 
@@ -46,6 +47,9 @@ export function createApp(): Hono<GatewayEnv> {
       },
     }),
   );
+
+  // Prometheus text (docs/observability.md): a tenant's admin, or the operator's metrics token.
+  app.route("/metrics", metricsRoutes());
 
   // Browsers first: preflights carry no credential; every answer gets CORS headers.
   app.use("/v1/*", cors());

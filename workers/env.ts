@@ -7,4 +7,6 @@ export interface Env extends ObjectsEnv, JwtEnv {
   JWT_RATE_LIMITER?: RateLimit;
   /** `off` runs the bus open (local dev, tests, demos only); anything else, or unset, requires credentials. */
   DOVETAIL_AUTH?: string;
+  /** Secret bearer token for the operator's `GET /metrics` view of every tenant (docs/observability.md); unset: no such view. */
+  DOVETAIL_METRICS_TOKEN?: string;
 }

@@ -17,6 +17,8 @@
  * Each public method ends with {@link Group.#flush}: the rows it changed are written in the same
  * turn, before any reply leaves the object.
  */
+import type { DeliveryFailure } from "../../protocol/metrics.ts";
+import type { DeliveryObserver } from "../topic-metrics.ts";
 import { DovetailError } from "../../protocol/errors.ts";
 import type { SubscribeFrom } from "../../protocol/frames.ts";
 import {
@@ -126,6 +128,7 @@ export class Group {
   readonly #store: GroupStore;
   readonly #log: GroupLog;
   readonly #deadLetters: DeadLetterSink;
+  readonly #observer: DeliveryObserver | undefined;
   #floor: number;
   #scan: number;
   #stats: GroupStats;
@@ -158,7 +161,9 @@ export class Group {
     store: GroupStore,
     log: GroupLog,
     deadLetters: DeadLetterSink,
+    observer?: DeliveryObserver,
   ) {
+    this.#observer = observer;
     this.name = row.name;
     this.topic = topic;
     this.settings = row.settings;
@@ -252,7 +257,7 @@ export class Group {
         this.#release(e, member);
         this.#undeliver(e);
       } else {
-        this.#failed(e, now, 0, "member left");
+        this.#failed(e, now, 0, "member left", "member_gone");
       }
     }
     member.held.clear();
@@ -338,6 +343,7 @@ export class Group {
     const time = entry.time;
     if (entry.delivery > 0) this.#stats.redelivered++;
     this.#stats.delivered++;
+    this.#observer?.delivered(1, now - time);
     entry.delivery++;
     entry.state = "held";
     entry.member = member.id;
@@ -458,7 +464,7 @@ export class Group {
           this.#save.set(e.off, e);
           break;
         case "nack":
-          this.#failed(e, now, request.delayMs, request.reason ?? null);
+          this.#failed(e, now, request.delayMs, request.reason ?? null, "nack");
           break;
         case "term":
           this.#release(e, member);
@@ -499,7 +505,8 @@ export class Group {
   }
 
   /** A delivery failed (nack, timeout, member gone): deliver again after the backoff, or dead-letter. */
-  #failed(e: Entry, now: number, delayMs: number | undefined, reason: string | null): void {
+  #failed(e: Entry, now: number, delayMs: number | undefined, reason: string | null, kind: DeliveryFailure): void {
+    this.#observer?.failed(kind);
     if (e.state === "held") {
       this.#members.get(e.member ?? "")?.held.delete(e.off);
       this.#inFlight--;
@@ -552,6 +559,7 @@ export class Group {
     if (e?.state !== "dead" || e.dead?.id !== producerId) return;
     if (e.dead.why === "expired") this.#stats.expired++;
     this.#stats.deadLettered++;
+    this.#observer?.deadLettered();
     this.#settle(e);
     this.#flush();
   }
@@ -633,7 +641,7 @@ export class Group {
       this.#due.pop();
       if (!this.#isLive(top)) continue;
       const e = top.entry;
-      if (e.state === "held") this.#failed(e, now, undefined, "ack wait expired");
+      if (e.state === "held") this.#failed(e, now, undefined, "ack wait expired", "timeout");
       else if (e.state === "waiting") this.#makeReady(e);
       else {
         e.deadline = now + DEAD_LETTER_RETRY_MS;

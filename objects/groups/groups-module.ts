@@ -28,6 +28,7 @@ import type { TopicModule } from "../topic-module.ts";
 import { Group, type DeadLetter, type GroupMember } from "./group.ts";
 import { GroupStore } from "./group-store.ts";
 import type { SqlHandle } from "../log.ts";
+import type { DeliveryObserver } from "../topic-metrics.ts";
 
 /** What a consuming socket keeps in its attachment, so it is still a member after hibernation. */
 export interface ConsumerAttachment {
@@ -53,6 +54,8 @@ export interface GroupsHost {
   readFrom: (topic: string, from: number, limit: number) => Promise<RpcResult<{ messagesJson: string; next: number; head: number }>>;
   /** A deadline may have moved. */
   reschedule: () => void;
+  /** Told of deliveries, failures and dead letters (objects/topic-metrics.ts). */
+  observer?: DeliveryObserver;
 }
 
 /** A member on a socket: jobs go out as `jobs` frames. */
@@ -147,7 +150,7 @@ export class GroupsModule implements TopicModule {
   }
 
   #newGroup(row: ReturnType<typeof Group.newRow>): Group {
-    return new Group(row, this.#host.topic, this.#store, this.#host.log, (group, letter) => this.#deadLetter(group, letter));
+    return new Group(row, this.#host.topic, this.#store, this.#host.log, (group, letter) => this.#deadLetter(group, letter), this.#host.observer);
   }
 
   // -------------------------------------------------------------------------------------------

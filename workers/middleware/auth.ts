@@ -23,6 +23,7 @@ import { OPEN_CREDENTIAL, type Credential } from "../../protocol/credential.ts";
 import { jwtConfigFromEnv, looksLikeJwt, verifyJwt } from "../auth/jwt.ts";
 import type { Env } from "../env.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
+import { countAuthFailure, type AuthFailure } from "../metrics/gateway-counts.ts";
 
 /** Longest credential accepted (a JWT with many scopes stays far below). */
 export const MAX_CREDENTIAL_LENGTH = 8192;
@@ -50,11 +51,20 @@ function isUpgrade(c: Context): boolean {
   return c.req.header("Upgrade")?.toLowerCase() === "websocket";
 }
 
+/** A refused credential, with the reason `amb_auth_failures_total` counts it under. */
+function refused(reason: AuthFailure, message: string): DovetailError {
+  const error = new DovetailError("unauthorized", message);
+  refusalReasons.set(error, reason);
+  return error;
+}
+/** Kept beside the error, not in its details: details go on the wire. */
+const refusalReasons = new WeakMap<DovetailError, AuthFailure>();
+
 function presentedToken(c: Context): string | null {
   const header = c.req.header("Authorization");
   if (header !== undefined) {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    if (!m) throw new DovetailError("unauthorized", "Authorization header must be `Bearer <API key or JWT>`");
+    if (!m) throw refused("malformed", "Authorization header must be `Bearer <API key or JWT>`");
     return m[1]!;
   }
   if (isUpgrade(c)) return c.req.query(TOKEN_QUERY_PARAM) ?? null;
@@ -62,12 +72,12 @@ function presentedToken(c: Context): string | null {
 }
 
 async function authenticate(c: Context<GatewayEnv>, token: string): Promise<Credential> {
-  if (token.length > MAX_CREDENTIAL_LENGTH) throw new DovetailError("unauthorized", "credential is too long");
+  if (token.length > MAX_CREDENTIAL_LENGTH) throw refused("too_long", "credential is too long");
   const apiKey = parseApiKey(token);
   if (apiKey) {
     const keys = c.env.KEYS.get(c.env.KEYS.idFromName(KEYS_OBJECT_NAME));
     const admission = await keys.admit(apiKey.id, await hashApiKey(token));
-    if (!admission.ok && admission.code === "unauthorized") throw new DovetailError("unauthorized", admission.message);
+    if (!admission.ok && admission.code === "unauthorized") throw refused("api_key", admission.message);
     if (!admission.ok) c.set("throttledMs", admission.retryAfterMs);
     const { record, scopes } = admission;
     return {
@@ -79,8 +89,15 @@ async function authenticate(c: Context<GatewayEnv>, token: string): Promise<Cred
       ...(record.expiresAt !== null ? { expiresAt: record.expiresAt } : {}),
     };
   }
-  if (looksLikeJwt(token)) return verifyJwt(token, jwtConfigFromEnv(c.env));
-  throw new DovetailError("unauthorized", "credential is neither an API key (dvt_...) nor a JWT");
+  if (looksLikeJwt(token)) {
+    try {
+      return await verifyJwt(token, jwtConfigFromEnv(c.env));
+    } catch (error) {
+      if (error instanceof DovetailError && error.code === "unauthorized") throw refused("jwt", error.message);
+      throw error;
+    }
+  }
+  throw refused("unrecognised", "credential is neither an API key (dvt_...) nor a JWT");
 }
 
 /** Authenticate the request and set `c.var.credential` and `c.var.tenant`. */
@@ -90,16 +107,22 @@ export function auth(): MiddlewareHandler<GatewayEnv> {
     if (authIsOff(c.env)) {
       credential = OPEN_CREDENTIAL;
     } else {
-      const token = presentedToken(c);
-      if (!token) {
-        throw new DovetailError(
-          "unauthorized",
-          isUpgrade(c)
-            ? "no credential: send Authorization: Bearer <credential> or ?token=<credential>"
-            : "no credential: send Authorization: Bearer <API key or JWT>",
-        );
+      try {
+        const token = presentedToken(c);
+        if (!token) {
+          throw refused(
+            "missing",
+            isUpgrade(c)
+              ? "no credential: send Authorization: Bearer <credential> or ?token=<credential>"
+              : "no credential: send Authorization: Bearer <API key or JWT>",
+          );
+        }
+        credential = await authenticate(c, token);
+      } catch (error) {
+        const reason = error instanceof DovetailError ? refusalReasons.get(error) : undefined;
+        if (reason) countAuthFailure(c, reason, null);
+        throw error;
       }
-      credential = await authenticate(c, token);
     }
     c.set("credential", credential);
     c.set("tenant", credential.tenant);

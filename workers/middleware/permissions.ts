@@ -15,6 +15,7 @@ import { DovetailError } from "../../protocol/errors.ts";
 import { topicNameProblem } from "../../protocol/topic-name.ts";
 import { allows, type ScopeAction } from "../../protocol/scopes.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
+import { countAuthFailure } from "../metrics/gateway-counts.ts";
 
 /** Which topic a request acts on; throws `invalid_topic` for a name that breaks the rules. */
 export type TopicOf = (c: Context<GatewayEnv>) => string;
@@ -61,5 +62,8 @@ export function permit(action: ScopeAction | readonly ScopeAction[], topicOf: To
  * list) on `topic` (undefined: on every topic).
  */
 export function requirePermission(c: Context<GatewayEnv>, action: ScopeAction | readonly ScopeAction[], topic: string | undefined): void {
-  if (!may(c, action, topic)) throw new DovetailError("forbidden", `this credential may not ${describe(action, topic)}`);
+  if (!may(c, action, topic)) {
+    countAuthFailure(c, "forbidden", c.get("tenant")); // amb_auth_failures_total{reason="forbidden"}
+    throw new DovetailError("forbidden", `this credential may not ${describe(action, topic)}`);
+  }
 }

@@ -16,6 +16,7 @@
 import type { MiddlewareHandler } from "hono";
 import { DovetailError } from "../../protocol/errors.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
+import { countRateLimited } from "../metrics/gateway-counts.ts";
 
 /** What a JWT caller over the binding's limit is told to wait; the binding does not say. */
 export const JWT_RETRY_AFTER_MS = 1000;
@@ -25,10 +26,16 @@ export function rateLimit(): MiddlewareHandler<GatewayEnv> {
     const credential = c.get("credential");
     if (credential.kind === "key") {
       const wait = c.get("throttledMs");
-      if (wait) throw limited(wait);
+      if (wait) {
+        countRateLimited(c, "api_key_requests");
+        throw limited(wait);
+      }
     } else if (credential.kind === "jwt" && c.env.JWT_RATE_LIMITER) {
       const { success } = await c.env.JWT_RATE_LIMITER.limit({ key: credential.id });
-      if (!success) throw limited(JWT_RETRY_AFTER_MS);
+      if (!success) {
+        countRateLimited(c, "jwt_requests");
+        throw limited(JWT_RETRY_AFTER_MS);
+      }
     }
     await next();
   };
