@@ -129,7 +129,9 @@ export class Directory extends DurableObject<DirectoryEnv> {
     // Metrics (docs/observability.md): each topic's summed counters and last gauges; the
     // gateway's counts (rate limits here, auth failures and the tenant list in the deployment's).
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_metrics (name TEXT PRIMARY KEY, counters TEXT NOT NULL, gauges TEXT NOT NULL) WITHOUT ROWID`);
-    this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_gateway_counts (kind TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, reason)) WITHOUT ROWID`);
+    this.#sql.exec(
+      `CREATE TABLE IF NOT EXISTS dd_gateway_counts (kind TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, reason)) WITHOUT ROWID`,
+    );
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS dd_tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID`);
     const version = this.#sql.exec<{ v: number }>(`SELECT v FROM dd_meta WHERE k = 'schema'`).toArray()[0]?.v;
     if (version === undefined) this.#sql.exec(`INSERT INTO dd_meta (k, v) VALUES ('schema', ?)`, SCHEMA_VERSION);
@@ -361,6 +363,11 @@ export class Directory extends DurableObject<DirectoryEnv> {
         this.#listedInDeployment = false;
         console.error("directory: listing the tenant in the deployment directory failed", e);
       });
+  }
+
+  /** A storage round trip for `/healthz`: reads this object's SQLite. */
+  async ping(): Promise<number> {
+    return this.#sql.exec<{ v: number }>(`SELECT v FROM dd_meta WHERE k = 'schema'`).one().v;
   }
 
   /** (Deployment Directory) a tenant with metrics. Idempotent. */

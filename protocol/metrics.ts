@@ -111,7 +111,7 @@ export function emptyGatewayCounters(): GatewayCounters {
 
 /** Count `times` observations of `seconds` (no allocation). */
 export function observe(h: Histogram, seconds: number, times = 1): void {
-  const s = seconds > 0 ? seconds : 0;
+  const s = Number.isFinite(seconds) && seconds > 0 ? seconds : 0; // a clock step back counts as 0
   let i = 0;
   while (i < DURATION_BUCKETS_S.length && s > DURATION_BUCKETS_S[i]!) i++;
   h.buckets[i] = (h.buckets[i] ?? 0) + times;

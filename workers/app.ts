@@ -7,7 +7,7 @@ import { PROTOCOL_VERSION } from "../protocol/frames.ts";
 import type { GatewayEnv } from "./gateway-env.ts";
 import { cors } from "./middleware/cors.ts";
 import { notFound, onError } from "./middleware/errors.ts";
-import { auth, authIsOff } from "./middleware/auth.ts";
+import { auth } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { agentRoutes } from "./routes/agents.ts";
@@ -20,6 +20,7 @@ import { dsSubscriptionRoutes, dsTokenRoutes } from "./routes/ds-subscriptions.t
 import { streamRoutes } from "./routes/streams.ts";
 import { topicRoutes } from "./routes/topics.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { healthRoutes } from "./routes/health.ts";
 
 export const VERSION = "0.1.0";
 
@@ -28,11 +29,8 @@ export function createApp(): Hono<GatewayEnv> {
   app.onError(onError);
   app.notFound(notFound);
 
-  // `auth: "off"` (and the X-Dovetail-Auth header) tell anyone probing that this bus is open.
-  app.get("/healthz", (c) => {
-    const authMode = authIsOff(c.env) ? "off" : "on";
-    return c.json({ ok: true, version: VERSION, protocol: PROTOCOL_VERSION, auth: authMode }, 200, { "X-Dovetail-Auth": authMode });
-  });
+  // /healthz (storage answers) and /readyz (and the local disk has room): workers/routes/health.ts.
+  app.route("/", healthRoutes(VERSION));
   app.get("/", (c) =>
     c.json({
       name: "dovetail",

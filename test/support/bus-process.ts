@@ -35,6 +35,8 @@ export interface BusOptions {
   auth?: boolean;
   /** More environment for `npm run dev`'s script (as a user would set it in the shell). */
   env?: Record<string, string>;
+  /** What start() waits for: `/readyz` answering 200 (default), or only `/healthz` (a bus expected not to be ready). */
+  waitFor?: "/readyz" | "/healthz";
 }
 
 export interface BusProcess {
@@ -92,7 +94,7 @@ export async function startBus(options: BusOptions = {}): Promise<BusProcess> {
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new Error(`bus exited with ${proc.exitCode} before it was ready:\n${output}`);
       try {
-        const res = await fetch(`${url}/healthz`);
+        const res = await fetch(`${url}${options.waitFor ?? "/readyz"}`);
         if (res.ok) return;
       } catch {
         // not up yet

@@ -135,6 +135,9 @@ describe("GET /metrics", () => {
     for (let i = 0; i < 4; i++) if ((await anonymousFetch("/v1/topics/x", { headers: { Authorization: `Bearer ${slow.key}` } })).status === 429) limited++;
     expect(limited).toBeGreaterThan(0);
     const admin = await issueKey(tenant, ["admin:>"]);
-    await until(async () => value(await metrics(admin.key), 'amb_rate_limited_total{reason="api_key_requests"}') === limited, "rate-limit refusals in the tenant's view");
+    await until(
+      async () => value(await metrics(admin.key), 'amb_rate_limited_total{reason="api_key_requests"}') === limited,
+      "rate-limit refusals in the tenant's view",
+    );
   });
 });

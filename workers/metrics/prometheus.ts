@@ -6,14 +6,7 @@
  * @example
  * const text = renderPrometheus([{ tenant: null, metrics: await directory.metrics() }], deploymentCounts);
  */
-import {
-  DURATION_BUCKETS_S,
-  addHistogram,
-  emptyHistogram,
-  type GatewayCounters,
-  type Histogram,
-  type TenantMetrics,
-} from "../../protocol/metrics.ts";
+import { DURATION_BUCKETS_S, addHistogram, emptyHistogram, type GatewayCounters, type Histogram, type TenantMetrics } from "../../protocol/metrics.ts";
 
 /** The content type Prometheus expects for this format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";

@@ -54,7 +54,7 @@ function operatorView(): MiddlewareHandler<GatewayEnv> {
     for (let i = 0; i < tenants.length; i += TENANT_PARALLELISM) {
       const slice = tenants.slice(i, i + TENANT_PARALLELISM);
       const read = await Promise.all(slice.map((t) => directoryStub(c.env, t).metrics()));
-      read.forEach((metrics, j) => views.push({ tenant: slice[j]!, metrics }));
+      for (let j = 0; j < read.length; j++) views.push({ tenant: slice[j]!, metrics: read[j]! });
     }
     return prometheus(c, renderPrometheus(views, own.gateway));
   };
