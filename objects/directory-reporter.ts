@@ -13,6 +13,7 @@ import type { TopicLog } from "./log.ts";
 import type { TopicGauges, TopicMetricsReport } from "../protocol/metrics.ts";
 import type { TopicMetrics } from "./topic-metrics.ts";
 import { knownError } from "./rpc-result.ts";
+import { logLine } from "../protocol/log-line.ts";
 import type { TopicModule } from "./topic-module.ts";
 
 export interface DirectoryReporterHost {
@@ -25,7 +26,7 @@ export interface DirectoryReporterHost {
   metrics?: TopicMetrics;
   /** What the counts do not say: sockets and consumer groups now. */
   gauges?(): Omit<TopicGauges, "subscribers">;
-  /** The deployment's Analytics Engine dataset, when bound (`DOVETAIL_METRICS`). */
+  /** The deployment's Analytics Engine dataset, when bound (`DOVETAIL_ANALYTICS`). */
   analytics?(): AnalyticsEngineDataset | undefined;
   /** The tenant, for Analytics Engine rows. */
   tenant?(): string;
@@ -101,7 +102,7 @@ export class DirectoryReporter implements TopicModule {
     this.#host
       .directory()
       .report(this.#host.topic(), stats, this.#lastReportAt, metrics)
-      .catch((e: unknown) => console.error("topic: directory report failed", e));
+      .catch((e: unknown) => console.error(logLine("error", "directory report failed", { topic: this.#host.topic(), error: e })));
   }
 
   /** One Analytics Engine row per report: index the tenant; blobs tenant, topic; doubles the counts (docs/observability.md). */
@@ -119,7 +120,7 @@ export class DirectoryReporter implements TopicModule {
         doubles: [c.published, c.delivered, c.commits, c.backpressure, c.dlq, failures, stats.bytes, stats.subscribers, m.gauges.connections, lag],
       });
     } catch (e) {
-      console.error("topic: analytics engine write failed", e);
+      console.error(logLine("error", "analytics engine write failed", { topic: this.#host.topic(), error: e }));
     }
   }
 }

@@ -35,6 +35,7 @@ import {
   type TopicGauges,
   type TopicMetricsReport,
 } from "../protocol/metrics.ts";
+import { logLine } from "../protocol/log-line.ts";
 
 export type { TopicEntry };
 
@@ -361,7 +362,7 @@ export class Directory extends DurableObject<DirectoryEnv> {
       .tenantSeen(name)
       .catch((e: unknown) => {
         this.#listedInDeployment = false;
-        console.error("directory: listing the tenant in the deployment directory failed", e);
+        console.error(logLine("error", "listing the tenant in the deployment directory failed", { tenant: name, error: e }));
       });
   }
 

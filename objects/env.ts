@@ -32,5 +32,7 @@ export interface ObjectsEnv extends LimitsEnv {
   MAIL_RATE_PER_SECOND?: string;
   MAIL_RATE_BURST?: string;
   /** Optional Workers Analytics Engine dataset for metrics (docs/observability.md); unbound by default. */
-  DOVETAIL_METRICS?: AnalyticsEngineDataset;
+  DOVETAIL_ANALYTICS?: AnalyticsEngineDataset;
+  /** `off`: topics count nothing for `GET /metrics` (to measure what counting costs; docs/observability.md). */
+  DOVETAIL_METRICS?: string;
 }

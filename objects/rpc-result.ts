@@ -10,6 +10,7 @@
  * RPC result, in an error frame, and at the gateway when the runtime reset the object and the
  * error reached the caller instead (docs/architecture.md, "Full disk").
  */
+import { logLine } from "../protocol/log-line.ts";
 import { DovetailError, type ErrorBody } from "../protocol/errors.ts";
 
 export type RpcResult<T> = { ok: true; value: T } | { ok: false; error: ErrorBody["error"] };
@@ -38,7 +39,7 @@ export function knownError(error: unknown): DovetailError | null {
 export function asDovetailError(error: unknown, where: string): DovetailError {
   const known = knownError(error);
   if (known) return known;
-  console.error(`${where}: unexpected error`, error);
+  console.error(logLine("error", "unexpected error", { where, error }));
   return new DovetailError("internal", "internal error", {}, { cause: error });
 }
 

@@ -130,7 +130,7 @@ export class Topic extends DurableObject<Env> {
   #open(): void {
     const ctx = this.ctx;
     // Counted in memory; the reporter (below) takes the counts to the Directory every few seconds.
-    const metrics = new TopicMetrics({ changed: () => this.#reporter.soon() });
+    const metrics = this.env.DOVETAIL_METRICS === "off" ? undefined : new TopicMetrics({ changed: () => this.#reporter.soon() });
     const log = new TopicLog(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn), { topic: "", retention: this.#settings.retention });
     const fanout = new Fanout(log, ctx.getWebSockets(), { pageMessages: PAGE_MESSAGES, pageBytes: PAGE_BYTES, observer: metrics });
     const commits = new CommitQueue(
@@ -158,7 +158,7 @@ export class Topic extends DurableObject<Env> {
       taggedSockets: (tag) => ctx.getWebSockets(tag),
       forget: (ws) => this.#forget(ws),
       keys: () => this.env.KEYS.get(this.env.KEYS.idFromName(KEYS_OBJECT_NAME)),
-      rateLimited: (reason) => metrics.rateLimited(reason),
+      rateLimited: (reason) => metrics?.rateLimited(reason),
     });
     this.#retention = new RetentionModule(log, () => ctx.storage.sync());
     this.#streams = new StreamsModule({
@@ -181,7 +181,7 @@ export class Topic extends DurableObject<Env> {
         for (const _ of fanout.sockets()) connections++;
         return { connections, groups: this.#groups.infos().map((g) => ({ group: g.group, lag: g.lag, pending: g.pendingCount })) };
       },
-      analytics: () => this.env.DOVETAIL_METRICS,
+      analytics: () => this.env.DOVETAIL_ANALYTICS,
       tenant: () => this.#address().tenant,
     });
     this.#groups = new GroupsModule({
@@ -223,7 +223,7 @@ export class Topic extends DurableObject<Env> {
       new CredentialExpiry({ sockets, closeExpired: (ws) => this.#policy.closeCredentialSocket(ws, "the credential this socket was opened with has expired") }),
       this.#retention,
       this.#streams,
-      metrics, // before the reporter: a report carries the commit that caused it
+      ...(metrics ? [metrics] : []), // before the reporter: a report carries the commit that caused it
       this.#reporter,
       this.#subLinks,
       this.#requests,

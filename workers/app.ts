@@ -21,6 +21,7 @@ import { streamRoutes } from "./routes/streams.ts";
 import { topicRoutes } from "./routes/topics.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { requestLog } from "./middleware/request-log.ts";
 
 export const VERSION = "0.1.0";
 
@@ -28,6 +29,8 @@ export function createApp(): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
   app.onError(onError);
   app.notFound(notFound);
+  // First: every request and socket upgrade gets an id and one log line (docs/observability.md).
+  app.use("*", requestLog());
 
   // /healthz (storage answers) and /readyz (and the local disk has room): workers/routes/health.ts.
   app.route("/", healthRoutes(VERSION));

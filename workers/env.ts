@@ -9,4 +9,6 @@ export interface Env extends ObjectsEnv, JwtEnv {
   DOVETAIL_AUTH?: string;
   /** Secret bearer token for the operator's `GET /metrics` view of every tenant (docs/observability.md); unset: no such view. */
   DOVETAIL_METRICS_TOKEN?: string;
+  /** Least level logged: `debug`, `info` (default), `warn`, `error` (docs/observability.md, "Logs"). */
+  LOG_LEVEL?: string;
 }

@@ -13,5 +13,9 @@ export interface GatewayEnv {
     topic: string;
     /** Set by auth() when an API key's request bucket is empty; rateLimit() answers 429. */
     throttledMs: number;
+    /** This request's id, in its log lines and `X-Request-Id` (workers/middleware/request-log.ts). */
+    requestId: string;
+    /** The code of the error this request was answered with, for its log line. */
+    errorCode: string;
   };
 }

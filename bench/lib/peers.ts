@@ -241,8 +241,20 @@ export function workerdPids(port: number): number[] {
   return [];
 }
 
-/** Bus variables for benchmarks: authentication off (benchmarks measure the data path). */
-export const BENCH_BUS_VARS = { DOVETAIL_AUTH: "off" };
+/**
+ * Bus variables for benchmarks: authentication off (benchmarks measure the data path), plus any
+ * given as `BENCH_BUS_VARS="NAME:value ..."` in the environment (e.g. `DOVETAIL_METRICS:off` to
+ * measure what counting metrics costs, docs/observability.md).
+ */
+export const BENCH_BUS_VARS: Record<string, string> = {
+  DOVETAIL_AUTH: "off",
+  ...Object.fromEntries(
+    (process.env.BENCH_BUS_VARS ?? "")
+      .split(/\s+/)
+      .filter((pair) => pair.includes(":"))
+      .map((pair) => [pair.slice(0, pair.indexOf(":")), pair.slice(pair.indexOf(":") + 1)]),
+  ),
+};
 
 /** The Dovetail bus (scripts/dev.mjs: wrangler bundles, Miniflare serves from workerd, local SQLite in a temp folder). */
 export async function startDovetail(options: { verbose?: boolean } = {}): Promise<PeerResult & Partial<{ bus: BusProcess }>> {

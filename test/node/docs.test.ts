@@ -1,7 +1,8 @@
 /**
  * Everything the docs tell a reader to run, run as written: every shell and TypeScript block of
  * README.md, sdk/README.md, docs/security.md, docs/streams.md, docs/groups.md, docs/requests.md,
- * docs/agents.md, docs/patterns.md, docs/mcp.md and docs/mail.md, in order, against a real bus
+ * docs/agents.md, docs/patterns.md, docs/mcp.md, docs/mail.md and docs/observability.md, in order,
+ * against a real bus
  * started the README way (`npm run dev`'s script, auth on; test/support/bus-process.ts), a fresh
  * bus per file so a later block may use what an earlier one created. Also: the local-node figures
  * of README.md and local-node/README.md are the ones in bench/results/latest.json.
@@ -58,6 +59,7 @@ const DOCS: { file: string; vars?: Record<string, string> }[] = [
   { file: "docs/patterns.md" },
   { file: "docs/mcp.md" },
   { file: "docs/mail.md" },
+  { file: "docs/observability.md" },
 ];
 
 /** Where the blocks of one file run. */

@@ -5,8 +5,15 @@
  * ready with the local disk's figures, and not ready when the disk is below the reserve.
  */
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBus, type BusProcess } from "../support/bus-process.ts";
+import { docBlocks } from "../support/doc-blocks.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 const OPERATOR_TOKEN = "node-tests-metrics-token";
 const hasPromtool = spawnSync("promtool", ["--version"]).status === 0;
@@ -74,6 +81,22 @@ describe("metrics and readiness of the bus process", () => {
     // The checker can fail: an unclosed label value, and a counter named without `_total`.
     expect(promtool(tenant.replace(`{topic="${topic}"}`, `{topic="${topic}}`)).status).not.toBe(0);
     expect(promtool(tenant.replaceAll("amb_commits_total", "amb_commits")).status).not.toBe(0);
+  });
+
+  it.skipIf(!hasPromtool)("documents alert rules that promtool check rules accepts", () => {
+    const doc = readFileSync(path.join(ROOT, "docs/observability.md"), "utf8");
+    const rules = docBlocks(doc).find((b) => b.lang === "yaml" && b.code.startsWith("groups:"));
+    expect(rules?.code).toContain("AMBHighQueueDepth");
+    const dir = mkdtempSync(path.join(os.tmpdir(), "dovetail-rules-"));
+    try {
+      const file = path.join(dir, "rules.yml");
+      writeFileSync(file, rules!.code);
+      const r = spawnSync("promtool", ["check", "rules", file], { encoding: "utf8" });
+      expect(`${r.stdout}${r.stderr}`).toContain("SUCCESS: 3 rules found");
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("/readyz is not ready while the state volume is below the reserve", async () => {

@@ -16,6 +16,7 @@ import { DEPLOYMENT_DIRECTORY, addCounts, emptyGatewayCounters, type GatewayCoun
 import type { Env } from "../env.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 import { directoryStub } from "../topic-stub.ts";
+import { log } from "../log.ts";
 
 /** Longest an isolate keeps counts before sending them. */
 export const GATEWAY_FLUSH_MS = 2_000;
@@ -67,7 +68,7 @@ export async function flushGatewayCounts(env: Pick<Env, "DIRECTORY">): Promise<v
     batch.map(([directory, c]) =>
       directoryStub(env, directory)
         .addGatewayCounts(c)
-        .catch((e: unknown) => console.error(JSON.stringify({ level: "error", msg: "gateway counts not sent", directory, error: String(e) }))),
+        .catch((e: unknown) => log(env as { LOG_LEVEL?: string }, "error", "gateway counts not sent", { directory, error: e })),
     ),
   );
 }

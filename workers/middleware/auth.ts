@@ -23,6 +23,7 @@ import { OPEN_CREDENTIAL, type Credential } from "../../protocol/credential.ts";
 import { jwtConfigFromEnv, looksLikeJwt, verifyJwt } from "../auth/jwt.ts";
 import type { Env } from "../env.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
+import { log } from "../log.ts";
 import { countAuthFailure, type AuthFailure } from "../metrics/gateway-counts.ts";
 
 /** Longest credential accepted (a JWT with many scopes stays far below). */
@@ -31,19 +32,20 @@ export const MAX_CREDENTIAL_LENGTH = 8192;
 export const TOKEN_QUERY_PARAM = "token";
 
 /** Is auth switched off for this deployment? Only the exact value `off` does it. */
-export function authIsOff(env: Pick<Env, "DOVETAIL_AUTH">): boolean {
+export function authIsOff(env: Pick<Env, "DOVETAIL_AUTH" | "LOG_LEVEL">): boolean {
   const off = env.DOVETAIL_AUTH === "off";
-  if (off) warnOpenOnce();
+  if (off) warnOpenOnce(env);
   return off;
 }
 
 let warnedOpen = false;
-function warnOpenOnce(): void {
+function warnOpenOnce(env: Pick<Env, "LOG_LEVEL">): void {
   if (warnedOpen) return;
   warnedOpen = true;
-  console.warn(
-    "\n!!! DOVETAIL_AUTH=off: this bus accepts every request WITHOUT credentials (tenant `default`, all scopes, no rate limits).\n" +
-      "!!! Use this only for local development, tests and demos. Never deploy it.\n",
+  log(
+    env,
+    "warn",
+    "!!! DOVETAIL_AUTH=off: this bus accepts every request WITHOUT credentials (tenant `default`, all scopes, no rate limits). Use this only for local development, tests and demos. Never deploy it.",
   );
 }
 

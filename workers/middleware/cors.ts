@@ -40,6 +40,7 @@ const ALLOW_HEADERS = [
 ];
 /** Response headers a page may read. */
 const EXPOSE_HEADERS = [
+  "x-request-id",
   "Stream-Next-Offset",
   "Stream-Cursor",
   "Stream-Up-To-Date",

@@ -12,8 +12,11 @@ import { DovetailError } from "../../protocol/errors.ts";
 import { encodeErrorFrame } from "../../protocol/frames.ts";
 import { knownError } from "../../objects/rpc-result.ts";
 import { streamErrorHeaders } from "../streams-reply.ts";
+import type { GatewayEnv } from "../gateway-env.ts";
+import { log } from "../log.ts";
 
 export function errorResponse(c: Context, error: DovetailError): Response {
+  (c as Context<GatewayEnv>).set("errorCode", error.code);
   const isUpgrade = c.req.header("Upgrade")?.toLowerCase() === "websocket";
   if (isUpgrade && error.code !== "upgrade_required") return refuseUpgrade(error);
   const headers = streamErrorHeaders(error);
@@ -35,13 +38,13 @@ function refuseUpgrade(error: DovetailError): Response {
  * topic whose storage filled up while committing is reset by the runtime, and the SQLite error
  * reaches the gateway as the RPC's exception: `knownError` makes it `storage_full` (507).
  */
-export const onError: ErrorHandler = (err, c) => {
+export const onError: ErrorHandler<GatewayEnv> = (err, c) => {
   const known = knownError(err);
   if (known) {
-    if (known.code === "storage_full" && !(err instanceof DovetailError)) console.error("gateway: storage full", err);
+    if (known.code === "storage_full" && !(err instanceof DovetailError)) log(c.env, "error", "storage full", { rid: c.get("requestId"), error: err });
     return errorResponse(c, known);
   }
-  console.error("gateway: unexpected error", err);
+  log(c.env, "error", "unexpected error", { rid: c.get("requestId"), error: err });
   return errorResponse(c, new DovetailError("internal", "internal error"));
 };
 
