@@ -6,10 +6,13 @@
  */
 import { z } from "zod";
 import { GROUP_NAME } from "./groups.ts";
+import { TRACEPARENT } from "./trace-context.ts";
 import { MAX_BATCH_REQUESTS, MAX_REMOTE_CODE_LENGTH, MAX_REMOTE_MESSAGE_LENGTH, MAX_REQUEST_TIMEOUT_MS, REQUEST_ID } from "./requests.ts";
 
 const correlationIdSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const timeoutSchema = z.number().int().min(1).max(MAX_REQUEST_TIMEOUT_MS);
+/** W3C `traceparent` of the requester's trace: handed to the responder (protocol/trace-context.ts). */
+const traceparentSchema = z.string().regex(TRACEPARENT, "a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>");
 
 /**
  * `serve` (client → server): this socket answers requests on its topic, as a member of `group`
@@ -29,6 +32,7 @@ const requestItemSchema = z.object({
   data: z.unknown(),
   timeoutMs: timeoutSchema.optional(),
   durable: z.boolean().optional(),
+  traceparent: traceparentSchema.optional(),
 });
 
 /**
@@ -49,6 +53,7 @@ export const requestFrameSchema = z
     data: z.unknown().optional(),
     timeoutMs: timeoutSchema.optional(),
     durable: z.boolean().optional(),
+    traceparent: traceparentSchema.optional(),
     requests: z.array(requestItemSchema).min(1).max(MAX_BATCH_REQUESTS).optional(),
   })
   .refine((f) => (f.id === undefined) !== (f.requests === undefined), { message: "a request has an id, or requests (a batch), not both" });

@@ -60,6 +60,8 @@ export interface IncomingRequestFrame {
   requestId: string;
   data: unknown;
   timeoutMs: number;
+  /** The requester's W3C traceparent, when it sent one (docs/observability.md, "Tracing"). */
+  traceparent?: string;
 }
 
 /** `reply` (server → requester): the answer to the `request` with this `id`. */

@@ -20,6 +20,7 @@
  * Requesters are sockets (`request` frames) or RPC calls (`POST /v1/topics/{topic}/request`
  * through the gateway); both wait on the same {@link PendingRequest}.
  */
+import { TRACEPARENT_HEADER } from "../../protocol/trace-context.ts";
 import { DovetailError } from "../../protocol/errors.ts";
 import { encodeErrorFrame, MAX_DATA_DEPTH, nestsDeeperThan, type ClientFrame, type PublishMessage } from "../../protocol/frames.ts";
 import type { SocketGrant } from "../../protocol/grant.ts";
@@ -135,7 +136,15 @@ export class RequestsModule implements TopicModule {
         return this.#serve(ws, grant, frame.id, frame.group ?? DEFAULT_SERVE_GROUP, frame.durable ?? false);
       case "request":
         if (frame.requests) return this.#batchFromSocket(ws, grant, frame.requests);
-        return this.#requestFromSocket(ws, grant, frame.id!, frame.data, frame.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, frame.durable ?? false);
+        return this.#requestFromSocket(
+          ws,
+          grant,
+          frame.id!,
+          frame.data,
+          frame.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+          frame.durable ?? false,
+          frame.traceparent,
+        );
       case "reply": {
         const responder = this.#responders.get(ws);
         if (!responder) throw new DovetailError("forbidden", "a reply from a socket that does not serve this topic (send serve first)");
@@ -217,7 +226,15 @@ export class RequestsModule implements TopicModule {
   // -------------------------------------------------------------------------------------------
   // Requests
 
-  #requestFromSocket(ws: WebSocket, grant: SocketGrant, id: number, data: unknown, timeoutMs: number, durable: boolean): Promise<void> | void {
+  #requestFromSocket(
+    ws: WebSocket,
+    grant: SocketGrant,
+    id: number,
+    data: unknown,
+    timeoutMs: number,
+    durable: boolean,
+    traceparent: string | undefined,
+  ): Promise<void> | void {
     if (!grant.pub) throw new DovetailError("forbidden", "this credential may not send requests on this topic (requesting needs the publish scope)");
     const answer = (outcome: Outcome) => {
       try {
@@ -226,7 +243,7 @@ export class RequestsModule implements TopicModule {
         // The requester is closing; nobody to tell.
       }
     };
-    return this.#start(data, timeoutMs, durable, ws, answer);
+    return this.#start(data, timeoutMs, durable, ws, answer, traceparent);
   }
 
   /**
@@ -239,7 +256,7 @@ export class RequestsModule implements TopicModule {
       const answer = (outcome: Outcome) =>
         this.#queueToRequester(ws, outcome.ok ? `{"id":${r.id},"data":${outcome.dataJson}}` : errorItem(r.id, outcome.error));
       try {
-        const started = this.#start(r.data, r.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, r.durable ?? false, ws, answer);
+        const started = this.#start(r.data, r.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, r.durable ?? false, ws, answer, r.traceparent);
         started?.catch((e: unknown) => answer({ ok: false, error: asError(e) }));
       } catch (error) {
         answer({ ok: false, error: asError(error) });
@@ -292,7 +309,14 @@ export class RequestsModule implements TopicModule {
   }
 
   /** Check a request, register it, and hand it out (or store it, when durable). Throws what refuses it. */
-  #start(data: unknown, timeoutMs: number, durable: boolean, requester: WebSocket | null, answer: (o: Outcome) => void): Promise<void> | undefined {
+  #start(
+    data: unknown,
+    timeoutMs: number,
+    durable: boolean,
+    requester: WebSocket | null,
+    answer: (o: Outcome) => void,
+    traceparent?: string,
+  ): Promise<void> | undefined {
     const dataJson = this.#checkData(data, "data");
     if (this.#pending.size >= MAX_PENDING_REQUESTS) {
       throw new DovetailError("rate_limited", `this topic has ${MAX_PENDING_REQUESTS} requests waiting for replies; retry later`, { retryAfterMs: 100 });
@@ -307,8 +331,10 @@ export class RequestsModule implements TopicModule {
       pending.timer = null;
       this.#settle(pending, { ok: false, error: new DovetailError("timeout", `no reply to request ${requestId} within ${timeoutMs} ms`) });
     }, timeoutMs);
-    if (durable) return this.#store(pending, dataJson, Date.now() + timeoutMs);
-    const item = `{"requestId":"${requestId}","data":${dataJson},"timeoutMs":${timeoutMs}}`;
+    if (durable) return this.#store(pending, dataJson, Date.now() + timeoutMs, traceparent);
+    // `traceparent` passed the schema's TRACEPARENT check: hex and dashes, nothing to escape.
+    const trace = traceparent === undefined ? "" : `,"traceparent":"${traceparent}"`;
+    const item = `{"requestId":"${requestId}","data":${dataJson},"timeoutMs":${timeoutMs}${trace}}`;
     for (const group of this.#groups.values()) {
       const responder = group.members[group.next % group.members.length]!;
       group.next = (group.next + 1) % group.members.length;
@@ -320,10 +346,14 @@ export class RequestsModule implements TopicModule {
   }
 
   /** A durable request: a message in the topic, which the responders' group hands out. */
-  async #store(pending: PendingRequest, dataJson: string, deadline: number): Promise<void> {
+  async #store(pending: PendingRequest, dataJson: string, deadline: number, traceparent: string | undefined): Promise<void> {
     const message: PublishMessage = {
       data: JSON.parse(dataJson) as unknown,
-      headers: { [REQUEST_HEADERS.id]: pending.requestId, [REQUEST_HEADERS.deadline]: String(deadline) },
+      headers: {
+        [REQUEST_HEADERS.id]: pending.requestId,
+        [REQUEST_HEADERS.deadline]: String(deadline),
+        ...(traceparent === undefined ? {} : { [TRACEPARENT_HEADER]: traceparent }),
+      },
       expiresAt: deadline,
     };
     try {

@@ -15,7 +15,7 @@ import { DovetailError } from "../../protocol/errors.ts";
 import type { TopicEntry, TopicPage } from "../../protocol/topic-list.ts";
 import { busBases, requestJson } from "./http.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS, Link, type LinkConfig } from "./link.ts";
-import { decodeMessage, encodeMessage, type Message, type PublishOptions } from "./message.ts";
+import { decodeMessage, encodeMessage, setTraceHeaders, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
 import type { DeliveredMessage } from "../../protocol/frames.ts";
 import { Publisher, type PublisherOptions } from "./publisher.ts";
@@ -132,6 +132,11 @@ export class Bus {
   /** Requesters and responders (requests.ts), loaded on first use. */
   #requests: Promise<Requests> | null = null;
   #closed = false;
+  /** The tracing chunk (trace.ts: `traceparent` on what is published), loading. */
+  readonly #tracing = import("./trace.ts").then(
+    (t) => t.tracer(setTraceHeaders),
+    () => {},
+  ); // without the chunk, messages go untraced
 
   /** @internal use {@link connect} */
   constructor(url: string, options: ConnectOptions = {}) {
@@ -194,6 +199,7 @@ export class Bus {
    */
   async publish<T = unknown>(topic: string, data: T, options?: PublishOptions): Promise<{ offset: number }> {
     const pipe = this.#pipeFor(topic);
+    await this.#tracing;
     const message = encodeMessage(data, options);
     const max = pipe.limits?.maxMessageBytes;
     if (max !== undefined && message.size > max) {

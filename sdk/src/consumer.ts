@@ -17,6 +17,8 @@
  */
 // Types only: this module is loaded on first use (consumer-handle.ts) and gets what it runs with
 // from its caller, so bundlers can put it in a chunk of its own with no code shared with the rest.
+import { TRACEPARENT_HEADER } from "../../protocol/trace-context.ts";
+import { loadTracing, withTraceparent } from "./trace.ts";
 import type { DovetailError } from "../../protocol/errors.ts";
 import type { ClientFrame, ServerFrame, WelcomeFrame } from "../../protocol/frames.ts";
 import type { GroupSettingsInput, Job as WireJob, SettleOp } from "../../protocol/groups.ts";
@@ -176,14 +178,19 @@ export class ConsumerSession<T = unknown> implements AsyncIterableIterator<Job<T
     this.#wake?.();
   }
 
-  /** Run `handler` for every job until the consumer ends: ack on return, nack (with the error's message) on throw. */
+  /**
+   * Run `handler` for every job until the consumer ends: ack on return, nack (with the error's
+   * message) on throw. With OpenTelemetry present, the handler runs in the trace of the job's
+   * `traceparent` header, so what it publishes or requests continues that trace (trace.ts).
+   */
   async run(handler: JobHandler<T>): Promise<void> {
+    await loadTracing();
     const concurrency = Math.max(1, this.#options.concurrency ?? 1);
     const running = new Set<Promise<void>>();
     for await (const job of this) {
       const work = (async () => {
         try {
-          await handler(job);
+          await withTraceparent(job.headers[TRACEPARENT_HEADER], () => handler(job));
         } catch (error) {
           await job.nack({ reason: error instanceof Error ? error.message : String(error) }).catch(() => {});
           return;

@@ -35,6 +35,18 @@ export interface PublishOptions extends WaitOptions {
   expiresAt?: Date | number;
 }
 
+/** Adds a `traceparent` to a message's headers (trace.ts `tracedHeaders`), once the tracing chunk has loaded. */
+export type TraceHeaders = (headers: Record<string, string> | undefined, max: number) => Record<string, string> | undefined;
+let traceHeaders: TraceHeaders | undefined;
+
+/**
+ * Set by the bus once the tracing chunk (trace.ts) has loaded: every message encoded from then on
+ * gets a `traceparent`. The core carries only this hook (the browser bundle budget).
+ */
+export function setTraceHeaders(fn: TraceHeaders | undefined): void {
+  traceHeaders = fn;
+}
+
 /** A message encoded for a `publish` frame: its JSON text and the payload size the topic counts. */
 export interface EncodedMessage {
   json: string;
@@ -128,9 +140,10 @@ export function encodeMessage(data: unknown, options: PublishOptions | undefined
     }
     body += `,"key":${JSON.stringify(options.key)}`;
   }
-  if (options?.headers !== undefined) {
-    if (Object.keys(options.headers).length > MAX_HEADERS) throw new DovetailError("invalid_field", `headers: at most ${MAX_HEADERS}`);
-    body += `,"headers":${JSON.stringify(options.headers)}`;
+  const headers = traceHeaders?.(options?.headers, MAX_HEADERS) ?? options?.headers;
+  if (headers !== undefined) {
+    if (Object.keys(headers).length > MAX_HEADERS) throw new DovetailError("invalid_field", `headers: at most ${MAX_HEADERS}`);
+    body += `,"headers":${JSON.stringify(headers)}`;
   }
   if (options?.priority !== undefined) {
     if (!Number.isInteger(options.priority) || options.priority < 0 || options.priority > MAX_PRIORITY) {

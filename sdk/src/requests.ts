@@ -16,6 +16,8 @@
 // Types only: this module is loaded on first use (`Bus.#loadRequests()` in client.ts) and gets what
 // it runs with from its caller, so bundlers can put it in a chunk of its own with no code shared
 // with the rest: a browser app that only publishes and subscribes does not carry it (decision 025).
+import { TRACEPARENT_HEADER } from "../../protocol/trace-context.ts";
+import { currentTraceparent, loadTracing, withTraceparent } from "./trace.ts";
 import type { DovetailError } from "../../protocol/errors.ts";
 import type { ErrorFrame, ServerFrame, WelcomeFrame } from "../../protocol/frames.ts";
 import type { GroupSettingsInput, groupNameProblem, Job as WireJob } from "../../protocol/groups.ts";
@@ -34,6 +36,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Store the request in the topic, handed out by the responders' consumer group: it survives a responder's crash. */
   durable?: boolean;
+  /** The W3C traceparent the request carries. Default: the active OpenTelemetry span's, or a new trace (docs/observability.md). */
+  traceparent?: string;
 }
 
 /** What a handler gets beside the request's data. */
@@ -44,6 +48,11 @@ export interface RequestContext {
   durable: boolean;
   /** How long the requester still waits, in ms, when the request arrived. */
   timeoutMs: number;
+  /**
+   * The requester's W3C traceparent, when it sent one. With OpenTelemetry present the handler runs
+   * in that trace already; without, pass it on (`headers: { traceparent }`) to continue it.
+   */
+  traceparent?: string;
 }
 
 /** Answers a request: its return value is the reply; what it throws goes back as `remote_error`. */
@@ -84,8 +93,9 @@ export class Requests {
     this.#deps = deps;
   }
 
-  request(topic: string, data: unknown, timeoutMs: number, options: RequestOptions): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new this.#deps.DovetailError("closed", "the bus is closed"));
+  async request(topic: string, data: unknown, timeoutMs: number, options: RequestOptions): Promise<unknown> {
+    await loadTracing(); // the request's traceparent may be the active OpenTelemetry span's
+    if (this.#closed) throw new this.#deps.DovetailError("closed", "the bus is closed");
     let requester = this.#requesters.get(topic);
     if (!requester || requester.failed) {
       requester = new Requester(topic, this.#config(topic), this.#deps);
@@ -190,7 +200,7 @@ export class Requester implements LinkOwner {
     if (this.#link.failed) return Promise.reject(this.#link.failed);
     const id = this.#nextId++;
     const serverTimeoutMs = Math.max(1, Math.min(Math.ceil(timeoutMs), MAX_SERVER_TIMEOUT_MS));
-    const frame: Record<string, unknown> = { id, data: data ?? null, timeoutMs: serverTimeoutMs };
+    const frame: Record<string, unknown> = { id, data: data ?? null, timeoutMs: serverTimeoutMs, traceparent: options.traceparent ?? currentTraceparent() };
     if (options.durable) frame.durable = true;
     return new Promise<unknown>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | null = null;
@@ -445,7 +455,7 @@ export class Server<Q = unknown, R = unknown> implements LinkOwner {
   async #run(requestId: string, data: unknown, context: RequestContext): Promise<string> {
     let reply: Record<string, unknown>;
     try {
-      const result = await this.#handler(data as Q, context);
+      const result = await withTraceparent(context.traceparent, () => this.#handler(data as Q, context));
       reply = { requestId, data: result ?? null };
     } catch (error) {
       const e = error as { message?: unknown; code?: unknown } | null;
@@ -464,7 +474,9 @@ export class Server<Q = unknown, R = unknown> implements LinkOwner {
 
   /** A plain request: its reply leaves with the others of the same tick, in one frame. */
   async #answer(frame: IncomingRequestFrame): Promise<void> {
-    const item = await this.#run(frame.requestId, frame.data, { requestId: frame.requestId, durable: false, timeoutMs: frame.timeoutMs });
+    const context: RequestContext = { requestId: frame.requestId, durable: false, timeoutMs: frame.timeoutMs };
+    if (frame.traceparent !== undefined) context.traceparent = frame.traceparent;
+    const item = await this.#run(frame.requestId, frame.data, context);
     this.#replies.push(item);
     if (this.#replies.length > 1) return;
     queueMicrotask(() => {
@@ -483,7 +495,10 @@ export class Server<Q = unknown, R = unknown> implements LinkOwner {
     }
     const deadline = Number(job.headers?.["dovetail-request-deadline"]);
     const timeoutMs = Number.isFinite(deadline) ? Math.max(0, deadline - Date.now()) : 0;
-    const item = await this.#run(requestId, job.data ?? null, { requestId, durable: true, timeoutMs });
+    const context: RequestContext = { requestId, durable: true, timeoutMs };
+    const traceparent = job.headers?.[TRACEPARENT_HEADER];
+    if (traceparent !== undefined) context.traceparent = traceparent;
+    const item = await this.#run(requestId, job.data ?? null, context);
     this.#link.send(`{"type":"reply",${item.slice(1)}`); // at once, before the ack
     // Acked once the reply is sent: a crash before this hands the request to another member.
     this.#link.send(frameText({ type: "settle", id: this.#nextId++, op: "ack", jobs: ref }));
