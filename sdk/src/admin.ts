@@ -12,6 +12,42 @@ import { busBases, requestJson } from "./http.ts";
 import type { FetchLike } from "./transport.ts";
 import type { GroupInfo } from "../../protocol/groups.ts";
 import { topicNameProblem } from "../../protocol/topic-name.ts";
+import type { TenantMetrics } from "../../protocol/metrics.ts";
+
+export type { TenantMetrics };
+
+const countsSchema = z.record(z.string(), z.number());
+const histogramSchema = z.object({ buckets: z.array(z.number()), sum: z.number(), count: z.number() });
+/** `GET /metrics?format=json` (docs/observability.md); fields added later are kept. */
+const tenantMetricsSchema = z.object({
+  topics: z.array(
+    z.looseObject({
+      name: z.string(),
+      messages: z.number(),
+      bytes: z.number(),
+      subscribers: z.number(),
+      head: z.number(),
+      counters: z.looseObject({
+        published: z.number(),
+        delivered: z.number(),
+        commits: z.number(),
+        backpressure: z.number(),
+        dlq: z.number(),
+        failures: countsSchema,
+        rateLimited: countsSchema,
+        publishDuration: histogramSchema,
+        deliveryDuration: histogramSchema,
+        commitDuration: histogramSchema,
+      }),
+      gauges: z.looseObject({
+        connections: z.number(),
+        subscribers: z.number(),
+        groups: z.array(z.object({ group: z.string(), lag: z.number(), pending: z.number() })),
+      }),
+    }),
+  ),
+  gateway: z.object({ rateLimited: countsSchema, authFailures: countsSchema }),
+});
 
 /** Names of the per-key rate limits (docs/security.md, "Rate limits"), in the API's order. */
 export const KEY_RATE_FIELDS = [
@@ -143,6 +179,16 @@ export class AdminClient {
   readonly url: string;
   readonly keys: KeysAdmin;
   readonly groups: GroupsAdmin;
+  /**
+   * The tenant's metrics as data: every topic's counters (since the Directory first heard of it),
+   * gauges and stats, and the gateway's refusal counts (docs/observability.md). `dovetail top`
+   * shows them; Prometheus reads the same figures as text from `GET /metrics`.
+   *
+   * @example
+   * const { topics } = await admin.metrics();
+   * for (const t of topics) console.log(t.name, t.counters.published, t.gauges.groups);
+   */
+  readonly metrics: () => Promise<TenantMetrics>;
   readonly #httpBase: string;
   readonly #options: AdminOptions;
 
@@ -156,6 +202,8 @@ export class AdminClient {
       list: async () => answer(keyListSchema, await this.#http("GET", "/keys"), "GET /v1/admin/keys").keys,
       revoke: async (id) => answer(revokedKeySchema, await this.#http("DELETE", `/keys/${encodeURIComponent(id)}`), "DELETE /v1/admin/keys/{id}"),
     };
+    this.metrics = async () =>
+      answer(tenantMetricsSchema, await requestJson(this.#options, this.#httpBase, "GET", "/metrics?format=json"), "GET /metrics") as TenantMetrics;
     this.groups = {
       delete: async (topic, group) => (await this.#group("DELETE", topic, group, "")) as { deleted: true; closedMembers: number },
       reset: async (topic, group, to) => (await this.#group("POST", topic, group, "/reset", { to })) as GroupInfo,

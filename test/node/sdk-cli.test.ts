@@ -266,6 +266,7 @@ describe("dovetail CLI and examples", () => {
       "subs rm": { args: () => ["subs", "rm", subscription], lines: 1 },
       "topics rm": { args: () => ["topics", "rm", topic], lines: 1 },
       bench: { args: () => ["bench", `${root}.bench`, "--rate", "100", "--duration", "1"], lines: 1 },
+      top: { args: () => ["top"], lines: 1 },
       "keys create": { args: () => ["keys", "create", `json-${root}`, "--scope", `publish:${root}.>`], lines: 1 },
       "keys list": { args: () => ["keys", "list"], lines: 1 },
       "keys revoke": { args: () => ["keys", "revoke", key.id!], lines: 1 },
@@ -372,6 +373,28 @@ describe("dovetail CLI and examples", () => {
     expect((JSON.parse(after.stdout) as { name: string }[]).map((t) => t.name)).toEqual([`${root}.y`]);
     expect((await run(CLI, ["topics", "rm", `${root}.x`], { env })).code).toBe(1); // not_found
     expect((await run(CLI, ["topics", "ls", "--prefix", `${root}-none.`], { env })).stdout).toBe("no topics\n");
+  });
+
+  it("top shows the tenant's topics and groups, refreshed --count times, and the figures once with --json", async () => {
+    const topic = freshTopic();
+    await run(CLI, ["pub", topic, '{"n":1}'], { env });
+    const put = await fetch(`${server.url}/v1/topics/${topic}/groups/top-group`, { method: "PUT", body: JSON.stringify({ start: "earliest" }) });
+    expect(put.status).toBe(201);
+    // The topic reports to the Directory within 5 s of its write.
+    let json = { topics: [] as { name: string; head: number; gauges: { groups: { group: string; lag: number }[] } }[] };
+    for (let i = 0; i < 100 && !json.topics.some((t) => t.name === topic && t.gauges.groups.length > 0); i++) {
+      const r = await run(CLI, ["top", "--json"], { env });
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      json = JSON.parse(r.stdout) as typeof json;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(json.topics.find((t) => t.name === topic)).toMatchObject({ head: 1, gauges: { groups: [{ group: "top-group", lag: 1 }] } });
+    const text = await run(CLI, ["top", "--count", "2", "--interval", "100ms"], { env });
+    expect({ code: text.code, stderr: text.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(text.stdout.match(/^TOPIC\s+PUB\/S\s+DEL\/S\s+HEAD/gm)).toHaveLength(2);
+    expect(text.stdout).toMatch(new RegExp(`^${topic.replaceAll(".", "\\.")}\\s+\\S+\\s+\\S+\\s+1\\s`, "m"));
+    expect(text.stdout).toMatch(new RegExp(`^${topic.replaceAll(".", "\\.")}\\s+top-group\\s+1\\s+0$`, "m"));
+    expect(text.stdout).toContain("(rates over");
   });
 
   it("consume prints each job and acks it until --limit (one JSON line per job with --json); groups ls and info show the group", async () => {

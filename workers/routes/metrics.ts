@@ -1,7 +1,8 @@
 /**
  * `GET /metrics`: the bus's metrics in the Prometheus text format (docs/observability.md).
  *
- * - With a tenant credential that has `admin:>`: that tenant's topics, groups and refusals.
+ * - With a tenant credential that has `admin:>`: that tenant's topics, groups and refusals
+ *   (`?format=json`: as JSON, protocol/metrics.ts `TenantMetrics`).
  * - With the deployment's metrics token (the secret `DOVETAIL_METRICS_TOKEN`, for the operator's
  *   Prometheus): every tenant, each series labelled `tenant`, plus the auth failures that name no
  *   tenant. Without the secret set, there is no operator view.
@@ -66,6 +67,8 @@ export function metricsRoutes(): Hono<GatewayEnv> {
   metrics.get("/", operatorView(), auth(), rateLimit(), permit("admin", null), async function tenantView(c) {
     await flushGatewayCounts(c.env);
     const tenant = await directoryStub(c.env, c.get("tenant")).metrics();
+    // `?format=json`: the same figures as data (`dovetail top`, the admin client).
+    if (c.req.query("format") === "json") return c.json(tenant, 200, { "Cache-Control": "no-store" });
     return prometheus(c, renderPrometheus([{ tenant: null, metrics: tenant }]));
   });
   return metrics;

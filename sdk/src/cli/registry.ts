@@ -32,6 +32,7 @@ import { subsRm } from "./commands/subs-rm.ts";
 import { topicsLs } from "./commands/topics-ls.ts";
 import { topicsRetention } from "./commands/topics-retention.ts";
 import { topicsRm } from "./commands/topics-rm.ts";
+import { top } from "./commands/top.ts";
 
 export const COMMANDS: readonly Command[] = [
   pub,
@@ -57,6 +58,7 @@ export const COMMANDS: readonly Command[] = [
   subsInfo,
   subsRm,
   bench,
+  top,
   keysCreate,
   keysList,
   keysRevoke,
