@@ -66,7 +66,8 @@ function announce() {
     `\nDovetail is running (local workerd, state in ${state}).\n` +
       `  HTTP      ${base}/v1/topics/{topic}/messages\n` +
       `  WebSocket ws://127.0.0.1:${port}/v1/topics/{topic}/ws\n` +
-      `  Health    ${base}/healthz\n\n` +
+      `  Health    ${base}/healthz   (ready: ${base}/readyz)\n` +
+      `  Console   ${base}/console/   Metrics ${base}/metrics\n\n` +
       (authOff
         ? `  !!! AUTH IS OFF (DOVETAIL_AUTH=off): every request is accepted without a credential. Local use only. !!!\n\n`
         : `  Auth is ON. Development token (tenant "default", all scopes, valid 30 days; also in ${path.join(state, "dev-token")}):\n\n` +
