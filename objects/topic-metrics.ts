@@ -14,8 +14,6 @@
  * metrics.delivered(10, 3); // ten messages sent, the oldest committed 3 ms ago
  */
 import { emptyCounters, observe, type DeliveryFailure, type TopicCounters } from "../protocol/metrics.ts";
-import type { TopicModule } from "./topic-module.ts";
-import type { CommittedBatch } from "./commit-queue.ts";
 
 /** What the commit queue tells: a commit became durable; a publish of it was answered. */
 export interface CommitObserver {
@@ -39,7 +37,11 @@ export interface TopicMetricsHost {
   changed(): void;
 }
 
-export class TopicMetrics implements TopicModule, CommitObserver, DeliveryObserver {
+/**
+ * A TopicModule (objects/topic-module.ts) by shape: it imports nothing of the runtime's, so
+ * bench/probe/metrics-cost.ts can time it in plain Node.
+ */
+export class TopicMetrics implements CommitObserver, DeliveryObserver {
   readonly #host: TopicMetricsHost;
   #counters: TopicCounters = emptyCounters();
   #dirty = false;
@@ -56,7 +58,8 @@ export class TopicMetrics implements TopicModule, CommitObserver, DeliveryObserv
     return taken;
   }
 
-  onCommit(batch: CommittedBatch): void {
+  /** After each group commit (a CommittedBatch, objects/commit-queue.ts). */
+  onCommit(batch: { readonly bodies: readonly string[] }): void {
     this.#counters.published += batch.bodies.length;
     this.#counters.commits++;
     this.#mark();
