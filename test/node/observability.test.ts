@@ -17,6 +17,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 
 const OPERATOR_TOKEN = "node-tests-metrics-token";
 const hasPromtool = spawnSync("promtool", ["--version"]).status === 0;
+/** Said in the names of the tests that need promtool when it is missing. */
+const WITHOUT_PROMTOOL = hasPromtool ? "" : " (skipped: promtool is missing; install Debian's prometheus package, scripts/install-system-deps.sh prometheus)";
 
 async function until<T>(fn: () => Promise<T | false | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -54,7 +56,7 @@ describe("metrics and readiness of the bus process", () => {
     expect(body.disk.free).toBeGreaterThan(body.disk.reserve);
   });
 
-  it.skipIf(!hasPromtool)("serves /metrics that promtool check metrics accepts, per tenant and for the operator", async () => {
+  it.skipIf(!hasPromtool)(`serves /metrics that promtool check metrics accepts, per tenant and for the operator${WITHOUT_PROMTOOL}`, async () => {
     const topic = `obs.${Date.now()}`;
     const put = await fetch(`${bus.url}/v1/topics/${topic}/groups/g1`, { method: "PUT", headers: auth(), body: JSON.stringify({ start: "earliest" }) });
     expect(put.status).toBe(201);
@@ -83,7 +85,7 @@ describe("metrics and readiness of the bus process", () => {
     expect(promtool(tenant.replaceAll("amb_commits_total", "amb_commits")).status).not.toBe(0);
   });
 
-  it.skipIf(!hasPromtool)("documents alert rules that promtool check rules accepts", () => {
+  it.skipIf(!hasPromtool)(`documents alert rules that promtool check rules accepts${WITHOUT_PROMTOOL}`, () => {
     const doc = readFileSync(path.join(ROOT, "docs/observability.md"), "utf8");
     const rules = docBlocks(doc).find((b) => b.lang === "yaml" && b.code.startsWith("groups:"));
     expect(rules?.code).toContain("AMBHighQueueDepth");
