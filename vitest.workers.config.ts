@@ -23,6 +23,9 @@ export default defineConfig({
   ],
   test: {
     include: ["test/workers/**/*.test.ts"],
+    // The gateway's request log lines (one JSON line per request, docs/observability.md) are not
+    // printed under the tests that caused them; test/workers/logs.test.ts reads them itself.
+    onConsoleLog: (log) => !/^\{"level":"(info|warn)","msg":"(request|socket)"/.test(log),
     testTimeout: 60_000,
   },
 });
