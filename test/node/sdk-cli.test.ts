@@ -409,7 +409,9 @@ describe("dovetail CLI and examples", () => {
     // The group exists now: joining it again needs no settings, and the same settings are no conflict.
     const json = await run(CLI, ["consume", topic, "resizers", "--create-start", "earliest", "--limit", "1", "--json"], { env });
     expect({ code: json.code, stderr: json.stderr }).toEqual({ code: 0, stderr: "" });
-    expect(jsonLines(json.stdout)).toEqual([{ offset: 2, time: expect.any(Number), delivery: 1, priority: 0, headers: { kind: "third" }, data: { n: 2 } }]);
+    // The SDK adds a W3C traceparent to what it publishes (docs/observability.md, "Tracing").
+    const headers = { kind: "third", traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/) };
+    expect(jsonLines(json.stdout)).toEqual([{ offset: 2, time: expect.any(Number), delivery: 1, priority: 0, headers, data: { n: 2 } }]);
 
     // The consumers have left: no members, everything acked.
     const ls = await eventually(
@@ -536,6 +538,7 @@ describe("dovetail CLI and examples", () => {
           "dovetail-dlq-deliveries": "1",
           "dovetail-dlq-reason": "max_deliver",
           "dovetail-dlq-error": "nacked by dovetail consume --nack",
+          traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/), // the published message's, kept
         },
       })),
     );

@@ -305,7 +305,7 @@ describe("calls that wait", () => {
       const first = await sub.next();
       if (first.done) throw new Error("the subscription ended");
       const order: Order = first.value.data; // typed by the schema
-      expect(first.value).toEqual({ offset: 0, data: { id: "a", qty: 1 }, headers: {}, time: expect.any(Number) });
+      expect(first.value).toEqual({ offset: 0, data: { id: "a", qty: 1 }, headers: { traceparent: expect.any(String) }, time: expect.any(Number) });
       expect(order.qty).toBe(1);
 
       const { error } = await rejection(sub.next());
