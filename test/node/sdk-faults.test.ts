@@ -82,7 +82,10 @@ describe("sdk under faults", () => {
   it("delivers 10,000 messages exactly once, in order, while a proxy cuts connections at random points", async () => {
     const seed = Number(process.env.DOVETAIL_FAULT_SEED ?? Date.now() % 1_000_000);
     console.log(`cutting proxy seed ${seed} (replay with DOVETAIL_FAULT_SEED=${seed})`);
-    const proxy = await startCuttingProxy({ targetPort: server.port, seed, minBytes: 200, maxBytes: 15_000, tickMs: 50, cutProbability: 0.1 });
+    // A connection is cut after at most maxBytes: every frame must fit, or it never gets through.
+    // The largest is a delivery of `buffer` (300) messages of about 150 bytes each (offset, time,
+    // data and the traceparent header the SDK adds, docs/observability.md).
+    const proxy = await startCuttingProxy({ targetPort: server.port, seed, minBytes: 200, maxBytes: 60_000, tickMs: 50, cutProbability: 0.1 });
     const viaProxy = `http://127.0.0.1:${proxy.port}`;
     const publisherBus = connect(viaProxy, { reconnect: FAST_RECONNECT, pingIntervalMs: 1000 });
     const subscriberBus = connect(viaProxy, { reconnect: FAST_RECONNECT, pingIntervalMs: 1000 });
