@@ -23,7 +23,7 @@ export default defineConfig([
     // Chunks named without a content hash: an app's bundler keeps our chunk names in its own
     // (`import("./trace-<ours>-<its>.js")` in the core bundle), and a hash is random text that
     // gzip cannot shrink, about 9 bytes per chunk the core loads. The package version is what
-    // caches our files; their names need no hash (docs/decisions/032-observability.md).
+    // caches our files; their names need no hash (docs/decisions/033-observability.md).
     outputOptions: { chunkFileNames: "[name].js" },
   },
   {

@@ -7,7 +7,15 @@
  * only what the caller may read.
  */
 import { z } from "zod";
-import { agentIdSchema, inboxQuerySchema, mailIdSchema, searchQuerySchema, sendMailSchema, threadIdSchema, threadQuerySchema } from "../../../protocol/mail-schemas.ts";
+import {
+  agentIdSchema,
+  inboxQuerySchema,
+  mailIdSchema,
+  searchQuerySchema,
+  sendMailSchema,
+  threadIdSchema,
+  threadQuerySchema,
+} from "../../../protocol/mail-schemas.ts";
 import { inboxTopic } from "../../../protocol/mail.ts";
 import { unwrap } from "../../../objects/rpc-result.ts";
 import { caller, mail } from "../../routes/mail.ts";
@@ -80,7 +88,7 @@ export const searchMessagesTool = defineTool({
   name: "search_messages",
   title: "Search mail",
   description:
-    "Full-text search over the tenant's mail (subject and body, SQLite FTS5 syntax: words, \"a phrase\", prefix*, AND/OR/NOT, subject:word), " +
+    'Full-text search over the tenant\'s mail (subject and body, SQLite FTS5 syntax: words, "a phrase", prefix*, AND/OR/NOT, subject:word), ' +
     "best matches first, each with a snippet whose matches are marked; filters `from`, `to`, `threadId`, `since`, `until`; paging with `offset`. " +
     "Only mail the credential may read is searched. A query that is not valid FTS5 is refused with invalid_query.",
   input: searchQuerySchema,
