@@ -18,6 +18,7 @@ import {
 } from "./agents.ts";
 import { DovetailError } from "./errors.ts";
 import { MAX_DATA_DEPTH, nestsDeeperThan, parseFailure, type ParseResult } from "./frames.ts";
+import { issueText, readClientFrame } from "./frame-schemas.ts";
 
 const correlationIdSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 export const agentIdSchema = z.string().regex(AGENT_ID, "an agent id is 1–128 characters of A-Z a-z 0-9 _ . : -");
@@ -72,24 +73,13 @@ export function checkMeta(meta: Record<string, unknown> | undefined): string {
 export function parseRegistryClientFrame(raw: string | ArrayBuffer): ParseResult<RegistryClientFrame> {
   if (typeof raw !== "string") return parseFailure("bad_frame", "binary frames are not part of protocol v1; send JSON text");
   if (raw.length > MAX_REGISTRY_FRAME_BYTES) return parseFailure("meta_too_large", `a registry frame is at most ${MAX_REGISTRY_FRAME_BYTES} bytes`);
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return parseFailure("bad_frame", "frame is not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return parseFailure("bad_frame", "frame must be a JSON object");
-  const obj = value as Record<string, unknown>;
-  if (raw.includes("\uFFFD")) return parseFailure("invalid_utf8", "frame holds invalid UTF-8 (or a raw U+FFFD: escape it as \\ufffd)", obj.id);
+  const read = readClientFrame(raw);
+  if (!read.ok) return read;
+  const obj = read.frame;
   const type = obj.type;
-  if (typeof type !== "string") return parseFailure("bad_frame", "frame has no string `type`", obj.id);
   if (!Object.hasOwn(registryFrameSchemas, type))
     return parseFailure("unknown_type", `unknown registry frame type ${JSON.stringify(type).slice(0, 64)}`, obj.id);
   const parsed = registryFrameSchemas[type as keyof typeof registryFrameSchemas].safeParse(obj);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const path = issue?.path.map(String).join(".");
-    return parseFailure("invalid_field", path ? `${path}: ${issue?.message}` : (issue?.message ?? "invalid frame"), obj.id);
-  }
+  if (!parsed.success) return parseFailure("invalid_field", issueText(parsed.error), obj.id);
   return { ok: true, frame: parsed.data as RegistryClientFrame };
 }

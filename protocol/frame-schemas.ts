@@ -131,7 +131,30 @@ const CLIENT_SCHEMAS = {
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
-function issueText(error: z.ZodError, prefix = ""): string {
+/**
+ * The first steps of every parser of client frames (topic, pattern and presence sockets): JSON
+ * text holding an object with a string `type`. The runtime hands us text frames already decoded,
+ * with invalid UTF-8 replaced by U+FFFD, so a raw U+FFFD is refused: it may be a corrupted byte. A
+ * client that means U+FFFD escapes it as \ufffd in its JSON, as the SDK does (issue 18;
+ * docs/protocol.md, "Text frames").
+ */
+export function readClientFrame(raw: string | ArrayBuffer): ParseResult<Record<string, unknown> & { type: string }> {
+  if (typeof raw !== "string") return parseFailure("bad_frame", "binary frames are not part of protocol v1; send JSON text");
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return parseFailure("bad_frame", "frame is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return parseFailure("bad_frame", "frame must be a JSON object");
+  const obj = value as Record<string, unknown>;
+  if (raw.includes("\uFFFD")) return parseFailure("invalid_utf8", "frame holds invalid UTF-8 (or a raw U+FFFD: escape it as \\ufffd)", obj.id);
+  if (typeof obj.type !== "string") return parseFailure("bad_frame", "frame has no string `type`", obj.id);
+  return { ok: true, frame: obj as Record<string, unknown> & { type: string } };
+}
+
+/** The first issue zod found, as `path: message`. */
+export function issueText(error: z.ZodError, prefix = ""): string {
   const issue = error.issues[0];
   if (!issue) return "invalid frame";
   const path = [prefix, ...issue.path.map(String)].filter(Boolean).join(".");
@@ -144,23 +167,10 @@ function issueText(error: z.ZodError, prefix = ""): string {
  * Message payload sizes are checked by the topic, which knows its configured limits.
  */
 export function parseClientFrame(raw: string | ArrayBuffer): ParseResult<ClientFrame> {
-  if (typeof raw !== "string") return parseFailure("bad_frame", "binary frames are not part of protocol v1; send JSON text");
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return parseFailure("bad_frame", "frame is not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return parseFailure("bad_frame", "frame must be a JSON object");
-  }
-  const obj = value as Record<string, unknown>;
-  // The runtime hands us text frames already decoded, with invalid UTF-8 replaced by U+FFFD, so
-  // a raw U+FFFD is refused: it may be a corrupted byte. A client that means U+FFFD escapes it
-  // as \ufffd in its JSON, as the SDK does (issue 18; docs/protocol.md, "Text frames").
-  if (raw.includes("\uFFFD")) return parseFailure("invalid_utf8", "frame holds invalid UTF-8 (or a raw U+FFFD: escape it as \\ufffd)", obj.id);
+  const read = readClientFrame(raw);
+  if (!read.ok) return read;
+  const obj = read.frame;
   const type = obj.type;
-  if (typeof type !== "string") return parseFailure("bad_frame", "frame has no string `type`", obj.id);
   if (!Object.hasOwn(CLIENT_SCHEMAS, type)) return parseFailure("unknown_type", `unknown frame type ${JSON.stringify(type).slice(0, 64)}`, obj.id);
   const parsed = CLIENT_SCHEMAS[type as keyof typeof CLIENT_SCHEMAS].safeParse(obj);
   if (!parsed.success) return parseFailure("invalid_field", issueText(parsed.error), obj.id);

@@ -4,7 +4,7 @@
  * which only encode these frames, never load zod (decision 025).
  */
 import { z } from "zod";
-import { creditFrameSchema, unsubscribeFrameSchema, type CreditFrame, type UnsubscribeFrame } from "./frame-schemas.ts";
+import { creditFrameSchema, issueText, readClientFrame, unsubscribeFrameSchema, type CreditFrame, type UnsubscribeFrame } from "./frame-schemas.ts";
 import { DEFAULT_CREDIT, MAX_CREDIT, parseFailure, type ParseResult } from "./frames.ts";
 import { MAX_PATTERN_TOPICS, type PatternSubscribeFrame } from "./patterns.ts";
 import { offsetSchema } from "./subscribe-from.ts";
@@ -30,16 +30,9 @@ const SCHEMAS = { subscribe: patternSubscribeFrameSchema, credit: creditFrameSch
 
 /** Parse one frame a client sent on a pattern socket: the typed frame, or the typed error (with its `id` when readable). */
 export function parsePatternClientFrame(raw: string | ArrayBuffer): ParseResult<PatternClientFrame | CreditFrame | UnsubscribeFrame> {
-  if (typeof raw !== "string") return parseFailure("bad_frame", "binary frames are not part of protocol v1; send JSON text");
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return parseFailure("bad_frame", "frame is not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return parseFailure("bad_frame", "frame must be a JSON object");
-  const obj = value as Record<string, unknown>;
-  if (typeof obj.type !== "string") return parseFailure("bad_frame", "frame has no string `type`", obj.id);
+  const read = readClientFrame(raw);
+  if (!read.ok) return read;
+  const obj = read.frame;
   if (!Object.hasOwn(SCHEMAS, obj.type)) {
     return parseFailure(
       "unknown_type",
@@ -48,10 +41,6 @@ export function parsePatternClientFrame(raw: string | ArrayBuffer): ParseResult<
     );
   }
   const parsed = SCHEMAS[obj.type as keyof typeof SCHEMAS].safeParse(obj);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const path = issue?.path.map(String).join(".");
-    return parseFailure("invalid_field", path ? `${path}: ${issue?.message}` : (issue?.message ?? "invalid frame"), obj.id);
-  }
+  if (!parsed.success) return parseFailure("invalid_field", issueText(parsed.error), obj.id);
   return { ok: true, frame: parsed.data as PatternClientFrame | CreditFrame | UnsubscribeFrame };
 }
