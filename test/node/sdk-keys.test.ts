@@ -110,7 +110,8 @@ describe("dovetail keys", () => {
   it("list shows each key's record as the API returns it, never the secret or its hash", async () => {
     const prefix = freshPrefix();
     const created = await createKey(`lister-${prefix}`, [`subscribe:${prefix}.>`, "publish"]);
-    const secret = created.key.split("_")[2]!;
+    // dvt_<16 hex id>_<secret>: the secret is base64url, so it may hold "_" itself (even first).
+    const secret = created.key.slice("dvt_".length + 16 + 1);
 
     const json = await cli(["keys", "list", "--json"], admin);
     expect(json.code).toBe(0);
