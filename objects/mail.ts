@@ -19,6 +19,7 @@
  * unwrap(await mail.send(credential, { from: "planner", to: ["coder"], subject: "build", bodyMd: "…" }));
  */
 import { DurableObject } from "cloudflare:workers";
+import { RunAgain } from "./run-again.ts";
 import { DovetailError } from "../protocol/errors.ts";
 import {
   agentIdSchema,
@@ -107,8 +108,11 @@ export class Mail extends DurableObject<ObjectsEnv> {
   readonly #buckets = new Map<string, Bucket>();
   /** Agent id → until when the registry's "it exists" is trusted. */
   readonly #known = new Map<string, number>();
-  #flushing = false;
-  #again = false;
+  /** Publishes the outbox of live copies, one run at a time. */
+  readonly #publishing = new RunAgain(
+    () => this.#publishOutbox(),
+    (error) => this.#publishFailed(error),
+  );
 
   constructor(ctx: DurableObjectState, env: ObjectsEnv) {
     super(ctx, env);
@@ -270,24 +274,13 @@ export class Mail extends DurableObject<ObjectsEnv> {
 
   /** Publish the outbox in the background: one flush at a time, going round again for mail sent meanwhile. */
   #flush(): void {
-    if (this.#flushing) {
-      this.#again = true;
-      return;
-    }
-    this.#flushing = true;
-    void (async () => {
-      try {
-        do {
-          this.#again = false;
-          await this.#publishOutbox();
-        } while (this.#again);
-      } catch (error) {
-        console.error("mail: publishing live copies failed; retrying", error);
-        await this.ctx.storage.setAlarm(Date.now() + PUBLISH_RETRY_MS);
-      } finally {
-        this.#flushing = false;
-      }
-    })();
+    this.#publishing.run();
+  }
+
+  /** A failed publish of the outbox: retried later. */
+  async #publishFailed(error: unknown): Promise<void> {
+    console.error("mail: publishing live copies failed; retrying", error);
+    await this.ctx.storage.setAlarm(Date.now() + PUBLISH_RETRY_MS);
   }
 
   async #publishOutbox(): Promise<void> {

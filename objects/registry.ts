@@ -27,6 +27,7 @@
  * unwrap(await registry.list({ capability: "summarize", present: true, limit: 100 }));
  */
 import { DurableObject } from "cloudflare:workers";
+import { RunAgain } from "./run-again.ts";
 import {
   AGENT_EVENTS_TOPIC,
   DEFAULT_HEARTBEAT_TTL_MS,
@@ -120,9 +121,11 @@ export class Registry extends DurableObject<ObjectsEnv> {
   readonly #sessions = new Map<string, string | null>();
   /** Frame buckets of the presence sockets seen since the object started (best effort: a wake starts them full). */
   readonly #limits = new Map<WebSocket, FrameLimitState>();
-  #flushing = false;
-  /** Events were queued while a flush ran: it goes round once more. */
-  #again = false;
+  /** Publishes the outbox of lifecycle events, one run at a time. */
+  readonly #publishing = new RunAgain(
+    () => this.#publishOutbox(),
+    (error) => this.#publishFailed(error),
+  );
   #retryAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: ObjectsEnv) {
@@ -528,25 +531,14 @@ export class Registry extends DurableObject<ObjectsEnv> {
 
   /** Publish the outbox in the background: one flush at a time, going round again for events queued meanwhile. */
   #flush(): void {
-    if (this.#flushing) {
-      this.#again = true;
-      return;
-    }
-    this.#flushing = true;
-    void (async () => {
-      try {
-        do {
-          this.#again = false;
-          await this.#publishOutbox();
-        } while (this.#again);
-      } catch (error) {
-        console.error("registry: publishing lifecycle events failed; retrying", error);
-        this.#retryAt = Date.now() + PUBLISH_RETRY_MS;
-        await this.#reschedule();
-      } finally {
-        this.#flushing = false;
-      }
-    })();
+    this.#publishing.run();
+  }
+
+  /** A failed publish of the outbox: retried later. */
+  async #publishFailed(error: unknown): Promise<void> {
+    console.error("registry: publishing lifecycle events failed; retrying", error);
+    this.#retryAt = Date.now() + PUBLISH_RETRY_MS;
+    await this.#reschedule();
   }
 
   async #publishOutbox(): Promise<void> {

@@ -20,6 +20,7 @@ import type { ObjectsEnv } from "../env.ts";
 import { patternMaxTopics } from "../limits.ts";
 import { asDovetailError } from "../rpc-result.ts";
 import { PatternSession } from "./pattern-session.ts";
+import { sendQuietly } from "./upstream.ts";
 
 export class PatternFeed extends DurableObject<ObjectsEnv> {
   #session: PatternSession | null = null;
@@ -93,12 +94,7 @@ export class PatternFeed extends DurableObject<ObjectsEnv> {
   }
 
   #send(text: string): boolean {
-    try {
-      this.#socket?.send(text);
-      return this.#socket !== null;
-    } catch {
-      return false;
-    }
+    return sendQuietly(this.#socket, text);
   }
 
   /** Close the client's socket (after `error`, when there is one) and stop. */

@@ -47,6 +47,17 @@ export interface UpstreamOwner {
   onCredentialEnded(error: DovetailError): void;
 }
 
+/** Send `text` on `socket` if there is one and it is open; false otherwise (a close event follows). */
+export function sendQuietly(socket: WebSocket | null, text: string): boolean {
+  if (!socket) return false;
+  try {
+    socket.send(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class Upstream {
   readonly topic: string;
   readonly #grant: SocketGrant;
@@ -123,12 +134,7 @@ export class Upstream {
   }
 
   #send(text: string): boolean {
-    try {
-      this.#socket?.send(text);
-      return this.#socket !== null;
-    } catch {
-      return false;
-    }
+    return sendQuietly(this.#socket, text);
   }
 
   #onFrame(raw: string | ArrayBuffer): void {
