@@ -58,6 +58,8 @@ describe("web console", () => {
     await page.fill("#token", bus.token!);
     await page.click("#sign-in button[type=submit]");
     await page.waitForSelector("#app", { state: "visible" });
+    // The status line is written once the first figures arrive, a moment after the app shows.
+    await page.waitForFunction(() => /topics/.test(document.querySelector("#status")?.textContent ?? ""), undefined, { timeout: 15_000 });
     expect(await page.textContent("#status")).toMatch(/topics/);
   });
 
