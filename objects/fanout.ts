@@ -157,8 +157,13 @@ export class Fanout {
     if (sub.next < this.#log.head) this.#markBehind(ws);
   }
 
-  /** Deliver a fresh commit to every caught-up subscriber; the others will read it from the log. */
+  /** After a commit: deliver it, unless it was delivered before the write (`async` durability). */
   onCommit(batch: CommittedBatch): void {
+    if (!batch.deliveredEarly) this.deliver(batch);
+  }
+
+  /** Deliver fresh messages to every caught-up subscriber; the others will read them from the log. */
+  deliver(batch: CommittedBatch): void {
     const count = batch.bodies.length;
     let json: string[] | null = null;
     let shared: string | null = null;
@@ -183,6 +188,22 @@ export class Fanout {
         observer.delivered(n, now - batch.time);
         if (n < count) observer.paused();
       }
+    }
+  }
+
+  /**
+   * `async` durability: a batch delivered before its write was not stored, so its offsets will
+   * be given again. Every subscription that got past the log's head ends with `error` (the
+   * subscriber may subscribe again from the head it is told).
+   */
+  abandonAhead(cause: DovetailError): void {
+    const head = this.#log.head;
+    const error = new DovetailError(cause.code, `messages from offset ${head} were delivered but not stored: ${cause.message}`, { head });
+    for (const [ws, attachment] of this.#sockets) {
+      const sub = attachment.sub;
+      if (!sub || sub.next <= head) continue;
+      this.#send(ws, encodeErrorFrame(error, sub.id));
+      this.unsubscribe(ws);
     }
   }
 
@@ -228,7 +249,8 @@ export class Fanout {
       }
       const frame = encodeMessagesFrame(rows.map((r) => deliveredMessageJson(r.offset, r.time, r.body)));
       if (!this.#send(ws, frame)) continue;
-      sub.next += rows.length;
+      // From the last row: a memory topic skips what it no longer holds (objects/memory-ring.ts).
+      sub.next = rows[rows.length - 1]!.offset + 1;
       sub.credit -= rows.length;
       this.#persist(ws, attachment);
       this.#options.observer?.delivered(rows.length, Date.now() - rows[0]!.time);

@@ -18,6 +18,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, Link, type LinkConfig } from "./link.ts";
 import { decodeMessage, encodeMessage, setTraceHeaders, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
 import type { DeliveredMessage } from "../../protocol/frames.ts";
+import type { Durability } from "../../protocol/durability.ts";
 import { Publisher, type PublisherOptions } from "./publisher.ts";
 import type { InferOutput, StandardSchema } from "./standard-schema.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
@@ -75,6 +76,16 @@ export interface TopicInfo {
   lastTime: number;
   subscribers: number;
   retention: { maxAgeMs: number; maxMessages: number; maxBytes: number };
+  /** When subscribers see a message and what its ack promises (docs/durability.md). */
+  durability: Durability;
+}
+
+/** What `bus.configure` changes; an absent field is left as it is. */
+export interface TopicSettings {
+  /** `"sync"` (the default), `"async"` or `"memory"` (only before the topic's first message). */
+  durability?: Durability;
+  /** Replaces the whole retention: a limit left out (or 0) means none. */
+  retention?: Partial<TopicInfo["retention"]>;
 }
 
 export type { TopicEntry, TopicPage };
@@ -461,6 +472,18 @@ export class Bus {
    */
   async deleteTopic(topic: string, options?: WaitOptions): Promise<{ topic: string; deleted: true; closedSockets: number }> {
     return (await this.#http("DELETE", topic, "", options)) as { topic: string; deleted: true; closedSockets: number };
+  }
+
+  /**
+   * Change a topic's settings (needs `admin` on it): its durability level and its retention.
+   * Resolves with the topic's info after the change.
+   *
+   * @example
+   * await bus.configure("agents.presence", { durability: "memory" });
+   */
+  async configure(topic: string, settings: TopicSettings, options?: WaitOptions): Promise<TopicInfo> {
+    this.#checkTopic(topic);
+    return (await this.#request("PATCH", `/v1/topics/${encodeURIComponent(topic)}`, settings, options)) as TopicInfo;
   }
 
   /**
