@@ -33,6 +33,7 @@ import net from "node:net";
 import { Redis } from "ioredis";
 import { DeliverPolicy, jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Durability } from "../../protocol/durability.ts";
 
 export type SystemName =
   | "dovetail"
@@ -45,10 +46,10 @@ export type SystemName =
   | "nats"
   | "nats-jetstream";
 
-/** Dovetail's durability levels (PATCH /v1/topics/{topic} `{"durability"}`); `sync` is the default, the `dovetail` row. */
-export type Durability = "memory" | "async" | "sync";
-
-/** The level each raw-protocol Dovetail system sets on its topics before the first publish. */
+/**
+ * The durability level (protocol/durability.ts) each raw-protocol Dovetail system sets on its
+ * topics before the first publish; `dovetail` keeps the default, `sync`.
+ */
 export const DURABILITY_OF: Partial<Record<SystemName, Exclude<Durability, "sync">>> = {
   "dovetail-async": "async",
   "dovetail-memory": "memory",

@@ -18,7 +18,8 @@
  */
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { DURABILITY_OF, jetStreamName, natsServer, type ClientName, type Durability } from "./systems.ts";
+import type { Durability } from "../../protocol/durability.ts";
+import { DURABILITY_OF, jetStreamName, natsServer, type ClientName } from "./systems.ts";
 
 /** Undo what {@link prepareTopics} made (never throws). */
 export type Cleanup = () => Promise<void>;

@@ -13,7 +13,8 @@ import { startNats } from "../lib/peers.ts";
 import { ratioToBest, renderMarkdown, type BenchResults, type ScenarioResult, type SystemResult } from "../lib/report.ts";
 import { runCase, type CaseSpec } from "../lib/runner.ts";
 import { ALL_SYSTEMS, QUICK_LATENCY_AGENT_ONLY, scenarios } from "../lib/scenarios.ts";
-import { natsServer, type Durability } from "../lib/systems.ts";
+import type { Durability } from "../../protocol/durability.ts";
+import { natsServer } from "../lib/systems.ts";
 import { setDurability } from "../lib/topic-setup.ts";
 
 const spec: CaseSpec = {
@@ -143,6 +144,19 @@ describe("Dovetail rows on a local bus", () => {
       expect(run.problems).toEqual([]);
       expect(run.ok).toBe(true);
       expect(run.metrics.deliveriesPerSec).toBeGreaterThan(0);
+    }
+  });
+  it("runs the raw protocol on topics set to async and memory, checks every message, and the topics have that level", async () => {
+    for (const [system, level] of [
+      ["dovetail-async", "async"],
+      ["dovetail-memory", "memory"],
+    ] as const) {
+      const tag = `${level}${Date.now()}`;
+      const run = await runCase(system, bus.url, spec, { tag });
+      expect(run.problems).toEqual([]);
+      expect(run.ok).toBe(true);
+      const info = (await (await fetch(`${bus.url}/v1/topics/bench.${tag}.t.0`)).json()) as { durability: string; head: number };
+      expect(info).toMatchObject({ durability: level, head: spec.pubsPerTopic * (spec.warmup + spec.count) });
     }
   });
   it("fails loudly when the bus refuses a durability level", async () => {
