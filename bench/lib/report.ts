@@ -320,7 +320,7 @@ const COLORS: Record<string, string> = {
   "redis-streams-aof": "#5f3dc4",
   nats: "#1971c2",
   "nats-jetstream": "#0b7285",
-  "dovetail-sdk": "#d9480f",
+  "dovetail-sdk": "#5c940d",
   "dovetail-async": "#fab005",
   "dovetail-memory": "#ffd43b",
   "dovetail-plain": "#f08c00",
@@ -356,7 +356,7 @@ export function barChart(s: ScenarioResult): string {
   const right = 20;
   const plotH = 260;
   const bottom = 70;
-  const H = top + plotH + bottom;
+  const H = top + plotH + bottom + legendExtraPx(s.systems, left, W - right);
   const groups = s.cases;
   const values = groups.flatMap((c) => s.systems.map((sys) => (c.results[sys]?.ok ? c.results[sys]!.median[row.metric] : undefined) ?? 0));
   const max = niceMax(Math.max(...values, 0));
@@ -402,17 +402,42 @@ export function barChart(s: ScenarioResult): string {
     parts.push(`<text x="${left + gi * groupW + groupW / 2}" y="${top + plotH + 18}" text-anchor="middle">${esc(c.label)}</text>`);
   });
   parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(0)}" y2="${y(0)}" stroke="#212529"/>`);
-  legend(parts, s.systems, left, top + plotH + 42);
+  legend(parts, s.systems, left, top + plotH + 42, W - right);
   parts.push("</svg>");
   return parts.join("\n");
 }
 
-function legend(parts: string[], systems: string[], x0: number, y0: number): void {
+/** Height of one legend line. */
+const LEGEND_LINE_PX = 18;
+
+/** Where each system's legend entry goes: left to right, on a new line when the next would pass `maxX`. */
+function legendLayout(systems: string[], x0: number, maxX: number): { x: number; line: number }[] {
   let x = x0;
+  let line = 0;
+  return systems.map((sys) => {
+    const w = 24 + sys.length * 7;
+    if (x > x0 && x + w > maxX) {
+      x = x0;
+      line++;
+    }
+    const at = { x, line };
+    x += w;
+    return at;
+  });
+}
+
+/** Extra height the legend needs beyond its first line. */
+function legendExtraPx(systems: string[], x0: number, maxX: number): number {
+  return (legendLayout(systems, x0, maxX).at(-1)?.line ?? 0) * LEGEND_LINE_PX;
+}
+
+function legend(parts: string[], systems: string[], x0: number, y0: number, maxX: number): void {
+  const layout = legendLayout(systems, x0, maxX);
   systems.forEach((sys, i) => {
-    parts.push(`<rect x="${x}" y="${y0 - 10}" width="12" height="12" fill="${color(sys, i)}"/>`);
-    parts.push(`<text x="${x + 16}" y="${y0}">${esc(sys)}</text>`);
-    x += 24 + sys.length * 7;
+    const { x, line } = layout[i]!;
+    const y = y0 + line * LEGEND_LINE_PX;
+    parts.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${color(sys, i)}"/>`);
+    parts.push(`<text x="${x + 16}" y="${y}">${esc(sys)}</text>`);
   });
 }
 
@@ -427,7 +452,7 @@ export function latencyChart(s: ScenarioResult): string {
   const left = 60;
   const gap = 50;
   const W = left + s.cases.length * (panelW + gap);
-  const H = top + panelH + 80;
+  const H = top + panelH + 80 + legendExtraPx(s.systems, left, W - gap);
   const xs = [0, 0.5, 0.9, 0.99, 0.999, 0.9999];
   const xOf = (p: number) => Math.log10(1 / (1 - Math.min(p, 0.9999)));
   const xMax = xOf(0.9999);
@@ -465,7 +490,7 @@ export function latencyChart(s: ScenarioResult): string {
       parts.push(`<polyline points="${pts.join(" ")}" fill="none" stroke="${color(sys, si)}" stroke-width="2"><title>${esc(sys)}</title></polyline>`);
     });
   });
-  legend(parts, s.systems, left, top + panelH + 50);
+  legend(parts, s.systems, left, top + panelH + 50, W - gap);
   parts.push("</svg>");
   return parts.join("\n");
 }

@@ -10,7 +10,7 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBus, type BusProcess } from "../../test/support/bus-process.ts";
 import { startNats } from "../lib/peers.ts";
-import { ratioToBest, renderMarkdown, type BenchResults, type ScenarioResult, type SystemResult } from "../lib/report.ts";
+import { barChart, latencyChart, ratioToBest, renderMarkdown, type BenchResults, type ScenarioResult, type SystemResult } from "../lib/report.ts";
 import { runCase, type CaseSpec } from "../lib/runner.ts";
 import { ALL_SYSTEMS, QUICK_LATENCY_AGENT_ONLY, scenarios } from "../lib/scenarios.ts";
 import type { Durability } from "../../protocol/durability.ts";
@@ -99,6 +99,18 @@ describe("report", () => {
     expect(md).toContain("| Dovetail ÷ best peer | Dovetail SDK ÷ best peer |");
     expect(md).toContain("| 0.125× nats | 0.500× nats |");
     expect(md).toContain("Dovetail via @dovetail/sdk");
+  });
+  it("wraps a legend of many systems inside the chart", () => {
+    const many = { ...scenario, systems: ALL_SYSTEMS };
+    for (const svg of [barChart(many), latencyChart({ ...many, chart: "latency" })]) {
+      const width = Number(/width="(\d+)"/.exec(svg)![1]);
+      const height = Number(/height="(\d+)"/.exec(svg)![1]);
+      for (const label of ALL_SYSTEMS) {
+        const m = new RegExp(`<text x="([\\d.]+)" y="([\\d.]+)">${label}</text>`).exec(svg)!;
+        expect(Number(m[1]) + label.length * 7).toBeLessThanOrEqual(width);
+        expect(Number(m[2])).toBeLessThan(height);
+      }
+    }
   });
 });
 
