@@ -48,7 +48,7 @@ import { DirectoryReporter } from "./directory-reporter.ts";
 import type { ObjectsEnv as Env } from "./env.ts";
 import { Fanout } from "./fanout.ts";
 import { KEYS_OBJECT_NAME } from "./keys.ts";
-import { settingsFromEnv, type TopicSettings } from "./limits.ts";
+import { MAX_PENDING_MESSAGES, settingsFromEnv, type TopicSettings } from "./limits.ts";
 import { deliveredMessageJson } from "../protocol/stored-message.ts";
 import { prepareMessage, TopicLog, type LogInfo, type PreparedMessage, type Retention } from "./log.ts";
 import { RetentionModule } from "./retention.ts";
@@ -80,8 +80,6 @@ export { DS_WAIT_TAG };
 export const PAGE_MESSAGES = 1000;
 /** Most payload bytes per catch-up page (a frame stays well under the runtime's frame limit). */
 export const PAGE_BYTES = 512 * 1024;
-/** Flush at once when this many messages wait for the group commit. */
-export const MAX_PENDING_MESSAGES = 20_000;
 /** Group-commit linger added per subscriber, and its cap (see CommitQueueOptions.extraLingerMs). */
 export const LINGER_PER_SUBSCRIBER_MS = 0.25;
 export const MAX_SUBSCRIBER_LINGER_MS = 8;

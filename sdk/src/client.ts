@@ -427,12 +427,7 @@ export class Bus {
 
   /** Create a group (or confirm one with the same settings; other settings are a `conflict`). */
   async createGroup(topic: string, group: string, settings: GroupSettingsInput = {}, options?: WaitOptions): Promise<GroupInfo> {
-    return (await this.#groupRequest("PUT", topic, group, "", settings, options)) as GroupInfo;
-  }
-
-  async #groupRequest(method: string, topic: string, group: string, suffix: string, body: unknown, options?: WaitOptions): Promise<unknown> {
-    this.#checkTopic(topic);
-    return this.#request(method, `/v1/topics/${encodeURIComponent(topic)}/groups/${encodeURIComponent(group)}${suffix}`, body, options);
+    return (await this.#http("PUT", topic, `/groups/${encodeURIComponent(group)}`, options, settings)) as GroupInfo;
   }
 
   /**
@@ -482,8 +477,7 @@ export class Bus {
    * await bus.configure("agents.presence", { durability: "memory" });
    */
   async configure(topic: string, settings: TopicSettings, options?: WaitOptions): Promise<TopicInfo> {
-    this.#checkTopic(topic);
-    return (await this.#request("PATCH", `/v1/topics/${encodeURIComponent(topic)}`, settings, options)) as TopicInfo;
+    return (await this.#http("PATCH", topic, "", options, settings)) as TopicInfo;
   }
 
   /**
@@ -583,9 +577,9 @@ export class Bus {
     return { signal: options?.signal, timeoutMs: options?.timeoutMs ?? this.#timeoutMs };
   }
 
-  async #http(method: string, topic: string, suffix: string, options?: WaitOptions): Promise<unknown> {
+  async #http(method: string, topic: string, suffix: string, options?: WaitOptions, body?: unknown): Promise<unknown> {
     this.#checkTopic(topic);
-    return this.#request(method, `/v1/topics/${encodeURIComponent(topic)}${suffix}`, undefined, options);
+    return this.#request(method, `/v1/topics/${encodeURIComponent(topic)}${suffix}`, body, options);
   }
 
   async #request(method: string, path: string, body?: unknown, options?: WaitOptions): Promise<unknown> {

@@ -248,7 +248,8 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
         if (frame.id !== this.#subscribeId) return;
         if (this.#establishTimer) clearTimeout(this.#establishTimer);
         this.#establishTimer = null;
-        if (this.#next === null || (this.#skips && frame.next > this.#next)) this.#next = frame.next;
+        // A memory topic moves a cursor it no longer holds forward (never back).
+        if (this.#next === null || this.#skips) this.#next = frame.next;
         else if (frame.next !== this.#next) this.#link.reset(`resubscribed at ${frame.next}, expected ${this.#next}`);
         return;
       case "messages": {
@@ -256,14 +257,13 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
         for (const m of frame.messages) {
           this.#outstanding = Math.max(0, this.#outstanding - 1);
           if (this.#next === null || m.offset < this.#next) continue; // already have it
-          if (m.offset > this.#next && this.#skips) this.#next = m.offset;
-          else if (m.offset > this.#next) {
+          if (m.offset > this.#next && !this.#skips) {
             // A hole: never expected from the topic, so do not guess; resume from what we have.
             this.#link.reset(`offset ${m.offset} arrived while ${this.#next} was expected`);
             break;
           }
           this.#buffer.push(m);
-          this.#next += 1;
+          this.#next = m.offset + 1;
           added++;
         }
         if (added > 0) this.#wake?.();
