@@ -57,7 +57,10 @@ async function cdp(url: string) {
 const inspectorPort = await freePort();
 const bus = await startBus({ env: { DOVETAIL_INSPECTOR_PORT: String(inspectorPort) } });
 try {
-  const session = await cdp(`ws://127.0.0.1:${inspectorPort}/dovetail`);
+  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as { webSocketDebuggerUrl: string; title: string }[];
+  const target = targets.find((t) => t.title.includes("dovetail")) ?? targets[0];
+  if (!target) throw new Error("the inspector lists no isolate");
+  const session = await cdp(target.webSocketDebuggerUrl);
   await session.send("Profiler.enable");
   await session.send("Profiler.setSamplingInterval", { interval: 200 });
   await session.send("Profiler.start");
