@@ -107,7 +107,6 @@ async function runDirect() {
   // open-file limit, and Node already raised the soft limit to the hard one. About limit ÷ 3 topics
   // can be open at once; past that, opening a topic fails with SQLITE_CANTOPEN (HTTP 500) until idle
   // ones close.
-  const inspectorPort = Number(process.env.DOVETAIL_INSPECTOR_PORT ?? 0);
   const mf = new Miniflare({
     ...convertV4MiniflareOptions({
       ...options,
@@ -119,11 +118,7 @@ async function runDirect() {
       host: "127.0.0.1",
       port: Number(port),
       cf: false,
-      // Profiling (bench/probe/workerd-profile.ts): the V8 inspector of this worker's isolate,
-      // which also runs its Durable Objects, at ws://127.0.0.1:<port>/<worker name>.
-      ...(inspectorPort ? { unsafeInspectorProxy: true } : {}),
     }),
-    ...(inspectorPort ? { inspectorPort } : {}),
     // Same folder as `wrangler dev --persist-to` (`<state>/v3`).
     resourcePersistencePath: path.join(state, "v3"),
   });
