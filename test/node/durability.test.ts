@@ -138,7 +138,7 @@ describe("durability levels across a crash", () => {
         if (f.type !== "ack") return;
         const ns = waiting.get(f.id as number)!;
         waiting.delete(f.id as number);
-        ns.forEach((value, i) => acked.set((f.offset as number) + i, value));
+        for (const [i, value] of ns.entries()) acked.set((f.offset as number) + i, value);
       };
       while (!stop && !pub.closed) {
         while (waiting.size < 20 && !pub.closed) {
