@@ -7,10 +7,16 @@
  * a thousand messages a second under workerd; one transaction per flush lifts that limit
  * (docs/decisions/004-group-commit.md).
  *
+ * The topic's durability level (protocol/durability.ts) decides the order of three things in a
+ * flush: `sync` writes, then hands the batch to fan-out (whose frames the output gate holds until
+ * the write is confirmed) and acks; `async` hands the batch to fan-out first, so its frames leave
+ * before the write starts, then writes and acks; `memory` writes nothing and acks at once.
+ *
  * It also deduplicates idempotent producers: a (producer id, seq) already stored, or waiting
  * here, is answered with the offsets of the first copy instead of being stored again.
  */
 import { DovetailError } from "../protocol/errors.ts";
+import type { Durability } from "../protocol/durability.ts";
 import type { ProducerStamp } from "../protocol/frames.ts";
 import type { AppendResult, PreparedMessage, TopicLog } from "./log.ts";
 import { knownError } from "./rpc-result.ts";
@@ -29,6 +35,8 @@ export interface CommittedBatch {
   first: number;
   time: number;
   bodies: string[];
+  /** `async` durability: fan-out was handed this batch before the write (CommitQueueOptions.deliverEarly). */
+  deliveredEarly?: boolean;
 }
 
 export interface CommitQueueOptions {
@@ -46,6 +54,12 @@ export interface CommitQueueOptions {
   durable?: () => Promise<void>;
   /** Told when each commit is durable, and when each publish of it was submitted (objects/topic-metrics.ts). */
   observer?: CommitObserver;
+  /** The topic's durability level, asked at each flush (`sync` when absent). */
+  durability?: () => Durability;
+  /** `async` durability: deliver a batch to subscribers before it is written. */
+  deliverEarly?: (batch: CommittedBatch) => void;
+  /** `async` durability: the write of a batch delivered early failed; its offsets will be given again. */
+  lostEarly?: (error: DovetailError) => void;
 }
 
 interface Pending {
@@ -127,6 +141,11 @@ export class CommitQueue {
     // made for IDLE_FLUSH_MS): waiting a turn for company costs a timer (about 1 ms in workerd,
     // measured) and no one else is coming. Under load a commit is usually in flight, so
     // publishes wait for the timer and commit together.
+    // A memory topic writes nothing, so waiting for company would gain nothing.
+    if (this.#options.durability?.() === "memory") {
+      this.flush();
+      return promise;
+    }
     const linger = this.#options.extraLingerMs?.() ?? 0;
     const idle = this.#inFlight === 0 || Date.now() - this.#lastCommitAt >= IDLE_FLUSH_MS + linger;
     const alone = this.#pending.length === 1 && idle;
@@ -166,28 +185,35 @@ export class CommitQueue {
     this.#pendingMessages = 0;
     this.#waitingSeq.clear();
     this.#waitingBatches.clear();
+    const { durable, observer, deliverEarly } = this.#options;
+    const level = this.#options.durability?.() ?? "sync";
+    const bodies: string[] = [];
+    for (const p of batch) for (const m of p.messages) bodies.push(m.body);
+    // The stamp appendGroups gives the batch, known before the write for an early delivery.
+    const time = Math.max(Date.now(), this.#log.lastTime);
+    const early = level === "async" && deliverEarly !== undefined;
+    // Sent before the write starts, so the output gate does not hold these frames for it.
+    if (early) deliverEarly({ first: this.#log.head, time, bodies, deliveredEarly: true });
     let results: AppendResult[];
     try {
       // The local bus keeps a reserve of disk space: new messages are refused before SQLite
       // fails to grow its files, which would reset the topic (objects/storage-guard.ts).
-      storageGuard?.admit(bodyBytes(batch));
-      results = this.#log.appendGroups(batch, Date.now());
+      if (level !== "memory") storageGuard?.admit(bodyBytes(batch));
+      results = this.#log.appendGroups(batch, time);
     } catch (error) {
       // Nothing of the batch was stored (one transaction) and the log's head did not move, so
       // every publisher gets the refusal and may retry; a full storage is `storage_full`.
       const failure = knownError(error) ?? new DovetailError("internal", "the topic failed to store the batch", {}, { cause: error });
       for (const p of batch) p.reject(failure);
+      if (early) this.#options.lostEarly?.(failure);
       return;
     }
-    const bodies: string[] = [];
-    for (const p of batch) for (const m of p.messages) bodies.push(m.body);
     for (let i = 0; i < batch.length; i++) {
       const r = results[i]!;
       batch[i]!.resolve({ offset: r.offset, count: r.count });
     }
-    this.#onCommit({ first: results[0]!.offset, time: results[0]!.time, bodies });
-    const { durable, observer } = this.#options;
-    if (durable) {
+    this.#onCommit({ first: results[0]!.offset, time: results[0]!.time, bodies, ...(early ? { deliveredEarly: true } : {}) });
+    if (durable && level !== "memory") {
       this.#inFlight++;
       void durable().finally(() => {
         this.#inFlight--;

@@ -159,8 +159,13 @@ export class Fanout {
     if (sub.next < this.#log.head) this.#markBehind(ws);
   }
 
-  /** Deliver a fresh commit to every caught-up subscriber; the others will read it from the log. */
+  /** After a commit: deliver it, unless it was delivered before the write (`async` durability). */
   onCommit(batch: CommittedBatch): void {
+    if (!batch.deliveredEarly) this.deliver(batch);
+  }
+
+  /** Deliver fresh messages to every caught-up subscriber; the others will read them from the log. */
+  deliver(batch: CommittedBatch): void {
     const count = batch.bodies.length;
     let json: string[] | null = null;
     let shared: string | null = null;
@@ -195,6 +200,22 @@ export class Fanout {
     }
   }
 
+  /**
+   * `async` durability: a batch delivered before its write was not stored, so its offsets will
+   * be given again. Every subscription that got past the log's head ends with `error` (the
+   * subscriber may subscribe again from the head it is told).
+   */
+  abandonAhead(cause: DovetailError): void {
+    const head = this.#log.head;
+    const error = new DovetailError(cause.code, `messages from offset ${head} were delivered but not stored: ${cause.message}`, { head });
+    for (const [ws, attachment] of this.#sockets) {
+      const sub = attachment.sub;
+      if (!sub || sub.next <= head) continue;
+      this.#send(ws, encodeErrorFrame(error, sub.id));
+      this.unsubscribe(ws);
+    }
+  }
+
   #attachment(ws: WebSocket): SocketAttachment {
     let attachment = this.#sockets.get(ws);
     if (!attachment) {
@@ -216,7 +237,7 @@ export class Fanout {
    */
   #pump(): void {
     this.#pumpTimer = null;
-    const pages = new Map<string, { frame: string; count: number; time: number } | null>();
+    const pages = new Map<string, { frame: string; count: number; next: number; time: number } | null>();
     for (const ws of [...this.#behind]) {
       const attachment = this.#sockets.get(ws);
       const sub = attachment?.sub;
@@ -233,7 +254,12 @@ export class Fanout {
           page =
             rows.length === 0
               ? null
-              : { frame: encodeMessagesFrame(rows.map((r) => deliveredMessageJson(r.offset, r.time, r.body))), count: rows.length, time: rows[0]!.time };
+              : {
+                  frame: encodeMessagesFrame(rows.map((r) => deliveredMessageJson(r.offset, r.time, r.body))),
+                  count: rows.length,
+                  next: rows[rows.length - 1]!.offset + 1,
+                  time: rows[0]!.time,
+                };
           pages.set(key, page);
         }
       } catch (error) {
@@ -250,7 +276,8 @@ export class Fanout {
         continue;
       }
       if (!this.#send(ws, page.frame)) continue;
-      sub.next += page.count;
+      // From the page's last row: a memory topic skips what it no longer holds (objects/memory-ring.ts).
+      sub.next = page.next;
       sub.credit -= page.count;
       this.#persist(ws, attachment);
       this.#options.observer?.delivered(page.count, Date.now() - page.time);

@@ -57,3 +57,6 @@ export function settingsFromEnv(env: LimitsEnv): TopicSettings {
 export function patternMaxTopics(env: LimitsEnv): number {
   return Math.min(MAX_PATTERN_TOPICS, nonNegativeInt(env, "PATTERN_MAX_TOPICS", MAX_PATTERN_TOPICS));
 }
+
+/** A topic commits at once when this many messages wait for the group commit, so one commit holds at most this many. */
+export const MAX_PENDING_MESSAGES = 20_000;

@@ -10,11 +10,17 @@
  * Storage layout (docs/decisions/003-storage-layout.md): one row per message, holding the
  * message's JSON body (everything but offset and time) ready to be sent, so delivery never
  * re-encodes a payload.
+ *
+ * A `memory` topic (protocol/durability.ts) keeps its messages in a MemoryRing instead and
+ * writes nothing per message: its storage holds only its settings and an offset reservation, so
+ * that its offsets never go back across restarts (they jump forward past the reserved block).
  */
 import { DovetailError } from "../protocol/errors.ts";
 import type { PublishMessage, ProducerStamp, SubscribeFrom } from "../protocol/frames.ts";
 import { storedBody, type StoredMeta } from "../protocol/stored-message.ts";
+import { DEFAULT_DURABILITY, isDurability, type Durability } from "../protocol/durability.ts";
 import { base64ByteLength, utf8ByteLength } from "./bytes.ts";
+import { MemoryRing } from "./memory-ring.ts";
 
 /** A value SQLite hands back. */
 export type SqlValue = ArrayBuffer | string | number | null;
@@ -41,6 +47,14 @@ export const SCHEMA_VERSION = 1;
 export const PRODUCER_WINDOW = 64;
 /** A producer unseen for this long is forgotten. */
 export const PRODUCER_IDLE_MS = 7 * 24 * 60 * 60 * 1000;
+/**
+ * A memory topic reserves offsets in blocks of this many, writing the end of the block to storage
+ * before it gives out the first offset of the block. After a restart it starts at the reserved
+ * end, so an offset it gave out is never given again (the gap is at most one block).
+ */
+export const MEMORY_OFFSET_BLOCK = 10_000;
+/** Memory topics remember this many producers (the least recently seen is forgotten first). */
+export const MEMORY_PRODUCERS = 10_000;
 /** Appends a JSON array of `[size, body]` pairs as consecutive rows from offset ?1, stored at ?2. */
 const INSERT_ROWS = `INSERT INTO dt_log (off, time, size, body)
   SELECT ?1 + CAST(key AS INTEGER), ?2, value ->> '$[0]', value ->> '$[1]' FROM json_each(?3)`;
@@ -77,6 +91,7 @@ export interface LogInfo {
   bytes: number;
   lastTime: number;
   retention: Retention;
+  durability: Durability;
 }
 
 export interface AppendResult {
@@ -137,6 +152,13 @@ export class TopicLog {
    * SQLite files).
    */
   #born: boolean;
+  #durability: Durability;
+  /** The messages of a `memory` topic; null when the topic stores them. */
+  #ring: MemoryRing | null = null;
+  /** Memory topics: the end of the reserved offset block (stored as `memory_next`). */
+  #reservedUpTo = 0;
+  /** Memory topics: each producer's recent batches (seq → where they went), newest producers last. */
+  #memoryProducers = new Map<string, Map<number, DuplicateResult>>();
 
   constructor(sql: SqlHandle, transaction: TransactionRunner, defaults: { topic: string; retention: Retention }) {
     this.#sql = sql;
@@ -152,6 +174,16 @@ export class TopicLog {
           .exec<{ head: number; earliest: number; bytes: number; last_time: number }>("SELECT head, earliest, bytes, last_time FROM dt_state WHERE id = 1")
           .toArray()[0];
     this.#state = row ? { head: row.head, earliest: row.earliest, bytes: row.bytes, lastTime: row.last_time } : { head: 0, earliest: 0, bytes: 0, lastTime: 0 };
+    const durability = this.#meta("durability");
+    this.#durability = isDurability(durability) ? durability : DEFAULT_DURABILITY;
+    if (this.#durability === "memory") this.#openRing(Number(this.#meta("memory_next") ?? this.#state.head));
+  }
+
+  /** Start an empty ring at `head`: nothing of it is reserved yet. */
+  #openRing(head: number): void {
+    this.#ring = new MemoryRing(head);
+    this.#reservedUpTo = head;
+    this.#state = { head, earliest: head, bytes: 0, lastTime: this.#state.lastTime };
   }
 
   #ensureSchema(): void {
@@ -213,6 +245,11 @@ export class TopicLog {
     return this.#state.earliest;
   }
 
+  /** When the last message was stored (ms since the epoch); a new commit is stamped no earlier. */
+  get lastTime(): number {
+    return this.#state.lastTime;
+  }
+
   get retention(): Retention {
     return this.#retention;
   }
@@ -233,7 +270,66 @@ export class TopicLog {
       bytes: s.bytes,
       lastTime: s.lastTime,
       retention: this.#retention,
+      durability: this.#durability,
     };
+  }
+
+  get durability(): Durability {
+    return this.#durability;
+  }
+
+  /**
+   * Change the durability level. `sync` and `async` differ only in when subscribers see a
+   * message, so either may follow the other at any time. `memory` may be chosen only before the
+   * topic stored its first message (throws `conflict`); leaving it, the stored log starts empty
+   * at the memory topic's head, so offsets keep growing.
+   */
+  setDurability(level: Durability): void {
+    if (level === this.#durability) return;
+    if (level === "memory" && this.#state.head > 0) {
+      throw new DovetailError(
+        "conflict",
+        `topic ${this.#topic} already stores messages (head ${this.#state.head}); memory durability is chosen before the first message (delete the topic to start over)`,
+      );
+    }
+    this.#birth();
+    const ring = this.#ring;
+    this.#transaction(() => {
+      this.#setMeta("durability", level);
+      if (level === "memory") this.#setMeta("memory_next", String(this.#state.head));
+      if (ring) {
+        // The stored log starts where the ring ended; what the ring held was never stored.
+        this.#sql.exec("DELETE FROM dt_meta WHERE key = 'memory_next'");
+        this.#sql.exec(
+          `INSERT INTO dt_state (id, head, earliest, bytes, last_time) VALUES (1, ?1, ?1, 0, ?2)
+           ON CONFLICT(id) DO UPDATE SET head = excluded.head, earliest = excluded.earliest, bytes = 0, last_time = excluded.last_time`,
+          ring.head,
+          this.#state.lastTime,
+        );
+      }
+    });
+    this.#durability = level;
+    if (level === "memory") this.#openRing(this.#state.head);
+    else if (ring) {
+      this.#ring = null;
+      this.#state = { head: ring.head, earliest: ring.head, bytes: 0, lastTime: this.#state.lastTime };
+    }
+  }
+
+  /** Memory topics: hold the messages in the ring; only a new offset block is written. */
+  #appendToRing(ring: MemoryRing, groups: readonly { messages: readonly PreparedMessage[]; producer?: ProducerStamp }[], time: number): AppendResult[] {
+    const results: AppendResult[] = [];
+    for (const group of groups) {
+      results.push({ offset: ring.head, count: group.messages.length, time });
+      if (group.producer) this.#rememberProducer(group.producer, { offset: ring.head, count: group.messages.length });
+      ring.push(group.messages, time);
+    }
+    if (ring.head > this.#reservedUpTo) {
+      this.#reservedUpTo = ring.head + MEMORY_OFFSET_BLOCK;
+      this.#setMeta("memory_next", String(this.#reservedUpTo));
+    }
+    this.#state = { head: ring.head, earliest: ring.earliest, bytes: ring.bytes, lastTime: time };
+    return results;
   }
 
   /**
@@ -243,6 +339,7 @@ export class TopicLog {
    */
   appendGroups(groups: readonly { messages: readonly PreparedMessage[]; producer?: ProducerStamp }[], now: number): AppendResult[] {
     const time = Math.max(now, this.#state.lastTime);
+    if (this.#ring) return this.#appendToRing(this.#ring, groups, time);
     this.#birth();
     // The in-memory state moves only once the transaction has returned: when a statement fails
     // (SQLITE_FULL on a full storage) the transaction rolls back and head, bytes and lastTime
@@ -298,8 +395,27 @@ export class TopicLog {
     this.#sql.exec(INSERT_ROWS, first, time, `[${pairs.join(",")}]`);
   }
 
+  /**
+   * Memory topics keep the producer window in memory (the SDK stamps every publish), so a resend
+   * after a reconnect is answered, not delivered twice, until the object restarts.
+   */
+  #rememberProducer(p: ProducerStamp, at: DuplicateResult): void {
+    let seqs = this.#memoryProducers.get(p.id);
+    if (seqs)
+      this.#memoryProducers.delete(p.id); // re-inserted last: newest
+    else seqs = new Map();
+    seqs.set(p.seq, at);
+    seqs.delete(p.seq - PRODUCER_WINDOW);
+    this.#memoryProducers.set(p.id, seqs);
+    if (this.#memoryProducers.size > MEMORY_PRODUCERS) this.#memoryProducers.delete(this.#memoryProducers.keys().next().value!);
+  }
+
   /** The latest stored sequence number of a producer, or null when it is unknown. */
   lastProducerSeq(id: string): number | null {
+    if (this.#ring) {
+      const seqs = this.#memoryProducers.get(id);
+      return seqs ? Math.max(...seqs.keys()) : null;
+    }
     if (!this.#born) return null;
     const row = this.#sql.exec<{ seq: number }>("SELECT seq FROM dt_producers WHERE id = ? ORDER BY seq DESC LIMIT 1", id).toArray()[0];
     return row ? row.seq : null;
@@ -307,6 +423,7 @@ export class TopicLog {
 
   /** Where a producer's earlier batch was stored, if it is still in the window. */
   producerBatch(id: string, seq: number): DuplicateResult | null {
+    if (this.#ring) return this.#memoryProducers.get(id)?.get(seq) ?? null;
     if (!this.#born) return null;
     const row = this.#sql.exec<{ off: number; count: number }>("SELECT off, count FROM dt_producers WHERE id = ? AND seq = ?", id, seq).toArray()[0];
     return row ? { offset: row.off, count: row.count } : null;
@@ -318,6 +435,7 @@ export class TopicLog {
    */
   read(from: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): StoredRow[] {
     this.checkReadable(from);
+    if (this.#ring) return this.#ring.read(from, limit, maxBytes);
     if (!this.#born) return [];
     const rows = this.#sql
       .exec<{ off: number; time: number; size: number; body: string }>(
@@ -338,6 +456,7 @@ export class TopicLog {
 
   /** The stored messages at `offsets` (those still stored), in offset order. */
   readAt(offsets: readonly number[]): StoredRow[] {
+    if (this.#ring) return offsets.flatMap((o) => (this.#ring!.timeOf(o) === null ? [] : this.#ring!.read(o, 1, 0)));
     if (!this.#born || offsets.length === 0) return [];
     return this.#sql
       .exec<{ off: number; time: number; body: string }>(
@@ -350,7 +469,8 @@ export class TopicLog {
 
   /** Throws the error a reader at `offset` should get, if any. `head` itself is readable (empty). */
   checkReadable(offset: number): void {
-    if (offset < this.#state.earliest) {
+    // A memory topic skips what it no longer holds instead (MemoryRing.read).
+    if (offset < this.#state.earliest && !this.#ring) {
       throw new DovetailError("offset_trimmed", `offset ${offset} was removed by retention; the earliest available is ${this.#state.earliest}`, {
         earliest: this.#state.earliest,
       });
@@ -368,7 +488,7 @@ export class TopicLog {
     if (from === "latest") return this.#state.head;
     if (typeof from === "number") {
       this.checkReadable(from);
-      return from;
+      return Math.max(from, this.#state.earliest);
     }
     return this.firstAtOrAfter(from.time);
   }
@@ -392,6 +512,7 @@ export class TopicLog {
 
   /** When the message at `offset` was stored, or null when it is not stored. */
   timeOf(offset: number): number | null {
+    if (this.#ring) return this.#ring.timeOf(offset);
     if (!this.#born) return null;
     return this.#sql.exec<{ time: number }>("SELECT time FROM dt_log WHERE off = ?", offset).toArray()[0]?.time ?? null;
   }
@@ -409,7 +530,7 @@ export class TopicLog {
    * message below it goes. `earliest` when nothing does; never past `head`.
    */
   retentionCut(now: number, retention: Retention = this.#retention): number {
-    if (!this.#born) return this.#state.earliest;
+    if (!this.#born || this.#ring) return this.#state.earliest; // a ring keeps its own bounds
     const { maxAgeMs, maxMessages, maxBytes } = retention;
     const s = this.#state;
     let cut = s.earliest;
@@ -440,7 +561,7 @@ export class TopicLog {
   trimTo(cut: number): number {
     const s = this.#state;
     cut = Math.min(cut, s.head);
-    if (!this.#born || cut <= s.earliest) return s.earliest;
+    if (!this.#born || this.#ring || cut <= s.earliest) return s.earliest;
     const bytes = this.#transaction(() => {
       const left = s.bytes - this.#bytesBefore(cut);
       this.#sql.exec("DELETE FROM dt_log WHERE off < ?", cut);
@@ -471,6 +592,7 @@ export class TopicLog {
 
   /** Whether retention would trim anything now or later (so the object knows to set an alarm). */
   hasRetention(): boolean {
+    if (this.#ring) return false;
     const r = this.#retention;
     return r.maxAgeMs > 0 || r.maxMessages > 0 || r.maxBytes > 0;
   }

@@ -29,6 +29,7 @@ export class RetentionModule implements TopicModule {
   }
 
   onCommit(): void {
+    if (!this.#log.hasRetention()) return; // none set, or a memory topic (its ring keeps its own bounds)
     const { maxMessages, maxBytes } = this.#log.retention;
     if ((maxMessages > 0 || maxBytes > 0) && this.#writtenAt === null) this.#writtenAt = Date.now();
     // The first message of an empty log starts the age clock.
@@ -45,7 +46,7 @@ export class RetentionModule implements TopicModule {
   #agesOut(): number | null {
     const log = this.#log;
     const { maxAgeMs } = log.retention;
-    if (maxAgeMs <= 0 || log.head <= log.earliest) return null;
+    if (maxAgeMs <= 0 || !log.hasRetention() || log.head <= log.earliest) return null;
     if (this.#agesOutAt === undefined || this.#agesOutAt === null) {
       const oldest = log.timeOf(log.earliest);
       this.#agesOutAt = oldest === null ? null : oldest + maxAgeMs;

@@ -44,6 +44,11 @@ export const IMPLICIT_CONTENT_TYPE = "application/json";
 
 const CACHEABLE = "private, max-age=60, stale-while-revalidate=300";
 
+/** A memory topic stores nothing, so it is no Durable Stream (protocol/durability.ts). */
+function notStored(): DovetailError {
+  return new DovetailError("not_stored", "this topic's durability is memory: it stores no messages, so it cannot be read or written as a Durable Stream");
+}
+
 /**
  * A read's refusal as a read reply, which a waiting gateway may also receive over its socket
  * (reads are composed here, see the file comment): the error body with its code's status.
@@ -143,6 +148,7 @@ export class StreamService {
 
   /** Why there is no live stream to work on (none, or deleted while forks read it), or null. */
   #refusal(now: number): DovetailError | null {
+    if (this.#d.log.durability === "memory") return notStored();
     const r = this.#live(now);
     if (!r) return new DovetailError("not_found", "stream not found");
     if (r.softDeleted) return new DovetailError("stream_gone", "stream was deleted; its forks still read its data");
@@ -173,6 +179,7 @@ export class StreamService {
   // PUT
 
   async create(req: DsCreateRequest, now: number): Promise<DsCreateResult> {
+    if (this.#d.log.durability === "memory") throw notStored();
     const { state } = this.#d;
     const existing = this.#live(now);
     if (existing) {

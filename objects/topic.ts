@@ -50,7 +50,7 @@ import { DirectoryReporter } from "./directory-reporter.ts";
 import type { ObjectsEnv as Env } from "./env.ts";
 import { Fanout } from "./fanout.ts";
 import { KEYS_OBJECT_NAME } from "./keys.ts";
-import { settingsFromEnv, type TopicSettings } from "./limits.ts";
+import { MAX_PENDING_MESSAGES, settingsFromEnv, type TopicSettings } from "./limits.ts";
 import { deliveredMessageJson } from "../protocol/stored-message.ts";
 import { prepareMessage, TopicLog, type LogInfo, type PreparedMessage, type Retention } from "./log.ts";
 import { RetentionModule } from "./retention.ts";
@@ -75,20 +75,25 @@ import { subscriptionObjectName } from "../protocol/ds-subscriptions.ts";
 import { RequestsModule } from "./requests/requests-module.ts";
 import { TopicMetrics } from "./topic-metrics.ts";
 import type { RequestReply } from "../protocol/requests.ts";
+import type { Durability } from "../protocol/durability.ts";
 
 export { DS_WAIT_TAG };
 /** Most messages per delivered frame and per catch-up page. */
 export const PAGE_MESSAGES = 1000;
 /** Most payload bytes per catch-up page (a frame stays well under the runtime's frame limit). */
 export const PAGE_BYTES = 512 * 1024;
-/** Flush at once when this many messages wait for the group commit. */
-export const MAX_PENDING_MESSAGES = 20_000;
 /** Group-commit linger added per subscriber, and its cap (see CommitQueueOptions.extraLingerMs). */
 export const LINGER_PER_SUBSCRIBER_MS = 0.25;
 export const MAX_SUBSCRIBER_LINGER_MS = 8;
 
 export interface TopicInfo extends LogInfo {
   subscribers: number;
+}
+
+/** What `configure` may change; an absent field is left as it is. */
+export interface TopicSettingsChange {
+  retention?: Retention;
+  durability?: Durability;
 }
 
 export interface ReadResult {
@@ -149,6 +154,9 @@ export class Topic extends DurableObject<Env> {
         durable: () => ctx.storage.sync(),
         extraLingerMs: () => Math.min(MAX_SUBSCRIBER_LINGER_MS, fanout.subscriberCount * LINGER_PER_SUBSCRIBER_MS),
         observer: metrics,
+        durability: () => log.durability,
+        deliverEarly: (batch) => fanout.deliver(batch),
+        lostEarly: (error) => fanout.abandonAhead(error),
       },
     );
     const sockets = () => fanout.sockets();
@@ -288,6 +296,7 @@ export class Topic extends DurableObject<Env> {
         head: this.#log.head,
         earliest: this.#log.earliest,
         limits: this.#settings.limits,
+        durability: this.#log.durability,
       }),
     );
     return new Response(null, { status: 101, webSocket: client });
@@ -434,7 +443,9 @@ export class Topic extends DurableObject<Env> {
       const start = this.#log.resolveFrom(from);
       const rows = this.#log.read(start, Math.min(limit, PAGE_MESSAGES), PAGE_BYTES);
       const parts = rows.map((r) => deliveredMessageJson(r.offset, r.time, r.body));
-      return { messagesJson: `[${parts.join(",")}]`, count: rows.length, next: start + rows.length, head: this.#log.head, earliest: this.#log.earliest };
+      // From the last row: a memory topic skips what it no longer holds.
+      const next = rows.length > 0 ? rows[rows.length - 1]!.offset + 1 : start;
+      return { messagesJson: `[${parts.join(",")}]`, count: rows.length, next, head: this.#log.head, earliest: this.#log.earliest };
     });
   }
 
@@ -443,13 +454,23 @@ export class Topic extends DurableObject<Env> {
     return { ...this.#log.info(), subscribers: this.#fanout.subscriberCount };
   }
 
-  /** Set the topic's retention and apply it now; an age limit is then kept by the alarm. */
-  async configure(topic: string, retention: Retention): Promise<TopicInfo> {
+  /**
+   * Change the topic's settings: retention (applied now; an age limit is then kept by the alarm)
+   * and durability (protocol/durability.ts; `memory` only before the first message, else
+   * `conflict`). Messages waiting for the group commit are committed under the old level first.
+   */
+  async configure(topic: string, settings: TopicSettingsChange): Promise<RpcResult<TopicInfo>> {
     this.#log.nameTopic(topic);
-    await this.#beforeWrite(); // a setting is a write: it creates the topic
-    await this.#retention.configure(retention, Date.now());
-    await this.#alarms.reschedule();
-    return this.info(topic);
+    return rpcResult(async () => {
+      await this.#beforeWrite(); // a setting is a write: it creates the topic
+      if (settings.durability !== undefined) {
+        this.#commits.flush();
+        this.#log.setDurability(settings.durability);
+      }
+      if (settings.retention) await this.#retention.configure(settings.retention, Date.now());
+      await this.#alarms.reschedule();
+      return this.info(topic);
+    });
   }
 
   /**

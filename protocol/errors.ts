@@ -69,6 +69,8 @@ export const ERROR_CODES = {
   responder_gone: 502,
   /** Request/reply: the responder's handler failed; `message` is its message, `remoteCode` its error's code when it had one. */
   remote_error: 502,
+  /** The topic's durability is `memory`: it stores no messages, so the feature asked for (consumer groups, Durable Streams) is not available on it. */
+  not_stored: 409,
   /** The topic was deleted while this socket was open (close code 4004 follows). */
   topic_deleted: 410,
   /** Agent registry: a newer connection registered this agent id (or it was removed over HTTP); this connection no longer holds it (close code 4009 follows on a presence socket). */

@@ -9,6 +9,7 @@
 import type { ClientFrame } from "./frame-schemas.ts";
 import { DovetailError, type ErrorCode, type ErrorDetails } from "./errors.ts";
 import type { ConsumingFrame, JobsFrame, SettledFrame } from "./groups.ts";
+import type { Durability } from "./durability.ts";
 import type { MatchingFrame, PatternWelcomeFrame, UnmatchedFrame } from "./patterns.ts";
 import type { IncomingRequestFrame, IncomingRequestsFrame, RepliesToRequesterFrame, ReplyToRequesterFrame, ServingFrame } from "./requests.ts";
 
@@ -137,6 +138,11 @@ export interface WelcomeFrame {
   head: number;
   earliest: number;
   limits: TopicLimits;
+  /**
+   * The topic's durability level (protocol/durability.ts); absent from servers before it was
+   * added, which means `sync`. On a `memory` topic offsets still grow, but may jump forward.
+   */
+  durability?: Durability;
 }
 
 /** `ack` (server → client): the `publish` with this `id` is durable at `offset .. offset+count-1`. */
@@ -204,6 +210,11 @@ export interface MessagesFrame {
   type: "messages";
   /** Pattern sockets only (protocol/patterns.ts): the topic these messages are from. */
   topic?: string;
+  /**
+   * Pattern sockets only: true when `topic` is a `memory` topic, whose offsets may jump forward
+   * (protocol/durability.ts). On a topic socket the `welcome` frame says so instead.
+   */
+  skips?: boolean;
   messages: DeliveredMessage[];
 }
 

@@ -100,6 +100,6 @@ const MESSAGES_PREFIX = '{"type":"messages",';
  * @example
  * patternMessagesFrame("a.b", '{"type":"messages","messages":[…]}') // '{"type":"messages","topic":"a.b","messages":[…]}'
  */
-export function patternMessagesFrame(topic: string, topicFrame: string): string {
-  return `${MESSAGES_PREFIX}"topic":${JSON.stringify(topic)},${topicFrame.slice(MESSAGES_PREFIX.length)}`;
+export function patternMessagesFrame(topic: string, topicFrame: string, skips = false): string {
+  return `${MESSAGES_PREFIX}"topic":${JSON.stringify(topic)},${skips ? '"skips":true,' : ""}${topicFrame.slice(MESSAGES_PREFIX.length)}`;
 }

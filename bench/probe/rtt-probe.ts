@@ -1,5 +1,5 @@
 // Round-trip probe: one publish at a time, awaited; and publish-to-delivery on a second socket.
-// node bench/probe/rtt-probe.ts [--url URL] [--count 2000] [--query '?hibernate=0']
+// node bench/probe/rtt-probe.ts [--url URL] [--count 2000] [--query '?hibernate=0'] [--durability sync|async|memory]
 import { startBus } from "../../test/support/bus-process.ts";
 
 const arg = (name: string) => {
@@ -10,6 +10,11 @@ const count = Number(arg("count") ?? 2000);
 const bus = arg("url") ? null : await startBus();
 const base = (arg("url") ?? bus!.url).replace("http", "ws");
 const topic = `rtt.${Date.now()}`;
+const durability = arg("durability");
+if (durability) {
+  const res = await fetch(`${arg("url") ?? bus!.url}/v1/topics/${topic}`, { method: "PATCH", body: JSON.stringify({ durability }) });
+  if (res.status !== 200) throw new Error(`PATCH durability: ${res.status} ${await res.text()}`);
+}
 const open = async (q: string) => {
   const ws = new WebSocket(`${base}/v1/topics/${topic}/ws${q}`);
   await new Promise((r) => ws.addEventListener("open", r, { once: true }));
@@ -46,7 +51,16 @@ const pct = (xs: number[], p: number) =>
     .slice()
     .sort((x, y) => x - y)
     [Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!.toFixed(3);
-console.log(JSON.stringify({ count, ackP50: pct(ack, 50), ackP99: pct(ack, 99), deliveryP50: pct(delivery, 50), deliveryP99: pct(delivery, 99) }));
+console.log(
+  JSON.stringify({
+    count,
+    durability: durability ?? "sync",
+    ackP50: pct(ack, 50),
+    ackP99: pct(ack, 99),
+    deliveryP50: pct(delivery, 50),
+    deliveryP99: pct(delivery, 99),
+  }),
+);
 pub.close();
 sub.close();
 await bus?.stop();

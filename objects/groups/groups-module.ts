@@ -193,11 +193,22 @@ export class GroupsModule implements TopicModule {
     this.#socketMembers.clear();
   }
 
+  /** Groups track stored offsets: a memory topic (protocol/durability.ts) has none to track. */
+  #requireStored(): void {
+    if (this.#host.log.durability === "memory") {
+      throw new DovetailError(
+        "not_stored",
+        "this topic's durability is memory: it stores no messages, so it has no consumer groups (use a sync or async topic)",
+      );
+    }
+  }
+
   // -------------------------------------------------------------------------------------------
   // WebSocket frames
 
   /** `consume` and `settle` frames. */
   async onFrame(ws: WebSocket, grant: SocketGrant, frame: ClientFrame): Promise<void> {
+    this.#requireStored();
     const now = Date.now();
     if (frame.type === "consume") {
       if (!grant.con) throw new DovetailError("forbidden", "this credential may not consume from this topic (it needs the consume scope)");
@@ -229,6 +240,7 @@ export class GroupsModule implements TopicModule {
   // RPC (HTTP pull and admin, through the gateway)
 
   async call<C extends GroupCall>(call: C): Promise<GroupReplies[C["op"]]> {
+    this.#requireStored();
     const now = Date.now();
     const reply = await this.#call(call, now);
     this.#host.reschedule();

@@ -235,7 +235,7 @@ export class PatternSession implements UpstreamOwner {
       if (n <= this.#credit && frame.text !== "") {
         sent = n;
         upstream.queue.shift();
-        if (!this.#host.send(patternMessagesFrame(upstream.topic, frame.text))) return;
+        if (!this.#host.send(patternMessagesFrame(upstream.topic, frame.text, upstream.skips))) return;
       } else {
         // The credit ends inside this frame (or it was trimmed): send what fits, keep the rest.
         sent = Math.min(n, this.#credit);
@@ -245,7 +245,7 @@ export class PatternSession implements UpstreamOwner {
           frame.messages = frame.messages.slice(sent);
           frame.text = "";
         }
-        const text = `{"type":"messages","topic":${JSON.stringify(upstream.topic)},"messages":[${part.map((m) => JSON.stringify(m)).join(",")}]}`;
+        const text = `{"type":"messages","topic":${JSON.stringify(upstream.topic)},${upstream.skips ? '"skips":true,' : ""}"messages":[${part.map((m) => JSON.stringify(m)).join(",")}]}`;
         if (!this.#host.send(text)) return;
       }
       this.#credit -= sent;

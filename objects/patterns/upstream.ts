@@ -66,6 +66,8 @@ export class Upstream {
   readonly #from: SubscribeFrom;
   /** Offset after the last message received; null before the first `subscribed`. */
   next: number | null = null;
+  /** The topic's offsets may jump forward: a `memory` topic (its welcome says so). */
+  skips = false;
   /** Frames received and not yet relayed, oldest first. */
   readonly queue: UpstreamFrame[] = [];
   #socket: WebSocket | null = null;
@@ -145,6 +147,7 @@ export class Upstream {
       case "welcome": {
         // Each socket starts with a full window, minus what is still queued here.
         const queued = this.queue.reduce((n, f) => n + f.messages.length, 0);
+        this.skips = "durability" in frame && frame.durability === "memory";
         this.#owed = 0;
         const from = this.next ?? this.#from;
         this.#send(JSON.stringify({ type: "subscribe", id: 1, from, credit: Math.max(0, UPSTREAM_WINDOW - queued) }));

@@ -18,6 +18,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, Link, type LinkConfig } from "./link.ts";
 import { decodeMessage, encodeMessage, setTraceHeaders, type Message, type PublishOptions } from "./message.ts";
 import { PublishPipe } from "./pipe.ts";
 import type { DeliveredMessage } from "../../protocol/frames.ts";
+import type { Durability } from "../../protocol/durability.ts";
 import { Publisher, type PublisherOptions } from "./publisher.ts";
 import type { InferOutput, StandardSchema } from "./standard-schema.ts";
 import { StatusHub, type StatusEvent } from "./status.ts";
@@ -75,6 +76,16 @@ export interface TopicInfo {
   lastTime: number;
   subscribers: number;
   retention: { maxAgeMs: number; maxMessages: number; maxBytes: number };
+  /** When subscribers see a message and what its ack promises (docs/durability.md). */
+  durability: Durability;
+}
+
+/** What `bus.configure` changes; an absent field is left as it is. */
+export interface TopicSettings {
+  /** `"sync"` (the default), `"async"` or `"memory"` (only before the topic's first message). */
+  durability?: Durability;
+  /** Replaces the whole retention: a limit left out (or 0) means none. */
+  retention?: Partial<TopicInfo["retention"]>;
 }
 
 export type { TopicEntry, TopicPage };
@@ -416,12 +427,7 @@ export class Bus {
 
   /** Create a group (or confirm one with the same settings; other settings are a `conflict`). */
   async createGroup(topic: string, group: string, settings: GroupSettingsInput = {}, options?: WaitOptions): Promise<GroupInfo> {
-    return (await this.#groupRequest("PUT", topic, group, "", settings, options)) as GroupInfo;
-  }
-
-  async #groupRequest(method: string, topic: string, group: string, suffix: string, body: unknown, options?: WaitOptions): Promise<unknown> {
-    this.#checkTopic(topic);
-    return this.#request(method, `/v1/topics/${encodeURIComponent(topic)}/groups/${encodeURIComponent(group)}${suffix}`, body, options);
+    return (await this.#http("PUT", topic, `/groups/${encodeURIComponent(group)}`, options, settings)) as GroupInfo;
   }
 
   /**
@@ -461,6 +467,17 @@ export class Bus {
    */
   async deleteTopic(topic: string, options?: WaitOptions): Promise<{ topic: string; deleted: true; closedSockets: number }> {
     return (await this.#http("DELETE", topic, "", options)) as { topic: string; deleted: true; closedSockets: number };
+  }
+
+  /**
+   * Change a topic's settings (needs `admin` on it): its durability level and its retention.
+   * Resolves with the topic's info after the change.
+   *
+   * @example
+   * await bus.configure("agents.presence", { durability: "memory" });
+   */
+  async configure(topic: string, settings: TopicSettings, options?: WaitOptions): Promise<TopicInfo> {
+    return (await this.#http("PATCH", topic, "", options, settings)) as TopicInfo;
   }
 
   /**
@@ -562,9 +579,9 @@ export class Bus {
     return { signal: options?.signal, timeoutMs: options?.timeoutMs ?? this.#timeoutMs };
   }
 
-  async #http(method: string, topic: string, suffix: string, options?: WaitOptions): Promise<unknown> {
+  async #http(method: string, topic: string, suffix: string, options?: WaitOptions, body?: unknown): Promise<unknown> {
     this.#checkTopic(topic);
-    return this.#request(method, `/v1/topics/${encodeURIComponent(topic)}${suffix}`, undefined, options);
+    return this.#request(method, `/v1/topics/${encodeURIComponent(topic)}${suffix}`, body, options);
   }
 
   async #request(method: string, path: string, body?: unknown, options?: WaitOptions): Promise<unknown> {

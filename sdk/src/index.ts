@@ -12,7 +12,7 @@
  * code which only publishes and subscribes never loads it or zod.
  */
 export { connect, Bus } from "./client.ts";
-export type { ConnectOptions, TopicPattern, TopicInfo, TopicEntry, TopicListOptions, TopicPage, ReadOptions, ReadResult } from "./client.ts";
+export type { ConnectOptions, TopicPattern, TopicInfo, TopicSettings, TopicEntry, TopicListOptions, TopicPage, ReadOptions, ReadResult } from "./client.ts";
 export { Publisher } from "./publisher.ts";
 export type { PublisherOptions } from "./publisher.ts";
 export { Subscription } from "./subscription.ts";
@@ -46,6 +46,7 @@ export type { RequestContext, RequestHandler, RequestOptions, ServeOptions, Serv
 export type { GroupInfo, GroupSettingsInput, GroupSettings, GroupStats, PendingJob, GroupMember } from "../../protocol/groups.ts";
 export type { Message, PublishOptions } from "./message.ts";
 export type { StatusEvent } from "./status.ts";
+export type { Durability } from "../../protocol/durability.ts";
 export type { ReconnectOptions } from "./backoff.ts";
 export { DEFAULT_TIMEOUT_MS } from "./wait.ts";
 export type { WaitOptions } from "./wait.ts";

@@ -206,7 +206,7 @@ export class PatternSession<T = unknown> implements AsyncIterableIterator<Patter
           this.#outstanding = Math.max(0, this.#outstanding - 1);
           const next = this.#cursors.get(topic);
           if (next !== undefined && m.offset < next) continue; // already have it
-          if (next !== undefined && m.offset > next) {
+          if (next !== undefined && m.offset > next && !frame.skips) {
             this.#link.reset(`${topic}: offset ${m.offset} arrived while ${next} was expected`);
             break;
           }

@@ -90,6 +90,8 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
   /** Messages received and not yet taken (ring-free: an array and a read index). */
   #buffer: DeliveredMessage[] = [];
   #head = 0;
+  /** A `memory` topic: its offsets may jump forward (protocol/durability.ts). */
+  #skips = false;
   /** Next offset expected from the topic; null until the first `subscribed`. */
   #next: number | null = null;
   /** Credit the topic still holds on the current socket. */
@@ -232,7 +234,8 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
 
   // -- LinkOwner ------------------------------------------------------------------------------
 
-  onReady(_welcome: WelcomeFrame): void {
+  onReady(welcome: WelcomeFrame): void {
+    this.#skips = welcome.durability === "memory";
     const buffered = this.#buffer.length - this.#head;
     this.#outstanding = Math.max(0, this.#capacity - buffered);
     this.#subscribeId += 1;
@@ -245,7 +248,8 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
         if (frame.id !== this.#subscribeId) return;
         if (this.#establishTimer) clearTimeout(this.#establishTimer);
         this.#establishTimer = null;
-        if (this.#next === null) this.#next = frame.next;
+        // A memory topic moves a cursor it no longer holds forward (never back).
+        if (this.#next === null || this.#skips) this.#next = frame.next;
         else if (frame.next !== this.#next) this.#link.reset(`resubscribed at ${frame.next}, expected ${this.#next}`);
         return;
       case "messages": {
@@ -253,13 +257,13 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
         for (const m of frame.messages) {
           this.#outstanding = Math.max(0, this.#outstanding - 1);
           if (this.#next === null || m.offset < this.#next) continue; // already have it
-          if (m.offset > this.#next) {
+          if (m.offset > this.#next && !this.#skips) {
             // A hole: never expected from the topic, so do not guess; resume from what we have.
             this.#link.reset(`offset ${m.offset} arrived while ${this.#next} was expected`);
             break;
           }
           this.#buffer.push(m);
-          this.#next += 1;
+          this.#next = m.offset + 1;
           added++;
         }
         if (added > 0) this.#wake?.();

@@ -1,7 +1,8 @@
 /**
  * Everything the docs tell a reader to run, run as written: every shell and TypeScript block of
  * README.md, sdk/README.md, docs/security.md, docs/streams.md, docs/groups.md, docs/requests.md,
- * docs/agents.md, docs/patterns.md, docs/mcp.md, docs/mail.md and docs/observability.md, in order,
+ * docs/agents.md, docs/patterns.md, docs/mcp.md, docs/mail.md, docs/observability.md and
+ * docs/durability.md, in order,
  * against a real bus
  * started the README way (`npm run dev`'s script, auth on; test/support/bus-process.ts), a fresh
  * bus per file so a later block may use what an earlier one created. Also: the local-node figures
@@ -60,6 +61,7 @@ const DOCS: { file: string; vars?: Record<string, string> }[] = [
   { file: "docs/mcp.md" },
   { file: "docs/mail.md" },
   { file: "docs/observability.md" },
+  { file: "docs/durability.md" },
 ];
 
 /** Where the blocks of one file run. */

@@ -48,6 +48,19 @@ async function subscribePattern(
 }
 
 describe("pattern subscriptions", () => {
+  it("marks the frames of a memory topic skips: true (its offsets may jump), and no other topic's", async () => {
+    const root = freshTopic("pat");
+    const res = await gatewayFetch(`/v1/topics/${root}.m`, { method: "PATCH", body: JSON.stringify({ durability: "memory" }) });
+    expect(res.status).toBe(200);
+    await publish(`${root}.m`, 2);
+    await publish(`${root}.s`, 2);
+    const { s } = await subscribePattern(`${root}.*`, { from: "earliest" });
+    await s.until(() => received(s).length === 4, "both topics' messages");
+    const frames = framesOf<{ topic: string; skips?: boolean }>(s, "messages");
+    expect(frames.filter((f) => f.topic === `${root}.m`).every((f) => f.skips === true)).toBe(true);
+    expect(frames.filter((f) => f.topic === `${root}.s`).every((f) => f.skips === undefined)).toBe(true);
+  });
+
   it("delivers every matching topic, created before and after subscribing, each message with its topic and offset", async () => {
     const root = freshTopic("pat");
     const before = `${root}.a.events`;

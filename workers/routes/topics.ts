@@ -17,6 +17,7 @@ import { may, permit } from "../middleware/permissions.ts";
 import type { GatewayEnv } from "../gateway-env.ts";
 import { type ListPage, type ListQuery, MAX_LIST_LIMIT } from "../../objects/directory.ts";
 import { patternProblem } from "../../protocol/scopes.ts";
+import { DEFAULT_DURABILITY, DURABILITY_LEVELS } from "../../protocol/durability.ts";
 import { forgetTopic, topicExists } from "../topic-exists.ts";
 import { directoryStub, topicStub } from "../topic-stub.ts";
 import { invalid, jsonBody } from "../request-body.ts";
@@ -27,13 +28,18 @@ export const MAX_READ_LIMIT = 1000;
 /** Default page size of the topic list. */
 export const DEFAULT_LIST_LIMIT = 100;
 
-const retentionBodySchema = z.object({
-  retention: z.object({
-    maxAgeMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-    maxMessages: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-    maxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  }),
-});
+const settingsBodySchema = z
+  .strictObject({
+    retention: z
+      .strictObject({
+        maxAgeMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+        maxMessages: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+        maxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+      })
+      .optional(),
+    durability: z.enum(DURABILITY_LEVELS).optional(),
+  })
+  .refine((b) => b.retention !== undefined || b.durability !== undefined, { message: "expected retention or durability (or both)" });
 
 const publishBodySchema = z.union([z.object({ messages: z.array(z.unknown()).min(1), producer: producerSchema.optional() }), publishMessageSchema]);
 
@@ -109,7 +115,17 @@ export async function readMessagesJson(c: Context<GatewayEnv>, topic: string, fr
 export async function topicInfo(c: Context<GatewayEnv>, topic: string): Promise<TopicInfo> {
   // A topic nobody wrote to is an empty log with the default retention, answered here.
   if (!(await topicExists(c.env, c.get("tenant"), topic))) {
-    return { topic, head: 0, earliest: 0, messages: 0, bytes: 0, lastTime: 0, retention: settingsFromEnv(c.env).retention, subscribers: 0 };
+    return {
+      topic,
+      head: 0,
+      earliest: 0,
+      messages: 0,
+      bytes: 0,
+      lastTime: 0,
+      retention: settingsFromEnv(c.env).retention,
+      durability: DEFAULT_DURABILITY,
+      subscribers: 0,
+    };
   }
   return topicStub(c.env, c.get("tenant"), topic).info(topic);
 }
@@ -166,12 +182,15 @@ export function topicRoutes(): Hono<GatewayEnv> {
   /** Topic info: head, earliest, counts, subscribers, retention. */
   topics.get("/:topic", permit(["subscribe", "publish", "admin"]), async (c) => c.json(await topicInfo(c, c.get("topic"))));
 
-  /** Change retention: `{ "retention": { maxAgeMs?, maxMessages?, maxBytes? } }` (0 = no limit). */
+  /**
+   * Change settings: `{ "retention"?: { maxAgeMs?, maxMessages?, maxBytes? } (0 = no limit),
+   * "durability"?: "sync" | "async" | "memory" }`; an absent field is left as it is.
+   */
   topics.patch("/:topic", permit("admin"), async (c) => {
     const { topic, stub } = stubFor(c);
-    const body = retentionBodySchema.safeParse(await jsonBody(c, 64 * 1024));
+    const body = settingsBodySchema.safeParse(await jsonBody(c, 64 * 1024));
     if (!body.success) throw invalid(body.error);
-    return c.json(await stub.configure(topic, body.data.retention));
+    return c.json(unwrap(await stub.configure(topic, body.data)));
   });
 
   /**

@@ -30,6 +30,7 @@ import { subsInfo } from "./commands/subs-info.ts";
 import { subsLs } from "./commands/subs-ls.ts";
 import { subsRm } from "./commands/subs-rm.ts";
 import { topicsLs } from "./commands/topics-ls.ts";
+import { topicsDurability } from "./commands/topics-durability.ts";
 import { topicsRetention } from "./commands/topics-retention.ts";
 import { topicsRm } from "./commands/topics-rm.ts";
 import { top } from "./commands/top.ts";
@@ -42,6 +43,7 @@ export const COMMANDS: readonly Command[] = [
   topicsLs,
   topicsRm,
   topicsRetention,
+  topicsDurability,
   consume,
   groupsLs,
   groupsInfo,

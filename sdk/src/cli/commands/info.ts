@@ -23,17 +23,18 @@ export function infoText(i: TopicInfo): string {
     ["subscribers", i.subscribers],
     ["last write", isoTime(i.lastTime)],
     ["retention", retentionText(i.retention)],
+    ["durability", i.durability ?? "sync"],
   ]);
 }
 
 export const info = defineCommand({
   name: "info",
   args: ["<topic>"],
-  summary: "print a topic's head, earliest offset, size, subscribers and retention",
+  summary: "print a topic's head, earliest offset, size, subscribers, retention and durability",
   description: `Prints the topic's facts: head (the next offset), earliest (the first offset still stored),
-messages, bytes, subscribers, the time of the last write and the retention setting. A topic
-nobody wrote to shows head 0.`,
-  json: `{"topic","head","earliest","messages","bytes","lastTime","subscribers","retention":{"maxAgeMs","maxMessages","maxBytes"}}`,
+messages, bytes, subscribers, the time of the last write, the retention setting and the
+durability level. A topic nobody wrote to shows head 0.`,
+  json: `{"topic","head","earliest","messages","bytes","lastTime","subscribers","retention":{"maxAgeMs","maxMessages","maxBytes"},"durability"}`,
   options: {},
   async run({ values, positionals, out }) {
     const topic = topicArgument(positionals[0]!);
