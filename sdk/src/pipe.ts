@@ -198,15 +198,12 @@ export class PublishPipe implements LinkOwner {
     if (frame.type === "ack" || frame.type === "acks") {
       // `acks`: the answers to several frames that one commit made durable (the pipe opens its
       // socket with `?acks=batch`); each is handled as its own `ack` would be.
-      let taken = false;
       for (const ack of frame.type === "ack" ? [frame] : frame.acks) {
         const f = this.#take(ack.id);
         if (!f) continue;
-        taken = true;
         if (this.#singleFromId !== null && ack.id >= this.#singleFromId) this.#singleFromId = null; // admitted: the whole window again
         f.resolve({ offset: ack.offset, count: ack.count });
       }
-      if (!taken) return;
       this.#pump();
       this.#checkIdle();
       return;
