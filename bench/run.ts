@@ -56,6 +56,11 @@ const quick = args.quick!;
 const runsPerCase = Number(args.runs ?? (quick ? 1 : 3));
 const only = args.only ? new Set(args.only.split(",")) : null;
 const wantedSystems = new Set((args.systems?.split(",") ?? ALL_SYSTEMS) as SystemName[]);
+const unknownSystems = [...wantedSystems].filter((s) => !ALL_SYSTEMS.includes(s));
+if (unknownSystems.length) {
+  console.error(`bench: unknown system(s) ${unknownSystems.join(", ")}; known: ${ALL_SYSTEMS.join(", ")}`);
+  process.exit(2);
+}
 const outDir = path.resolve(args.out!);
 const wants = (id: string) => !only || only.has(id);
 /** Idle time before the hibernated-topic delivery (the runtime hibernates after ~10 s idle). */
@@ -146,13 +151,18 @@ async function main(): Promise<void> {
   const peers: Record<string, PeerResult> = {};
   const needRedis = [...wantedSystems].some((s) => s === "redis-pubsub" || s === "redis-streams");
   const [dovetail, redis, redisAof, nats] = await Promise.all([
-    wantedSystems.has("dovetail") ? startDovetail({ verbose: args["verbose-bus"]! }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
+    [...wantedSystems].some((s) => s.startsWith("dovetail"))
+      ? startDovetail({ verbose: args["verbose-bus"]! })
+      : Promise.resolve({ skipped: "not selected" } as PeerResult),
     needRedis ? startRedis({ durable: false }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
     wantedSystems.has("redis-streams-aof") ? startRedis({ durable: true }) : Promise.resolve({ skipped: "not selected" } as PeerResult),
     wantedSystems.has("nats") || wantedSystems.has("nats-jetstream") ? startNats() : Promise.resolve({ skipped: "not selected" } as PeerResult),
   ]);
   const peerOf: Record<SystemName, PeerResult> = {
     dovetail,
+    "dovetail-sdk": dovetail,
+    "dovetail-async": dovetail,
+    "dovetail-memory": dovetail,
     "redis-pubsub": redis,
     "redis-streams": redis,
     "redis-streams-aof": redisAof,
@@ -193,7 +203,7 @@ async function main(): Promise<void> {
 
   try {
     let runCounter = 0;
-    for (const scenario of scenarios(quick, only)) {
+    for (const scenario of scenarios(quick, only, args.systems !== undefined)) {
       if (!wants(scenario.id)) continue;
       const live = scenario.systems.filter((s) => systems[s]?.status === "ok");
       const sr: ScenarioResult = {

@@ -141,9 +141,13 @@ export class CommitQueue {
     // made for IDLE_FLUSH_MS): waiting a turn for company costs a timer (about 1 ms in workerd,
     // measured) and no one else is coming. Under load a commit is usually in flight, so
     // publishes wait for the timer and commit together.
-    // A memory topic writes nothing, so waiting for company would gain nothing.
+    // A memory topic writes nothing, so only fan-out gains from company: every flush is a frame
+    // per subscriber. A publish is flushed at once unless one was flushed at this same clock
+    // reading (the runtime's clock moves between I/O events, not within a burst of them); the
+    // rest of a burst goes out together on the next turn.
     if (this.#options.durability?.() === "memory") {
-      this.flush();
+      if (Date.now() !== this.#lastCommitAt || this.#pendingMessages >= this.#options.maxPendingMessages) this.flush();
+      else this.#timer ??= setTimeout(() => this.flush(), this.#options.flushDelayMs);
       return promise;
     }
     const linger = this.#options.extraLingerMs?.() ?? 0;

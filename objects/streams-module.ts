@@ -119,12 +119,14 @@ export class StreamsModule implements TopicModule {
   }
 
   /**
-   * The gateway waits for data after offset `after`: accept a hibernatable socket tagged as a
-   * waiter (not a subscriber), or answer 200 at once when there is already something to see.
+   * The gateway waits for data after offset `after`: the read from `after` when it has something
+   * to say (data, a closed or missing stream, a refusal) is answered at once, 200 with the read
+   * as the body (protocol/stream-wait.ts); else a hibernatable socket tagged as a waiter (not a
+   * subscriber) is accepted. One call does what a read and then a wait did (issue 17).
    */
   acceptWaiter(after: number): Response {
-    const record = this.#record();
-    if (!record || record.closed || record.softDeleted || this.#options.log.head > after) return new Response(null, { status: 200 });
+    const reply = this.service.read({ offset: { kind: "at", next: after }, live: true, ifNoneMatch: null }, Date.now());
+    if (!reply.wait) return new Response(encodeWaiterReply(reply), { status: 200 });
     const pair = new WebSocketPair();
     this.#options.acceptTagged(pair[1], DS_WAIT_TAG);
     pair[1].serializeAttachment({ v: 1, dsWait: after });

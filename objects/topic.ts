@@ -263,9 +263,9 @@ export class Topic extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const upgrade = readTopicUpgrade(request);
     if (!upgrade) return new Response("not an upgrade request of the gateway", { status: 400 });
+    this.#log.nameTopic(upgrade.topic);
     if (upgrade.kind === "stream-wait") return this.#streams.acceptWaiter(upgrade.after);
     const { topic, hibernate: hibernatable, grant, acks } = upgrade;
-    this.#log.nameTopic(topic);
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     // An API key's socket is registered with Keys first, so revoking the key finds it; a key

@@ -91,13 +91,16 @@ function cell(r: SystemResult | undefined, metric: string, unit: string, runs: n
   return fmt(m, unit);
 }
 
-/** Dovetail's median divided by the best peer's (best = highest or lowest, as the row says). */
-export function ratioToBest(c: CaseResult, row: Row): { ratio: number; peer: string } | null {
-  const ours = c.results.dovetail;
+/**
+ * Dovetail's median divided by the best peer's (best = highest or lowest, as the row says).
+ * `system` picks which Dovetail row: `dovetail` (raw protocol) or `dovetail-sdk`.
+ */
+export function ratioToBest(c: CaseResult, row: Row, system = "dovetail"): { ratio: number; peer: string } | null {
+  const ours = c.results[system];
   if (!ours?.ok || ours.median[row.metric] === undefined) return null;
   let best: { value: number; peer: string } | null = null;
   for (const [system, r] of Object.entries(c.results)) {
-    // Variants of Dovetail (another socket mode, raw frames) are not peers.
+    // Variants of Dovetail (the SDK, durability levels, another socket mode, raw frames) are not peers.
     if (system.startsWith("dovetail") || !r.ok) continue;
     const v = r.median[row.metric];
     if (v === undefined) continue;
@@ -106,6 +109,27 @@ export function ratioToBest(c: CaseResult, row: Row): { ratio: number; peer: str
   if (!best || best.value === 0) return null;
   return { ratio: ours.median[row.metric]! / best.value, peer: best.peer };
 }
+
+/** The Dovetail rows that get a "÷ best peer" column, and its heading. */
+const RATIO_SYSTEMS = [
+  { system: "dovetail", label: "Dovetail" },
+  { system: "dovetail-sdk", label: "Dovetail SDK" },
+];
+
+/** What each system is, for the report's systems table. */
+export const SYSTEM_LABELS: Record<string, string> = {
+  dovetail: "Dovetail on local workerd (npm run dev: Miniflare), SQLite, raw WebSocket protocol v1; durable (`sync`, the default level: acked after commit)",
+  "dovetail-sdk":
+    "Dovetail via @dovetail/sdk: `bus.publisher(topic)` with default options, one `send` per message (the SDK batches), `for await … bus.subscribe(topic)`; same bus, `sync`",
+  "dovetail-async": "Dovetail, raw protocol, topics set to durability `async` (delivered before the commit, acked after it)",
+  "dovetail-memory": "Dovetail, raw protocol, topics set to durability `memory` (not stored, delivered at once, acked on receipt)",
+  "redis-pubsub": "Redis PUBLISH/SUBSCRIBE, in memory, not durable",
+  "redis-streams": "Redis Streams XADD / XREAD BLOCK, no persistence",
+  "redis-streams-aof": "Redis Streams with appendonly yes, appendfsync everysec (durable within ~1 s)",
+  nats: "core NATS publish/subscribe, not durable",
+  "nats-jetstream":
+    "NATS JetStream (same nats-server, -js, file store; default sync every 2 min): pub/sub = a stream per topic, `js.publish` awaiting each PubAck, ordered consumers from the start; work-queue = work-queue stream, durable pull consumer, explicit acks (m.ack() is not confirmed to the client)",
+};
 
 export function renderMarkdown(res: BenchResults): string {
   const out: string[] = [];
@@ -121,7 +145,7 @@ export function renderMarkdown(res: BenchResults): string {
   );
   out.push("");
   out.push(
-    `Each cell: median of ${res.runsPerCase} run${res.runsPerCase > 1 ? "s" : ""}${res.runsPerCase > 1 ? " <sub>(min–max)</sub>" : ""}, warm-up excluded, same message count for every system. A run whose subscribers did not receive every message exactly once and in order is **failed** and never reported as a figure. Ratio = Dovetail ÷ best peer (for latency and memory, lower is better, so below 1× is ahead).`,
+    `Each cell: median of ${res.runsPerCase} run${res.runsPerCase > 1 ? "s" : ""}${res.runsPerCase > 1 ? " <sub>(min–max)</sub>" : ""}, warm-up excluded, same message count for every system. A run whose subscribers did not receive every message exactly once and in order is **failed** and never reported as a figure. Ratio = Dovetail ÷ best peer, for the raw-protocol row and the SDK row (for latency and memory, lower is better, so below 1× is ahead); the other Dovetail rows are never peers.`,
   );
   if (res.quick) out.push("", "> **Quick run** (CI smoke): small counts, one run per case; indicative only.");
   out.push("");
@@ -129,17 +153,8 @@ export function renderMarkdown(res: BenchResults): string {
   out.push("");
   out.push("| system | what | status |");
   out.push("|---|---|---|");
-  const what: Record<string, string> = {
-    dovetail: "Dovetail on local workerd (npm run dev: Miniflare), SQLite, raw WebSocket protocol v1; durable (acked after commit)",
-    "redis-pubsub": "Redis PUBLISH/SUBSCRIBE, in memory, not durable",
-    "redis-streams": "Redis Streams XADD / XREAD BLOCK, no persistence",
-    "redis-streams-aof": "Redis Streams with appendonly yes, appendfsync everysec (durable within ~1 s)",
-    nats: "core NATS publish/subscribe, not durable",
-    "nats-jetstream":
-      "NATS JetStream (same nats-server, -js, file store): work-queue stream, durable pull consumer, explicit acks (m.ack() is not confirmed to the client)",
-  };
   for (const [name, s] of Object.entries(res.systems)) {
-    out.push(`| ${name} | ${what[name] ?? ""} | ${s.status === "ok" ? `ok${s.version ? ` (${s.version})` : ""}` : `skipped: ${s.reason}`} |`);
+    out.push(`| ${name} | ${SYSTEM_LABELS[name] ?? ""} | ${s.status === "ok" ? `ok${s.version ? ` (${s.version})` : ""}` : `skipped: ${s.reason}`} |`);
   }
   out.push("");
 
@@ -156,20 +171,21 @@ export function renderMarkdown(res: BenchResults): string {
     out.push(s.description);
     out.push("");
     const systems = s.systems;
-    const withRatio = systems.includes("dovetail") && systems.length > 1;
-    out.push(`| case | metric | ${systems.join(" | ")}${withRatio ? " | Dovetail ÷ best peer |" : " |"}`);
-    out.push(`|---|---|${systems.map(() => "---:").join("|")}${withRatio ? "|---:|" : "|"}`);
+    // One ratio column per Dovetail row that has one (raw protocol, SDK), when a peer ran beside it.
+    const hasPeer = systems.some((sys) => !sys.startsWith("dovetail"));
+    const ratioOf = hasPeer ? RATIO_SYSTEMS.filter((r) => systems.includes(r.system)) : [];
+    out.push(`| case | metric | ${systems.join(" | ")} |${ratioOf.map((r) => ` ${r.label} ÷ best peer |`).join("")}`);
+    out.push(`|---|---|${systems.map(() => "---:").join("|")}|${ratioOf.map(() => "---:|").join("")}`);
     for (const c of s.cases) {
       for (const row of s.rows) {
         const cells = systems.map((sys) => cell(c.results[sys], row.metric, row.unit, res.runsPerCase));
         if (cells.every((x) => x === "–")) continue;
-        let ratio = "";
-        if (withRatio) {
-          const r = ratioToBest(c, row);
-          ratio = r && row.ratio !== false ? ` | ${r.ratio >= 100 ? r.ratio.toFixed(0) : r.ratio.toPrecision(3)}× ${r.peer}` : " | –";
-        }
+        const ratios = ratioOf.map(({ system }) => {
+          const r = ratioToBest(c, row, system);
+          return r && row.ratio !== false ? ` ${r.ratio >= 100 ? r.ratio.toFixed(0) : r.ratio.toPrecision(3)}× ${r.peer} |` : " – |";
+        });
         const unit = row.unit && !["ms", "µs", "MB"].includes(row.unit) && !row.label.includes(row.unit) ? ` (${row.unit})` : "";
-        out.push(`| ${c.label} | ${row.label}${unit} | ${cells.join(" | ")}${ratio} |`);
+        out.push(`| ${c.label} | ${row.label}${unit} | ${cells.join(" | ")} |${ratios.join("")}`);
       }
     }
     out.push("");
@@ -304,6 +320,9 @@ const COLORS: Record<string, string> = {
   "redis-streams-aof": "#5f3dc4",
   nats: "#1971c2",
   "nats-jetstream": "#0b7285",
+  "dovetail-sdk": "#5c940d",
+  "dovetail-async": "#fab005",
+  "dovetail-memory": "#ffd43b",
   "dovetail-plain": "#f08c00",
   "dovetail-raw": "#ffa94d",
   "dovetail-subscribe": "#e8590c",
@@ -337,7 +356,7 @@ export function barChart(s: ScenarioResult): string {
   const right = 20;
   const plotH = 260;
   const bottom = 70;
-  const H = top + plotH + bottom;
+  const H = top + plotH + bottom + legendExtraPx(s.systems, left, W - right);
   const groups = s.cases;
   const values = groups.flatMap((c) => s.systems.map((sys) => (c.results[sys]?.ok ? c.results[sys]!.median[row.metric] : undefined) ?? 0));
   const max = niceMax(Math.max(...values, 0));
@@ -383,17 +402,42 @@ export function barChart(s: ScenarioResult): string {
     parts.push(`<text x="${left + gi * groupW + groupW / 2}" y="${top + plotH + 18}" text-anchor="middle">${esc(c.label)}</text>`);
   });
   parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(0)}" y2="${y(0)}" stroke="#212529"/>`);
-  legend(parts, s.systems, left, top + plotH + 42);
+  legend(parts, s.systems, left, top + plotH + 42, W - right);
   parts.push("</svg>");
   return parts.join("\n");
 }
 
-function legend(parts: string[], systems: string[], x0: number, y0: number): void {
+/** Height of one legend line. */
+const LEGEND_LINE_PX = 18;
+
+/** Where each system's legend entry goes: left to right, on a new line when the next would pass `maxX`. */
+function legendLayout(systems: string[], x0: number, maxX: number): { x: number; line: number }[] {
   let x = x0;
+  let line = 0;
+  return systems.map((sys) => {
+    const w = 24 + sys.length * 7;
+    if (x > x0 && x + w > maxX) {
+      x = x0;
+      line++;
+    }
+    const at = { x, line };
+    x += w;
+    return at;
+  });
+}
+
+/** Extra height the legend needs beyond its first line. */
+function legendExtraPx(systems: string[], x0: number, maxX: number): number {
+  return (legendLayout(systems, x0, maxX).at(-1)?.line ?? 0) * LEGEND_LINE_PX;
+}
+
+function legend(parts: string[], systems: string[], x0: number, y0: number, maxX: number): void {
+  const layout = legendLayout(systems, x0, maxX);
   systems.forEach((sys, i) => {
-    parts.push(`<rect x="${x}" y="${y0 - 10}" width="12" height="12" fill="${color(sys, i)}"/>`);
-    parts.push(`<text x="${x + 16}" y="${y0}">${esc(sys)}</text>`);
-    x += 24 + sys.length * 7;
+    const { x, line } = layout[i]!;
+    const y = y0 + line * LEGEND_LINE_PX;
+    parts.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${color(sys, i)}"/>`);
+    parts.push(`<text x="${x + 16}" y="${y}">${esc(sys)}</text>`);
   });
 }
 
@@ -408,7 +452,7 @@ export function latencyChart(s: ScenarioResult): string {
   const left = 60;
   const gap = 50;
   const W = left + s.cases.length * (panelW + gap);
-  const H = top + panelH + 80;
+  const H = top + panelH + 80 + legendExtraPx(s.systems, left, W - gap);
   const xs = [0, 0.5, 0.9, 0.99, 0.999, 0.9999];
   const xOf = (p: number) => Math.log10(1 / (1 - Math.min(p, 0.9999)));
   const xMax = xOf(0.9999);
@@ -446,7 +490,7 @@ export function latencyChart(s: ScenarioResult): string {
       parts.push(`<polyline points="${pts.join(" ")}" fill="none" stroke="${color(sys, si)}" stroke-width="2"><title>${esc(sys)}</title></polyline>`);
     });
   });
-  legend(parts, s.systems, left, top + panelH + 50);
+  legend(parts, s.systems, left, top + panelH + 50, W - gap);
   parts.push("</svg>");
   return parts.join("\n");
 }

@@ -1,5 +1,6 @@
 /**
- * Runs one case of a workload against one system once: forks the subscriber processes, waits
+ * Runs one case of a workload against one system once: prepares the topics on the server
+ * (topic-setup.ts: JetStream streams, Dovetail durability levels), forks the subscriber processes, waits
  * until they are subscribed, forks the publisher processes, lets them go, collects what each
  * process reports and turns it into figures, after checking counts and order. A run that lost,
  * duplicated or reordered a message, or did not finish in time, comes back `ok: false` with the
@@ -14,6 +15,7 @@ import path from "node:path";
 import * as hdr from "hdr-histogram-js";
 import { ROOT } from "./peers.ts";
 import type { ClientName } from "./systems.ts";
+import { prepareTopics, type Cleanup } from "./topic-setup.ts";
 import type { SystemResult } from "./report.ts";
 import type { PublisherConfig, PublisherDone, SubscriberConfig, SubscriberDone } from "../worker.ts";
 
@@ -121,6 +123,14 @@ export async function runCase(system: ClientName, url: string, spec: CaseSpec, c
   // NATS subjects and Redis keys take dots; Dovetail topic names take dots and dashes.
   const topics = Array.from({ length: spec.topics }, (_, i) => `bench.${ctx.tag}.${spec.id}.${i}`);
   const fastSubs = topics.flatMap((t) => Array.from({ length: spec.subsPerTopic }, () => t));
+  // Streams (JetStream) and durability levels (Dovetail) before anyone subscribes; a refusal
+  // fails the run, it never falls back to the system's defaults.
+  let cleanup: Cleanup;
+  try {
+    cleanup = await prepareTopics(system, url, topics);
+  } catch (e) {
+    return { ok: false, problems: [`preparing the topics: ${e instanceof Error ? e.message : String(e)}`], metrics: {} };
+  }
   const subWorkers = spread(fastSubs, spec.subProcs).map((group) =>
     startWorker({ role: "sub", system, url, topics: group, publishersPerTopic: spec.pubsPerTopic, warmup: spec.warmup, count: spec.count }),
   );
@@ -217,6 +227,7 @@ export async function runCase(system: ClientName, url: string, spec: CaseSpec, c
     return { ok: false, problems, metrics: {} };
   } finally {
     killAll();
+    await cleanup();
   }
 }
 

@@ -28,10 +28,20 @@ export interface Scenario {
   chartMetric?: string;
 }
 
-/** The systems of the publish/subscribe workloads. */
-export const PUBSUB_SYSTEMS: SystemName[] = ["dovetail", "redis-pubsub", "redis-streams", "redis-streams-aof", "nats"];
-/** Every system `--systems` knows; `nats-jetstream` runs in the work-queue scenario only (work-queue.ts). */
-export const ALL_SYSTEMS: SystemName[] = [...PUBSUB_SYSTEMS, "nats-jetstream"];
+/** Dovetail's rows: raw protocol at the default (`sync`) level, through the SDK, and raw at the other durability levels. */
+export const DOVETAIL_SYSTEMS: SystemName[] = ["dovetail", "dovetail-sdk", "dovetail-async", "dovetail-memory"];
+/** The peers: in memory (Redis pub/sub, Redis Streams, core NATS) and durable (Redis Streams with AOF, JetStream). */
+export const PEER_SYSTEMS: SystemName[] = ["redis-pubsub", "redis-streams", "redis-streams-aof", "nats", "nats-jetstream"];
+/** Every system `--systems` knows. */
+export const ALL_SYSTEMS: SystemName[] = [...DOVETAIL_SYSTEMS, ...PEER_SYSTEMS];
+/**
+ * The rows issue 17 added. A quick run without `--systems` runs them only in `latency` and
+ * `agent-bus`, to keep CI's `npm run bench -- --quick` within its few minutes; `--systems`
+ * naming them runs them wherever their scenario lists them.
+ */
+export const QUICK_LATENCY_AGENT_ONLY: SystemName[] = ["dovetail-sdk", "dovetail-async", "dovetail-memory", "nats-jetstream"];
+/** The publish/subscribe workloads without durability-level rows (fan-out, slow consumer). */
+const PUBSUB_SYSTEMS: SystemName[] = ALL_SYSTEMS.filter((s) => s !== "dovetail-async" && s !== "dovetail-memory");
 
 const MSG_S: Row = { metric: "deliveriesPerSec", label: "throughput", unit: "msg/s", higherIsBetter: true };
 const DELIVERIES: Row = { metric: "deliveriesPerSec", label: "deliveries/s", unit: "deliveries/s", higherIsBetter: true };
@@ -55,8 +65,10 @@ function base(id: string, label: string): CaseSpec {
  *   other scenarios (throughput/unbatched, latency/rate-10000); edge-core runs them itself only
  *   when those scenarios are not selected.
  */
-export function scenarios(quick: boolean, only: Set<string> | null = null): Scenario[] {
+export function scenarios(quick: boolean, only: Set<string> | null = null, systemsNamed = false): Scenario[] {
   const q = <T>(quickValue: T, fullValue: T) => (quick ? quickValue : fullValue);
+  /** Outside latency and agent-bus, a quick run leaves the issue 17 rows out unless `--systems` named them. */
+  const trimmed = (list: SystemName[]) => (quick && !systemsNamed ? list.filter((s) => !QUICK_LATENCY_AGENT_ONLY.includes(s)) : list);
   const throughputCount = q(5_000, 30_000);
   const throughputWarmup = q(500, 3_000);
   const latencySeconds = q(1.5, 3);
@@ -80,8 +92,8 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       id: "throughput",
       title: "1. Throughput, 1 publisher → 1 subscriber",
       description:
-        "As fast as the system takes them: unbatched = one API call per message with up to 1,000 calls in flight; batched = 100 messages per call (Dovetail publish frame, Redis pipeline; core NATS has no batch API and coalesces publishes itself), 10 calls in flight. msg/s = measured messages ÷ (last delivery − first measured send).",
-      systems: PUBSUB_SYSTEMS,
+        "As fast as the system takes them: unbatched = one API call per message with up to 1,000 calls in flight; batched = 100 messages per call (Dovetail publish frame, Redis pipeline; core NATS has no batch API and coalesces publishes itself; neither the SDK's publisher nor JetStream has one: 100 sends, then their acks awaited), 10 calls in flight. dovetail-sdk sends one message per `pub.send` and its publisher batches them (default options). msg/s = measured messages ÷ (last delivery − first measured send).",
+      systems: trimmed(ALL_SYSTEMS),
       cases: [
         { ...base("unbatched", "unbatched"), warmup: throughputWarmup, count: throughputCount, batch: 1, window: 1000 },
         { ...base("batched", "batched ×100"), warmup: throughputWarmup, count: throughputCount, batch: 100, window: 10 },
@@ -94,7 +106,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       title: "2. Fan-out, 1 publisher → N subscribers",
       description:
         "One publisher, batched ×100; every subscriber must get every message in order. Subscribers share a few processes (2, or 4 for 1,000). The message count per case is chosen so each case makes the same number of deliveries.",
-      systems: PUBSUB_SYSTEMS,
+      systems: trimmed(PUBSUB_SYSTEMS),
       cases: fanoutSubs.map((n) => ({
         ...base(`subs-${n}`, `${n.toLocaleString("en-US")} subscribers`),
         subsPerTopic: n,
@@ -112,7 +124,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       id: "latency",
       title: "3. Latency at fixed rates, 1 publisher → 1 subscriber",
       description: `Unbatched, one API call per message at a fixed rate for ${latencySeconds} s after ${latencyWarmupSeconds} s of warm-up. Latency is publish-to-delivery measured from each message's intended send time (coordinated-omission aware; the publisher's timer tick is ~1 ms, so sub-millisecond figures carry up to that much scheduling delay for every system alike). HDR histogram, 3 significant digits.`,
-      systems: PUBSUB_SYSTEMS,
+      systems: ALL_SYSTEMS,
       cases: [latencyCase(1_000), latencyCase(10_000)],
       rows: [{ ...MSG_S, label: "delivered rate" }, P50, P90, P99, P999, MAX],
       chart: "latency",
@@ -122,7 +134,7 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
       title: "4. Agent bus: 10 topics × 10 publishers, 10 subscribers each",
       description:
         "The reference documents' workload: 100 publishers, 100 subscribers, 10 topics, 100-byte messages. Unbatched publishes, 100 calls in flight per publisher; publishers over 2 processes, subscribers over 2.",
-      systems: PUBSUB_SYSTEMS,
+      systems: ALL_SYSTEMS,
       cases: [
         {
           ...base("10x10", "10 topics × 10 pubs × 10 subs"),
@@ -145,8 +157,8 @@ export function scenarios(quick: boolean, only: Set<string> | null = null): Scen
     {
       id: "slow-consumer",
       title: "5. Slow consumer beside fast ones",
-      description: `One publisher at 2,000 msg/s (unbatched) for ${slowSeconds} s, 3 fast subscribers, with and without one more subscriber that reads 10 msg/s (credit 1 at a time on Dovetail; XREAD COUNT 1 on Redis Streams; a raw TCP client that stops reading on Redis pub/sub and NATS, so the server has to hold or drop what it does not read). The fast subscribers' latency, the publisher's rate and the server's memory growth should not change.`,
-      systems: PUBSUB_SYSTEMS,
+      description: `One publisher at 2,000 msg/s (unbatched) for ${slowSeconds} s, 3 fast subscribers, with and without one more subscriber that reads 10 msg/s (credit 1 at a time on Dovetail, a buffer of 1 through the SDK; XREAD COUNT 1 on Redis Streams; next() one at a time on JetStream; a raw TCP client that stops reading on Redis pub/sub and NATS, so the server has to hold or drop what it does not read). The fast subscribers' latency, the publisher's rate and the server's memory growth should not change.`,
+      systems: trimmed(PUBSUB_SYSTEMS),
       cases: [false, true].map((slow) => ({
         ...base(slow ? "with-slow" : "without-slow", slow ? "with a 10 msg/s consumer" : "without"),
         subsPerTopic: 3,

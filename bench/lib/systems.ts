@@ -7,13 +7,23 @@
  * - `redis-pubsub`: PUBLISH / SUBSCRIBE (not durable).
  * - `redis-streams`, `redis-streams-aof`: XADD, read with XREAD BLOCK (aof: appendonly yes,
  *   appendfsync everysec, the durable variant).
+ * - `dovetail-async`, `dovetail-memory`: the same raw protocol on a topic whose durability level
+ *   the harness set first (topic-setup.ts): `async` delivers before the commit and acks after it,
+ *   `memory` stores nothing and acks on receipt.
+ * - `dovetail-sdk`: what an application runs, @dovetail/sdk (sdk-clients.ts): `bus.publisher(topic)`
+ *   with default options, one `send` per message (the SDK batches them), and
+ *   `for await (const m of bus.subscribe(topic, { from: 0 }))`.
  * - `nats`: core NATS publish / subscribe (not durable).
- * - `nats-jetstream`: publishes only here (`js.publish`, awaiting each PubAck), to a stream the
- *   work-queue scenario made; its consumers are in work-queue-clients.ts.
+ * - `nats-jetstream`: `js.publish`, awaiting each PubAck, to a file-storage stream the harness
+ *   made for the topic (topic-setup.ts; the work-queue scenario makes its own); subscribers are
+ *   ordered consumers from the stream's start (`consumer.consume()`). The work-queue consumers
+ *   are in work-queue-clients.ts.
  *
  * "Batched" means the system's batch API: a publish frame with many messages (Dovetail), a
  * pipeline (Redis). Core NATS has no batch API: its client already coalesces publishes into
- * one buffer, so batched and unbatched are the same calls there (flush every batch).
+ * one buffer, so batched and unbatched are the same calls there (flush every batch). Neither
+ * has JetStream nor the SDK's publisher: a batch is that many publishes in flight, then their
+ * acks awaited.
  *
  * @example
  * const pub = await createPublisher("redis-pubsub", { url: "redis://127.0.0.1:6390", topic: "t" });
@@ -21,10 +31,29 @@
  */
 import net from "node:net";
 import { Redis } from "ioredis";
-import { jetstream } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Durability } from "../../protocol/durability.ts";
 
-export type SystemName = "dovetail" | "redis-pubsub" | "redis-streams" | "redis-streams-aof" | "nats" | "nats-jetstream";
+export type SystemName =
+  | "dovetail"
+  | "dovetail-sdk"
+  | "dovetail-async"
+  | "dovetail-memory"
+  | "redis-pubsub"
+  | "redis-streams"
+  | "redis-streams-aof"
+  | "nats"
+  | "nats-jetstream";
+
+/**
+ * The durability level (protocol/durability.ts) each raw-protocol Dovetail system sets on its
+ * topics before the first publish; `dovetail` keeps the default, `sync`.
+ */
+export const DURABILITY_OF: Partial<Record<SystemName, Exclude<Durability, "sync">>> = {
+  "dovetail-async": "async",
+  "dovetail-memory": "memory",
+};
 
 /**
  * Dovetail clients of the work-queue scenario's latency case (bench/lib/work-queue-clients.ts):
@@ -67,11 +96,15 @@ export type OnMessage = (payload: string) => void;
 export async function createPublisher(system: ClientName, ep: Endpoint): Promise<Publisher> {
   switch (system) {
     case "dovetail":
+    case "dovetail-async":
+    case "dovetail-memory":
     case "dovetail-subscribe":
     case "dovetail-group":
     case "dovetail-raw-subscribe":
     case "dovetail-raw-group":
       return dovetailPublisher(ep);
+    case "dovetail-sdk":
+      return (await import("./sdk-clients.ts")).sdkPublisher(ep);
     case "redis-pubsub":
     case "redis-streams":
     case "redis-streams-aof":
@@ -86,7 +119,11 @@ export async function createPublisher(system: ClientName, ep: Endpoint): Promise
 export async function createSubscriber(system: SystemName, ep: Endpoint, onMessage: OnMessage, options: SubscriberOptions = {}): Promise<Subscriber> {
   switch (system) {
     case "dovetail":
+    case "dovetail-async":
+    case "dovetail-memory":
       return dovetailSubscriber(ep, onMessage, options);
+    case "dovetail-sdk":
+      return (await import("./sdk-clients.ts")).sdkSubscriber(ep, onMessage, options);
     case "redis-pubsub":
       return options.slowRatePerSec ? slowRawSubscriber(system, ep, onMessage, options.slowRatePerSec) : redisPubSubSubscriber(ep, onMessage);
     case "redis-streams":
@@ -95,7 +132,7 @@ export async function createSubscriber(system: SystemName, ep: Endpoint, onMessa
     case "nats":
       return options.slowRatePerSec ? slowRawSubscriber(system, ep, onMessage, options.slowRatePerSec) : natsSubscriber(ep, onMessage);
     case "nats-jetstream":
-      throw new Error("nats-jetstream: work-queue consumers only (bench/lib/work-queue-clients.ts)");
+      return jetStreamSubscriber(ep, onMessage, options);
   }
 }
 
@@ -392,6 +429,50 @@ async function jetStreamPublisher(ep: Endpoint): Promise<Publisher> {
 
 export function natsServer(url: string): string {
   return url.replace(/^nats:\/\//, "");
+}
+
+/** JetStream stream names take no dots: the subject is the topic, the stream its name with `_`. */
+export function jetStreamName(topic: string): string {
+  return topic.replace(/[^A-Za-z0-9_-]/g, "_");
+}
+
+/** How long a slow JetStream consumer's `next()` waits for a message before asking again. */
+const JETSTREAM_NEXT_EXPIRES_MS = 1000;
+
+/**
+ * JetStream subscriber: an ordered consumer (ephemeral, created by the client, which recreates it
+ * at the right sequence after a gap) on the topic's stream from its first message, read with
+ * `consume()` and the client's default pull sizes. A slow one takes one message at a time with
+ * `next()` and waits between them, so the stream, not this process, holds the rest (as XREAD
+ * COUNT 1 does on Redis Streams).
+ */
+async function jetStreamSubscriber(ep: Endpoint, onMessage: OnMessage, options: SubscriberOptions): Promise<Subscriber> {
+  const nc = await connect({ servers: natsServer(ep.url) });
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(jetStreamName(ep.topic), { deliver_policy: DeliverPolicy.All });
+  let stopped = false;
+  const fail = (e: unknown) => stopped || options.onFailure?.(`jetstream subscriber: ${e instanceof Error ? e.message : String(e)}`);
+  let messages: ConsumerMessages | null = null;
+  const slow = options.slowRatePerSec;
+  if (slow) {
+    void (async () => {
+      while (!stopped) {
+        const m = await consumer.next({ expires: JETSTREAM_NEXT_EXPIRES_MS });
+        if (m) onMessage(m.string());
+        await new Promise((r) => setTimeout(r, 1000 / slow));
+      }
+    })().catch(fail);
+  } else {
+    messages = await consumer.consume({ callback: (m) => onMessage(m.string()) });
+    messages.closed().then((e) => e && fail(e), fail);
+  }
+  return {
+    async close() {
+      stopped = true;
+      await messages?.close();
+      await nc.close();
+    },
+  };
 }
 
 async function natsSubscriber(ep: Endpoint, onMessage: OnMessage): Promise<Subscriber> {

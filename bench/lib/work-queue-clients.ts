@@ -37,7 +37,16 @@ import {
 } from "@nats-io/jetstream";
 import { connect as natsConnect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import type { Bus } from "../../sdk/src/index.ts";
-import { natsServer, openDovetail, redisClient, type DovetailVariant, type OnMessage, type Subscriber, type SubscriberOptions } from "./systems.ts";
+import {
+  jetStreamName,
+  natsServer,
+  openDovetail,
+  redisClient,
+  type DovetailVariant,
+  type OnMessage,
+  type Subscriber,
+  type SubscriberOptions,
+} from "./systems.ts";
 
 export type QueueClient = "dovetail" | "dovetail-plain" | "dovetail-raw" | "redis-streams" | "redis-streams-aof" | "nats-jetstream";
 
@@ -86,11 +95,6 @@ async function dovetailConnect(url: string): Promise<Bus> {
 }
 
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-/** JetStream stream names take no dots: the subject is the topic, the stream its name with `_`. */
-export function jetStreamName(topic: string): string {
-  return topic.replace(/[^A-Za-z0-9_-]/g, "_");
-}
 
 /** The Dovetail group settings every client of a run passes (a `create` with other settings would be a conflict). */
 function dovetailSettings(ep: QueueEndpoint, groupMaxAckPending: number) {
@@ -412,29 +416,7 @@ export async function createVariantSubscriber(
   options: SubscriberOptions,
 ): Promise<Subscriber> {
   const fail = (reason: string) => options.onFailure?.(`${variant}: ${reason}`);
-  if (variant === "dovetail-subscribe") {
-    const bus = await dovetailConnect(ep.url);
-    const status = bus.status();
-    const sub = bus.subscribe<string>(ep.topic, { from: 0 });
-    let closing = false;
-    void (async () => {
-      for await (const m of sub) onMessage(m.data as string);
-    })().catch((e: unknown) => closing || fail(errorText(e)));
-    // Like the raw subscriber, ready once the topic said welcome (`from: 0` covers the rest).
-    const connected = (async () => {
-      for await (const e of status) if (e.type === "connected" || e.type === "failed") return e;
-      return null;
-    })();
-    const e = await withTimeout(connected, START_TIMEOUT_MS, "dovetail: subscription not connected");
-    if (e?.type !== "connected") throw new Error(`dovetail: subscription failed: ${e?.type === "failed" ? e.error.message : "bus closed"}`);
-    return {
-      async close() {
-        closing = true;
-        sub.close();
-        await bus.close();
-      },
-    };
-  }
+  if (variant === "dovetail-subscribe") return (await import("./sdk-clients.ts")).sdkSubscriber(ep, onMessage, options);
   const qep = { ...ep, group: LATENCY_GROUP, ackWaitMs: LATENCY_ACK_WAIT_MS };
   const worker = await openQueueWorker(
     variant === "dovetail-group" ? "dovetail" : "dovetail-raw",

@@ -85,7 +85,8 @@ export async function startBus(options: BusOptions = {}): Promise<BusProcess> {
     child = proc;
     let output = "";
     const collect = (chunk: Buffer) => {
-      output += chunk.toString();
+      // The tail is enough to say why a start failed; a long run logs a line per request.
+      output = (output + chunk.toString()).slice(-64 * 1024);
       if (options.verbose) process.stderr.write(chunk);
     };
     proc.stdout!.on("data", collect);

@@ -134,16 +134,16 @@ function encodePayload(c: Context<GatewayEnv>, body: Uint8Array, contentType: st
 }
 
 /**
- * Wait until the topic has data after `after` (or closes, or is deleted), up to `timeoutMs`.
- * Resolves with the read the topic sent on waking us (or true when it sent none: read again),
- * false on timeout. The topic holds our socket with the hibernation API and closes it on the
- * commit that passes `after`; the topic may sleep meanwhile.
+ * Read from `after`, waiting up to `timeoutMs` when there is nothing to read yet. Resolves with
+ * the read (at once, when there was something to say, or the one the topic sent on waking us),
+ * true when woken without one (read again), false on timeout. The topic holds our socket with
+ * the hibernation API and closes it on the commit that passes `after`; it may sleep meanwhile.
  */
 async function waitForData(stub: ReturnType<typeof topicStub>, topic: string, after: number, timeoutMs: number): Promise<DsReadReply | boolean> {
   if (timeoutMs <= 0) return false;
   const res = await stub.fetch(topicUpgradeRequest({ kind: "stream-wait", topic, after }));
   const ws = res.webSocket;
-  if (!ws) return true;
+  if (!ws) return res.status === 200 ? (decodeWaiterReply(await res.text()) ?? true) : true;
   ws.accept();
   return new Promise<DsReadReply | boolean>((resolve) => {
     const finish = (changed: DsReadReply | boolean) => {
@@ -321,16 +321,20 @@ async function read(c: Context<GatewayEnv>, topic: string, stub: ReturnType<type
     return readResponse(await stub.dsRead(topic, { offset, live: false, ifNoneMatch: header(c, "If-None-Match") ?? null }));
   }
   const deadline = Date.now() + longPollMs(c);
-  let reply: DsReadReply = await stub.dsRead(topic, { offset, live: true, ifNoneMatch: null });
-  while (reply.wait) {
-    const changed = await waitForData(stub, topic, reply.next, deadline - Date.now());
+  // A reader at an offset (every poll after the first) goes straight to the wait, which answers
+  // the read itself when there is something: one call to the topic per poll, not two.
+  let next = offset.kind === "at" ? offset.next : -1;
+  let reply: DsReadReply | null = next >= 0 ? null : await stub.dsRead(topic, { offset, live: true, ifNoneMatch: null });
+  while (reply === null || reply.wait) {
+    if (reply) next = reply.next;
+    const changed = await waitForData(stub, topic, next, deadline - Date.now());
     if (!changed) {
       return readResponse({
         status: 204,
-        headers: { "stream-next-offset": encodeOffset(reply.next), "stream-up-to-date": "true", "stream-cursor": nextCursor(cursor) },
+        headers: { "stream-next-offset": encodeOffset(next), "stream-up-to-date": "true", "stream-cursor": nextCursor(cursor) },
       });
     }
-    reply = changed !== true ? changed : await stub.dsRead(topic, { offset: { kind: "at", next: reply.next }, live: true, ifNoneMatch: null });
+    reply = changed !== true ? changed : await stub.dsRead(topic, { offset: { kind: "at", next }, live: true, ifNoneMatch: null });
   }
   const closed = reply.headers["stream-closed"] === "true";
   return readResponse(reply, reply.status < 300 && !closed ? { "stream-cursor": nextCursor(cursor) } : {});
