@@ -34,6 +34,8 @@ export interface SocketAttachment {
   sid?: string;
   /** The consumer-group member this socket is (objects/groups/groups-module.ts). */
   consumer?: ConsumerAttachment;
+  /** Present when the socket was opened with `?acks=batch`: its publishes are answered with `acks` frames. */
+  acks?: "batch";
 }
 
 export interface Subscription {
@@ -167,6 +169,7 @@ export class Fanout {
     const count = batch.bodies.length;
     let json: string[] | null = null;
     let shared: string | null = null;
+    let partial: Map<number, string> | undefined;
     const observer = this.#options.observer;
     let now = 0;
     for (const [ws, attachment] of this.#sockets) {
@@ -178,7 +181,13 @@ export class Fanout {
       }
       json ??= batch.bodies.map((body, i) => deliveredMessageJson(batch.first + i, batch.time, body));
       const n = Math.min(sub.credit, count);
-      const frame = n === count ? (shared ??= encodeMessagesFrame(json)) : encodeMessagesFrame(json.slice(0, n));
+      // Subscribers granted the same part of the commit share one frame text.
+      let frame: string | null | undefined = n === count ? shared : partial?.get(n);
+      if (frame === undefined || frame === null) {
+        frame = encodeMessagesFrame(n === count ? json : json.slice(0, n));
+        if (n === count) shared = frame;
+        else (partial ??= new Map()).set(n, frame);
+      }
       if (!this.#send(ws, frame)) continue;
       sub.next += n;
       sub.credit -= n;
@@ -221,9 +230,14 @@ export class Fanout {
     this.#pumpTimer ??= setTimeout(() => this.#pump(), 0);
   }
 
-  /** One catch-up page for each subscriber that is behind, then yield to other events. */
+  /**
+   * One catch-up page for each subscriber that is behind, then yield to other events. Subscribers
+   * at the same offset with the same room (many subscribers catching up together after a burst or
+   * a pause) share one read and one frame text: the page is read and encoded once per pass.
+   */
   #pump(): void {
     this.#pumpTimer = null;
+    const pages = new Map<string, { frame: string; count: number; next: number; time: number } | null>();
     for (const ws of [...this.#behind]) {
       const attachment = this.#sockets.get(ws);
       const sub = attachment?.sub;
@@ -231,9 +245,23 @@ export class Fanout {
         this.#behind.delete(ws);
         continue;
       }
-      let rows: ReturnType<TopicLog["read"]>;
+      const limit = Math.min(sub.credit, this.#options.pageMessages);
+      const key = `${sub.next}:${limit}`;
+      let page = pages.get(key);
       try {
-        rows = this.#log.read(sub.next, Math.min(sub.credit, this.#options.pageMessages), this.#options.pageBytes);
+        if (page === undefined) {
+          const rows = this.#log.read(sub.next, limit, this.#options.pageBytes);
+          page =
+            rows.length === 0
+              ? null
+              : {
+                  frame: encodeMessagesFrame(rows.map((r) => deliveredMessageJson(r.offset, r.time, r.body))),
+                  count: rows.length,
+                  next: rows[rows.length - 1]!.offset + 1,
+                  time: rows[0]!.time,
+                };
+          pages.set(key, page);
+        }
       } catch (error) {
         // Retention removed what this subscriber had not read yet: tell it where the log starts
         // now and end the subscription; it may subscribe again from `earliest`.
@@ -243,17 +271,16 @@ export class Fanout {
         this.unsubscribe(ws);
         continue;
       }
-      if (rows.length === 0) {
+      if (page === null) {
         this.#behind.delete(ws);
         continue;
       }
-      const frame = encodeMessagesFrame(rows.map((r) => deliveredMessageJson(r.offset, r.time, r.body)));
-      if (!this.#send(ws, frame)) continue;
-      // From the last row: a memory topic skips what it no longer holds (objects/memory-ring.ts).
-      sub.next = rows[rows.length - 1]!.offset + 1;
-      sub.credit -= rows.length;
+      if (!this.#send(ws, page.frame)) continue;
+      // From the page's last row: a memory topic skips what it no longer holds (objects/memory-ring.ts).
+      sub.next = page.next;
+      sub.credit -= page.count;
       this.#persist(ws, attachment);
-      this.#options.observer?.delivered(rows.length, Date.now() - rows[0]!.time);
+      this.#options.observer?.delivered(page.count, Date.now() - page.time);
       if (sub.credit === 0 && sub.next < this.#log.head) this.#options.observer?.paused();
       if (sub.credit === 0 || sub.next >= this.#log.head) this.#behind.delete(ws);
     }

@@ -25,11 +25,13 @@ import { CLOSE_CODES } from "../protocol/close-codes.ts";
 import { DovetailError } from "../protocol/errors.ts";
 import {
   DEFAULT_CREDIT,
+  encodeAcksFrame,
   encodeErrorFrame,
   encodeServerFrame,
   PING_TEXT,
   PONG_TEXT,
   PROTOCOL_VERSION,
+  type AckEntry,
   type ClientFrame,
   type ProducerStamp,
   type PublishMessage,
@@ -119,6 +121,8 @@ export class Topic extends DurableObject<Env> {
   #subLinks!: SubscriptionLinks;
   #requests!: RequestsModule;
   #modules: TopicModule[] = [];
+  /** Answers of `?acks=batch` sockets waiting for the end of their commit's turn ({@link Topic.#queueAck}). */
+  readonly #acksWaiting = new Map<WebSocket, AckEntry[]>();
   /** Which module answers each client frame type the topic itself does not. */
   #frameModules = new Map<string, TopicModule>();
 
@@ -261,7 +265,7 @@ export class Topic extends DurableObject<Env> {
     if (!upgrade) return new Response("not an upgrade request of the gateway", { status: 400 });
     this.#log.nameTopic(upgrade.topic);
     if (upgrade.kind === "stream-wait") return this.#streams.acceptWaiter(upgrade.after);
-    const { topic, hibernate: hibernatable, grant } = upgrade;
+    const { topic, hibernate: hibernatable, grant, acks } = upgrade;
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     // An API key's socket is registered with Keys first, so revoking the key finds it; a key
@@ -281,7 +285,7 @@ export class Topic extends DurableObject<Env> {
       server.addEventListener("close", (e) => void this.webSocketClose(server, e.code, e.reason));
       server.addEventListener("error", () => void this.webSocketError(server));
     }
-    const attachment = this.#fanout.add(server, hibernatable, sid ? { grant, sid } : { grant });
+    const attachment = this.#fanout.add(server, hibernatable, { grant, ...(sid ? { sid } : {}), ...(acks === "batch" ? { acks } : {}) });
     for (const m of this.#modules) m.onSocketOpened?.(server, attachment);
     void this.#alarms.reschedule();
     server.send(
@@ -327,8 +331,13 @@ export class Topic extends DurableObject<Env> {
         const id = frame.id;
         this.#policy.checkPublish(this.#policy.grantOf(ws), frame.messages.length);
         // Not awaited: returning lets the next frame in, so it can join the same commit.
+        const batched = this.#fanout.attachment(ws).acks === "batch";
         this.#publish(frame.messages, frame.producer).then(
-          (r) => ws.send(encodeServerFrame({ type: "ack", id, offset: r.offset, count: r.count, ...(r.duplicate ? { duplicate: true } : {}) })),
+          (r) => {
+            const ack = { id, offset: r.offset, count: r.count, ...(r.duplicate ? { duplicate: true } : {}) };
+            if (batched) this.#queueAck(ws, ack);
+            else ws.send(encodeServerFrame({ type: "ack", ...ack }));
+          },
           (e: unknown) => ws.send(encodeErrorFrame(asDovetailError(e, "topic"), id)),
         );
         return;
@@ -363,6 +372,29 @@ export class Topic extends DurableObject<Env> {
         if (done) done.catch((e: unknown) => ws.send(encodeErrorFrame(asDovetailError(e, "topic"), id)));
       }
     }
+  }
+
+  /**
+   * Answer a publish of an `?acks=batch` socket: every publish of the socket that one commit made
+   * durable goes out in one `acks` frame. The commit resolves all its publishes in one turn, so a
+   * microtask queued by the first answer runs after the others were added.
+   */
+  #queueAck(ws: WebSocket, ack: AckEntry): void {
+    const waiting = this.#acksWaiting.get(ws);
+    if (waiting) {
+      waiting.push(ack);
+      return;
+    }
+    this.#acksWaiting.set(ws, [ack]);
+    queueMicrotask(() => {
+      const acks = this.#acksWaiting.get(ws)!;
+      this.#acksWaiting.delete(ws);
+      try {
+        ws.send(acks.length === 1 ? encodeServerFrame({ type: "ack", ...acks[0]! }) : encodeAcksFrame(acks));
+      } catch {
+        // The socket closed meanwhile; its close handler forgets it.
+      }
+    });
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {

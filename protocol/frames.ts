@@ -34,6 +34,8 @@ export const CLIENT_FRAME = {
 export const SERVER_FRAME = {
   welcome: "welcome",
   ack: "ack",
+  /** Coalesced acks, only on sockets opened with `?acks=batch` (see {@link AcksFrame}). */
+  acks: "acks",
   subscribed: "subscribed",
   messages: "messages",
   unsubscribed: "unsubscribed",
@@ -153,6 +155,30 @@ export interface AckFrame {
   duplicate?: boolean;
 }
 
+/**
+ * How a topic socket answers `publish` frames, chosen when it is opened (`?acks=`, docs/protocol.md):
+ * `each` (the default) one `ack` frame per publish; `batch` one `acks` frame per commit and socket.
+ */
+export const ACK_MODES = ["each", "batch"] as const;
+export type AckMode = (typeof ACK_MODES)[number];
+
+/** One publish answered inside an `acks` frame: the fields of an {@link AckFrame} without `type`. */
+export type AckEntry = Omit<AckFrame, "type">;
+
+/**
+ * `acks` (server → client), sockets opened with `?acks=batch` only: the answers to several
+ * `publish` frames of this socket that became durable in the same commit, in the order the
+ * publishes were sent. Why: at one message per frame the topic otherwise sends as many `ack`
+ * frames as it receives publishes, and frames, not bytes, are what the runtime and the client
+ * pay for (docs/decisions/034-fewer-frames-latency.md). Compatibility: a socket opened without
+ * the parameter never gets it, so clients written before it keep working; refusals are still
+ * `error` frames with the publish's `id`.
+ */
+export interface AcksFrame {
+  type: "acks";
+  acks: AckEntry[];
+}
+
 /** `subscribed` (server → client): delivery starts at `next`. */
 export interface SubscribedFrame {
   type: "subscribed";
@@ -207,6 +233,7 @@ export type ServerFrame =
   | MatchingFrame
   | UnmatchedFrame
   | AckFrame
+  | AcksFrame
   | SubscribedFrame
   | MessagesFrame
   | UnsubscribedFrame
@@ -262,6 +289,9 @@ export function parseServerFrame(raw: string | ArrayBuffer): ParseResult<ServerF
     case "ack":
       if (typeof f.id !== "number" || typeof f.offset !== "number" || typeof f.count !== "number") break;
       return { ok: true, frame: f as unknown as AckFrame };
+    case "acks":
+      if (!Array.isArray(f.acks)) break;
+      return { ok: true, frame: f as unknown as AcksFrame };
     case "subscribed":
       if (typeof f.id !== "number" || typeof f.next !== "number") break;
       return { ok: true, frame: f as unknown as SubscribedFrame };
@@ -324,6 +354,16 @@ export function encodeMessagesFrame(messageJson: readonly string[]): string {
   return `{"type":"messages","messages":[${messageJson.join(",")}]}`;
 }
 
+/** Encode an `acks` frame (the entries' fields in the same order as an `ack` frame's). */
+export function encodeAcksFrame(acks: readonly AckEntry[]): string {
+  let out = '{"type":"acks","acks":[';
+  for (let i = 0; i < acks.length; i++) {
+    const a = acks[i]!;
+    out += `${i ? "," : ""}{"id":${a.id},"offset":${a.offset},"count":${a.count}${a.duplicate ? ',"duplicate":true' : ""}}`;
+  }
+  return `${out}]}`;
+}
+
 /** Encode an `error` frame. */
 export function encodeErrorFrame(error: DovetailError, id?: number): string {
   const frame: Record<string, unknown> = { type: "error" };
@@ -336,7 +376,7 @@ export function encodeErrorFrame(error: DovetailError, id?: number): string {
 
 /** Encode any other server frame. */
 export function encodeServerFrame(
-  frame: Exclude<ServerFrame, MessagesFrame | JobsFrame | ErrorFrame | PatternWelcomeFrame | MatchingFrame | UnmatchedFrame>,
+  frame: Exclude<ServerFrame, MessagesFrame | AcksFrame | JobsFrame | ErrorFrame | PatternWelcomeFrame | MatchingFrame | UnmatchedFrame>,
 ): string {
   return JSON.stringify(frame);
 }

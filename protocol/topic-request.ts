@@ -12,12 +12,13 @@
  * @example
  * const res = await stub.fetch(topicUpgradeRequest({ kind: "socket", topic, hibernate: true, grant }));
  */
+import { ACK_MODES, type AckMode } from "./frames.ts";
 import { socketGrantSchema, type SocketGrant } from "./grant.ts";
 
 /** What the gateway asks a topic object for. */
 export type TopicUpgrade =
   /** A client's WebSocket, with what its credential may do on this topic. */
-  | { kind: "socket"; topic: string; hibernate: boolean; grant: SocketGrant }
+  | { kind: "socket"; topic: string; hibernate: boolean; grant: SocketGrant; acks?: AckMode }
   /** Durable Streams: the gateway itself waits for data after offset `after` (long-poll, SSE). */
   | { kind: "stream-wait"; topic: string; after: number };
 
@@ -31,6 +32,7 @@ export function topicUpgradeRequest(upgrade: TopicUpgrade): Request {
   if (upgrade.kind === "socket") {
     url.searchParams.set("hibernate", upgrade.hibernate ? "1" : "0");
     url.searchParams.set("grant", JSON.stringify(upgrade.grant));
+    if (upgrade.acks && upgrade.acks !== "each") url.searchParams.set("acks", upgrade.acks);
   } else {
     url.searchParams.set("after", String(upgrade.after));
   }
@@ -55,5 +57,7 @@ export function readTopicUpgrade(request: Request): TopicUpgrade | null {
   }
   const parsed = socketGrantSchema.safeParse(grant);
   if (!parsed.success) return null;
-  return { kind: "socket", topic, hibernate: url.searchParams.get("hibernate") !== "0", grant: parsed.data };
+  const acks = url.searchParams.get("acks") ?? "each";
+  if (!(ACK_MODES as readonly string[]).includes(acks)) return null;
+  return { kind: "socket", topic, hibernate: url.searchParams.get("hibernate") !== "0", grant: parsed.data, acks: acks as AckMode };
 }

@@ -147,8 +147,9 @@ const CONNECT_TIMEOUT_MS = 15_000;
  * Publishers use plain sockets (`?hibernate=0`) and subscribers hibernatable ones, as the SDK
  * does (docs/decisions/006-socket-modes.md).
  */
-function wsUrl(ep: Endpoint, plain: boolean): string {
-  return `${ep.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(ep.topic)}/ws${plain ? "?hibernate=0" : ""}`;
+function wsUrl(ep: Endpoint, plain: boolean, acks = false): string {
+  const query = [...(plain ? ["hibernate=0"] : []), ...(acks ? ["acks=batch"] : [])];
+  return `${ep.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(ep.topic)}/ws${query.length ? `?${query.join("&")}` : ""}`;
 }
 
 export interface RawFrame {
@@ -158,6 +159,8 @@ export interface RawFrame {
   code?: string;
   message?: string;
   messages?: { offset: number; data?: unknown }[];
+  /** `acks` frames (sockets opened with `?acks=batch`). */
+  acks?: { id: number; offset: number; count: number }[];
   /** `jobs` frames (consumer groups). */
   jobs?: { offset: number; delivery: number; data?: unknown }[];
 }
@@ -166,8 +169,15 @@ export interface RawFrame {
  * Open a socket and wait for `welcome`; `onFrame` then gets every later frame. `role` picks the
  * socket mode (publishers plain, subscribers hibernatable); `hibernate` overrides it.
  */
-export async function openDovetail(ep: Endpoint, role: "publisher" | "subscriber", onFrame: (f: RawFrame) => void, hibernate?: boolean): Promise<WebSocket> {
-  const url = wsUrl(ep, hibernate === undefined ? role === "publisher" : !hibernate);
+export async function openDovetail(
+  ep: Endpoint,
+  role: "publisher" | "subscriber",
+  onFrame: (f: RawFrame) => void,
+  hibernate?: boolean,
+  /** Open with `?acks=batch`: publishes answered together in `acks` frames (docs/protocol.md). */
+  acks?: boolean,
+): Promise<WebSocket> {
+  const url = wsUrl(ep, hibernate === undefined ? role === "publisher" : !hibernate, acks);
   const ws = new WebSocket(url);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dovetail: no welcome from ${url} in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
@@ -198,15 +208,25 @@ export async function openDovetail(ep: Endpoint, role: "publisher" | "subscriber
 async function dovetailPublisher(ep: Endpoint): Promise<Publisher> {
   const pending = new Map<number, { n: number; resolve: () => void; reject: (e: Error) => void }>();
   let nextId = 1;
-  const ws = await openDovetail(ep, "publisher", (f) => {
-    if ((f.type !== "ack" && f.type !== "error") || f.id === undefined) return;
+  const answer = (f: { id: number; count?: number }, error?: RawFrame) => {
     const p = pending.get(f.id);
     if (!p) return;
     pending.delete(f.id);
-    if (f.type === "error") p.reject(new Error(`dovetail: publish ${f.id} failed: ${f.code} ${f.message}`));
+    if (error) p.reject(new Error(`dovetail: publish ${f.id} failed: ${error.code} ${error.message}`));
     else if (f.count !== p.n) p.reject(new Error(`dovetail: publish ${f.id} acked ${f.count} of ${p.n} messages`));
     else p.resolve();
-  });
+  };
+  // `acks=batch`: a raw client written from docs/protocol.md opts in to one answer frame per commit.
+  const ws = await openDovetail(
+    ep,
+    "publisher",
+    (f) => {
+      if (f.type === "acks" && f.acks) for (const a of f.acks) answer(a);
+      else if ((f.type === "ack" || f.type === "error") && f.id !== undefined) answer({ id: f.id, count: f.count }, f.type === "error" ? f : undefined);
+    },
+    undefined,
+    true,
+  );
   ws.addEventListener("close", (ev) => {
     for (const p of pending.values()) p.reject(new Error(`dovetail: socket closed (code ${ev.code} ${ev.reason}) with ${pending.size} publishes in flight`));
     pending.clear();

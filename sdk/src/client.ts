@@ -553,7 +553,9 @@ export class Bus {
       this.#checkTopic(topic);
       // Publishers use plain sockets: the topic handles tens of thousands of frames/s on them,
       // against ~1,500/s on hibernatable ones (docs/decisions/006-socket-modes.md).
-      pipe = new PublishPipe(this.#linkConfig(topic, false));
+      // `acks=batch`: one `acks` frame per commit instead of one `ack` per frame (docs/protocol.md).
+      const config = this.#linkConfig(topic, false);
+      pipe = new PublishPipe({ ...config, url: `${config.url}&acks=batch` });
       this.#pipes.set(topic, pipe);
     }
     return pipe;

@@ -195,11 +195,15 @@ export class PublishPipe implements LinkOwner {
   }
 
   onFrame(frame: Exclude<ServerFrame, WelcomeFrame>): void {
-    if (frame.type === "ack") {
-      const f = this.#take(frame.id);
-      if (!f) return;
-      if (this.#singleFromId !== null && frame.id >= this.#singleFromId) this.#singleFromId = null; // admitted: the whole window again
-      f.resolve({ offset: frame.offset, count: frame.count });
+    if (frame.type === "ack" || frame.type === "acks") {
+      // `acks`: the answers to several frames that one commit made durable (the pipe opens its
+      // socket with `?acks=batch`); each is handled as its own `ack` would be.
+      for (const ack of frame.type === "ack" ? [frame] : frame.acks) {
+        const f = this.#take(ack.id);
+        if (!f) continue;
+        if (this.#singleFromId !== null && ack.id >= this.#singleFromId) this.#singleFromId = null; // admitted: the whole window again
+        f.resolve({ offset: ack.offset, count: ack.count });
+      }
       this.#pump();
       this.#checkIdle();
       return;

@@ -7,7 +7,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { DovetailError } from "../../protocol/errors.ts";
 import { parsePublishMessages, producerSchema, publishMessageSchema } from "../../protocol/frame-schemas.ts";
-import { PROTOCOL_VERSION, type PublishMessage, type SubscribeFrom } from "../../protocol/frames.ts";
+import { ACK_MODES, PROTOCOL_VERSION, type AckMode, type PublishMessage, type SubscribeFrom } from "../../protocol/frames.ts";
 import { settingsFromEnv } from "../../objects/limits.ts";
 import { unwrap } from "../../objects/rpc-result.ts";
 import type { TopicInfo } from "../../objects/topic.ts";
@@ -155,9 +155,13 @@ export function topicRoutes(): Hono<GatewayEnv> {
     if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
       throw new DovetailError("unsupported_version", `this server speaks protocol version ${PROTOCOL_VERSION}; asked for ${JSON.stringify(version)}`);
     }
+    const acks = c.req.query("acks") ?? "each";
+    if (!(ACK_MODES as readonly string[]).includes(acks)) {
+      throw new DovetailError("invalid_field", `acks: expected ${ACK_MODES.join(" or ")}; got ${JSON.stringify(acks)}`);
+    }
     const grant = socketGrantFor(c.get("credential"), { pub: may(c, "publish", topic), sub: may(c, "subscribe", topic), con: may(c, "consume", topic) });
     // Built from scratch: nothing of the client's request reaches the object (protocol/topic-request.ts).
-    return stub.fetch(topicUpgradeRequest({ kind: "socket", topic, hibernate: c.req.query("hibernate") !== "0", grant }));
+    return stub.fetch(topicUpgradeRequest({ kind: "socket", topic, hibernate: c.req.query("hibernate") !== "0", grant, acks: acks as AckMode }));
   });
 
   /** Publish one message (`{data|bytes, key?, headers?}`) or a batch (`{messages:[...], producer?}`). */
