@@ -3,7 +3,7 @@
 // from the actual send, publish→ack, and messages per delivered frame / per ack frame.
 //
 // node bench/probe/latency-probe.ts [--url URL] [--rate 1000] [--seconds 3] [--subs 1]
-//   [--pubquery '?hibernate=0'] [--subquery ''] [--acks 'batch']
+//   [--pubquery '?hibernate=0'] [--subquery ''] [--acks 'batch'] [--durability sync|async|memory]
 // --acks batch opts the publisher into coalesced acks (docs/protocol.md, `acks` frames).
 import { startBus } from "../../test/support/bus-process.ts";
 
@@ -19,6 +19,12 @@ const total = warmup + Math.round(rate * seconds);
 const bus = arg("url") ? null : await startBus();
 const base = (arg("url") ?? bus!.url).replace("http", "ws");
 const topic = `lat.${Date.now()}.${Math.random().toString(36).slice(2, 6)}`;
+// --durability sync|async|memory: the topic's level (docs/durability.md), set before anything is sent.
+const durability = arg("durability");
+if (durability) {
+  const res = await fetch(`${arg("url") ?? bus!.url}/v1/topics/${topic}`, { method: "PATCH", body: JSON.stringify({ durability }) });
+  if (res.status !== 200) throw new Error(`PATCH durability: ${res.status} ${await res.text()}`);
+}
 const open = async (q: string) => {
   const ws = new WebSocket(`${base}/v1/topics/${topic}/ws${q}`);
   await new Promise((r) => ws.addEventListener("open", r, { once: true }));
