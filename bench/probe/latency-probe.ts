@@ -5,7 +5,9 @@
 // node bench/probe/latency-probe.ts [--url URL] [--rate 1000] [--seconds 3] [--subs 1]
 //   [--pubquery '?hibernate=0'] [--subquery ''] [--acks 'batch'] [--durability sync|async|memory]
 // --acks batch opts the publisher into coalesced acks (docs/protocol.md, `acks` frames).
+import { isDurability } from "../../protocol/durability.ts";
 import { startBus } from "../../test/support/bus-process.ts";
+import { setDurability } from "../lib/topic-setup.ts";
 
 const arg = (name: string, fallback?: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,8 +24,8 @@ const topic = `lat.${Date.now()}.${Math.random().toString(36).slice(2, 6)}`;
 // --durability sync|async|memory: the topic's level (docs/durability.md), set before anything is sent.
 const durability = arg("durability");
 if (durability) {
-  const res = await fetch(`${arg("url") ?? bus!.url}/v1/topics/${topic}`, { method: "PATCH", body: JSON.stringify({ durability }) });
-  if (res.status !== 200) throw new Error(`PATCH durability: ${res.status} ${await res.text()}`);
+  if (!isDurability(durability)) throw new Error(`--durability: expected sync, async or memory; got ${durability}`);
+  await setDurability(arg("url") ?? bus!.url, topic, durability);
 }
 const open = async (q: string) => {
   const ws = new WebSocket(`${base}/v1/topics/${topic}/ws${q}`);

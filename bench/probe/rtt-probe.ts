@@ -1,6 +1,8 @@
 // Round-trip probe: one publish at a time, awaited; and publish-to-delivery on a second socket.
 // node bench/probe/rtt-probe.ts [--url URL] [--count 2000] [--query '?hibernate=0'] [--durability sync|async|memory]
+import { isDurability } from "../../protocol/durability.ts";
 import { startBus } from "../../test/support/bus-process.ts";
+import { setDurability } from "../lib/topic-setup.ts";
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -10,10 +12,11 @@ const count = Number(arg("count") ?? 2000);
 const bus = arg("url") ? null : await startBus();
 const base = (arg("url") ?? bus!.url).replace("http", "ws");
 const topic = `rtt.${Date.now()}`;
+// --durability sync|async|memory: the topic's level (docs/durability.md), set before anything is sent.
 const durability = arg("durability");
 if (durability) {
-  const res = await fetch(`${arg("url") ?? bus!.url}/v1/topics/${topic}`, { method: "PATCH", body: JSON.stringify({ durability }) });
-  if (res.status !== 200) throw new Error(`PATCH durability: ${res.status} ${await res.text()}`);
+  if (!isDurability(durability)) throw new Error(`--durability: expected sync, async or memory; got ${durability}`);
+  await setDurability(arg("url") ?? bus!.url, topic, durability);
 }
 const open = async (q: string) => {
   const ws = new WebSocket(`${base}/v1/topics/${topic}/ws${q}`);
