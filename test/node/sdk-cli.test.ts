@@ -217,6 +217,19 @@ describe("dovetail CLI and examples", () => {
     expect(JSON.parse(info.stdout).retention).toEqual({ maxMessages: 0, maxAgeMs: 3_600_000, maxBytes: 1000 });
   });
 
+  it("topics durability shows the level, sets it, and refuses a level it does not know (usage, exit 2)", async () => {
+    const topic = freshTopic();
+    const shown = await run(CLI, ["topics", "durability", topic], { env });
+    expect({ code: shown.code, stderr: shown.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(shown.stdout).toMatch(/^durability\s+sync$/m);
+    const set = await run(CLI, ["topics", "durability", topic, "memory", "--json"], { env });
+    expect(set.code).toBe(0);
+    expect(JSON.parse(set.stdout)).toMatchObject({ topic, durability: "memory" });
+    const bad = await run(CLI, ["topics", "durability", topic, "fast"], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/expected one of sync, async, memory; got fast/);
+  });
+
   it("--json prints one JSON document per line on every command", async () => {
     const topic = freshTopic();
     const root = freshTopic().replaceAll(".", "-");
@@ -246,6 +259,7 @@ describe("dovetail CLI and examples", () => {
       read: { args: () => ["read", topic], lines: 1 },
       info: { args: () => ["info", topic], lines: 1 },
       "topics retention": { args: () => ["topics", "retention", topic, "--max-messages", "100"], lines: 1 },
+      "topics durability": { args: () => ["topics", "durability", topic, "async"], lines: 1 },
       // The topic holds 3 messages by now: the group takes all three, one JSON line each.
       consume: { args: () => ["consume", topic, "json-group", "--create-start", "earliest", "--limit", "3"], lines: 3 },
       "groups ls": { args: () => ["groups", "ls", topic], lines: 1 },
