@@ -157,8 +157,8 @@ export class TopicLog {
   #ring: MemoryRing | null = null;
   /** Memory topics: the end of the reserved offset block (stored as `memory_next`). */
   #reservedUpTo = 0;
-  /** Memory topics: each producer's recent batches (seq → where they went), newest producers last. */
-  #memoryProducers = new Map<string, Map<number, DuplicateResult>>();
+  /** Memory topics: each producer's last seq and recent batches (seq → where they went), newest producers last. */
+  #memoryProducers = new Map<string, { last: number; batches: Map<number, DuplicateResult> }>();
 
   constructor(sql: SqlHandle, transaction: TransactionRunner, defaults: { topic: string; retention: Retention }) {
     this.#sql = sql;
@@ -400,21 +400,21 @@ export class TopicLog {
    * after a reconnect is answered, not delivered twice, until the object restarts.
    */
   #rememberProducer(p: ProducerStamp, at: DuplicateResult): void {
-    let seqs = this.#memoryProducers.get(p.id);
-    if (seqs)
+    let producer = this.#memoryProducers.get(p.id);
+    if (producer)
       this.#memoryProducers.delete(p.id); // re-inserted last: newest
-    else seqs = new Map();
-    seqs.set(p.seq, at);
-    seqs.delete(p.seq - PRODUCER_WINDOW);
-    this.#memoryProducers.set(p.id, seqs);
+    else producer = { last: p.seq, batches: new Map() };
+    producer.last = p.seq;
+    producer.batches.set(p.seq, at);
+    producer.batches.delete(p.seq - PRODUCER_WINDOW);
+    this.#memoryProducers.set(p.id, producer);
     if (this.#memoryProducers.size > MEMORY_PRODUCERS) this.#memoryProducers.delete(this.#memoryProducers.keys().next().value!);
   }
 
   /** The latest stored sequence number of a producer, or null when it is unknown. */
   lastProducerSeq(id: string): number | null {
     if (this.#ring) {
-      const seqs = this.#memoryProducers.get(id);
-      return seqs ? Math.max(...seqs.keys()) : null;
+      return this.#memoryProducers.get(id)?.last ?? null;
     }
     if (!this.#born) return null;
     const row = this.#sql.exec<{ seq: number }>("SELECT seq FROM dt_producers WHERE id = ? ORDER BY seq DESC LIMIT 1", id).toArray()[0];
@@ -423,7 +423,7 @@ export class TopicLog {
 
   /** Where a producer's earlier batch was stored, if it is still in the window. */
   producerBatch(id: string, seq: number): DuplicateResult | null {
-    if (this.#ring) return this.#memoryProducers.get(id)?.get(seq) ?? null;
+    if (this.#ring) return this.#memoryProducers.get(id)?.batches.get(seq) ?? null;
     if (!this.#born) return null;
     const row = this.#sql.exec<{ off: number; count: number }>("SELECT off, count FROM dt_producers WHERE id = ? AND seq = ?", id, seq).toArray()[0];
     return row ? { offset: row.off, count: row.count } : null;
@@ -456,7 +456,7 @@ export class TopicLog {
 
   /** The stored messages at `offsets` (those still stored), in offset order. */
   readAt(offsets: readonly number[]): StoredRow[] {
-    if (this.#ring) return offsets.flatMap((o) => (this.#ring!.timeOf(o) === null ? [] : this.#ring!.read(o, 1, 0)));
+    if (this.#ring) return []; // only consumer groups read by offset, and a memory topic refuses them
     if (!this.#born || offsets.length === 0) return [];
     return this.#sql
       .exec<{ off: number; time: number; body: string }>(

@@ -99,6 +99,22 @@ function state(r: RecipientRow): RecipientState {
   return { agent: r.agent, kind: r.kind as RecipientKind, readAt: r.read_at, ackedAt: r.acked_at };
 }
 
+/** The filters inbox reads and searches share, on the message `m`: thread, and a time range. */
+function messageFilters(q: { threadId?: string; since?: number; until?: number }, where: string[], args: unknown[]): void {
+  if (q.threadId !== undefined) {
+    where.push("m.thread = ?");
+    args.push(q.threadId);
+  }
+  if (q.since !== undefined) {
+    where.push("m.created_at >= ?");
+    args.push(q.since);
+  }
+  if (q.until !== undefined) {
+    where.push("m.created_at < ?");
+    args.push(q.until);
+  }
+}
+
 export class MailStore {
   readonly #sql: SqlHandle;
   readonly #transaction: TransactionRunner;
@@ -209,14 +225,7 @@ export class MailStore {
       args.push(q.before);
     }
     if (q.unread) where.push("r.read_at IS NULL");
-    if (q.threadId !== undefined) {
-      where.push("m.thread = ?");
-      args.push(q.threadId);
-    }
-    if (q.since !== undefined) {
-      where.push("m.created_at >= ?");
-      args.push(q.since);
-    }
+    messageFilters(q, where, args);
     const rows = this.#sql
       .exec<MessageRow & { kind: string; read_at: number | null; acked_at: number | null }>(
         `SELECT m.*, r.kind, r.read_at, r.acked_at FROM ml_recipients r JOIN ml_messages m ON m.id = r.msg
@@ -323,18 +332,7 @@ export class MailStore {
       }
       if (readable === null) args.push(q.to);
     }
-    if (q.threadId !== undefined) {
-      where.push("m.thread = ?");
-      args.push(q.threadId);
-    }
-    if (q.since !== undefined) {
-      where.push("m.created_at >= ?");
-      args.push(q.since);
-    }
-    if (q.until !== undefined) {
-      where.push("m.created_at < ?");
-      args.push(q.until);
-    }
+    messageFilters(q, where, args);
     let rows: (MessageRow & { rank: number; s_subject: string; s_body: string })[];
     try {
       rows = this.#sql
